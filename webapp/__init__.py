@@ -1,0 +1,81 @@
+"""The Flask app, CLI and Celery tasks: the adapter over the domain packages."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from webapp import errors, health
+from webapp.config import Environment, load_settings
+from webapp.database import make_engine, session_factory
+from webapp.runtime import Runtime, close_db_session
+from webapp.tasks import init_celery
+
+_SETTING_KEYS = frozenset(
+    {
+        "env",
+        "instance_path",
+        "database_url",
+        "broker_url",
+        "result_backend",
+        "key_dir",
+        "log_origin",
+        "secret_key",
+        "checkpoint_interval_s",
+    }
+)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app.
+
+    Args:
+        test_config: overrides. Lower-case keys are :class:`~webapp.config.Settings`
+            fields; ``SESSION_FACTORY`` replaces how request sessions are made (tests bind
+            them to a rolled-back connection); other upper-case keys go to ``app.config``.
+
+    Raises:
+        ConfigError: a setting is malformed, or production is missing its secrets.
+    """
+    test_config = dict(test_config or {})
+    overrides = {k: test_config.pop(k) for k in list(test_config) if k in _SETTING_KEYS}
+    settings = load_settings(overrides=overrides)
+
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(
+        MAX_CONTENT_LENGTH=32 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.env is Environment.PRODUCTION,
+        TESTING=settings.env is Environment.TESTING,
+    )
+    make_session = test_config.pop("SESSION_FACTORY", None)
+    app.config.update(test_config)
+
+    engine = make_engine(settings.database_url)
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        make_session=make_session or session_factory(engine),
+    )
+    app.extensions["cardtrace"] = runtime
+
+    if settings.env is Environment.PRODUCTION:
+        # Refuse to start without real secrets rather than run with weak ones.
+        app.secret_key = runtime.secrets.session_key
+    else:
+        secrets = runtime.secrets_or_none()
+        app.secret_key = secrets.session_key if secrets else os.urandom(32).hex()
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    app.teardown_appcontext(close_db_session)
+    init_celery(app)
+    return app

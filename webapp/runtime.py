@@ -1,0 +1,57 @@
+"""What a running app, worker or command holds: settings, engine, sessions, secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flask import current_app, g
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from provenance.errors import ConfigError
+from webapp.config import Secrets, Settings, load_secrets
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    make_session: Callable[[], Session]
+    _secrets: Secrets | None = field(default=None, repr=False)
+
+    @property
+    def secrets(self) -> Secrets:
+        """The platform secrets, loaded on first use.
+
+        Raises:
+            ConfigError: they are missing or unusable (the message says how to fix it).
+        """
+        if self._secrets is None:
+            self._secrets = load_secrets(self.settings)
+        return self._secrets
+
+    def secrets_or_none(self) -> Secrets | None:
+        try:
+            return self.secrets
+        except ConfigError:
+            return None
+
+
+def current_runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["cardtrace"]
+    return runtime
+
+
+def db_session() -> Session:
+    """The session of the current request or task, closed when its context ends."""
+    if "db_session" not in g:
+        g.db_session = current_runtime().make_session()
+    session: Session = g.db_session
+    return session
+
+
+def close_db_session(_exc: BaseException | None = None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.close()

@@ -1,0 +1,72 @@
+"""The Celery app and cardtrace's tasks.
+
+Embedded default (no ``CARDTRACE_BROKER_URL``): tasks run in-process, eagerly, with the
+same code a worker runs. With a broker: a real worker (``cardtrace worker``) runs them.
+Tasks take ids and small scalars, re-read state, and call one service.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from celery import Celery, Task, shared_task
+from flask import Flask
+from sqlalchemy import text
+
+from webapp.runtime import close_db_session, current_runtime, db_session
+
+
+def init_celery(app: Flask) -> Celery:
+    settings = app.extensions["cardtrace"].settings
+
+    class FlaskTask(Task):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                try:
+                    return self.run(*args, **kwargs)
+                finally:
+                    close_db_session()
+
+    celery = Celery(app.import_name, task_cls=FlaskTask)
+    celery.conf.update(
+        broker_url=settings.broker_url or "memory://",
+        result_backend=settings.result_backend,
+        task_always_eager=settings.embedded_tasks,
+        task_eager_propagates=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=3,
+        result_expires=3600,
+        beat_schedule=beat_schedule(settings.checkpoint_interval_s),
+    )
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery
+
+
+def beat_schedule(checkpoint_interval_s: int) -> dict[str, dict[str, Any]]:
+    """Periodic work for ``cardtrace beat``; later issues add their entries here."""
+    del checkpoint_interval_s
+    return {}
+
+
+@shared_task(name="cardtrace.ping", acks_late=True)  # type: ignore[untyped-decorator]
+def ping() -> dict[str, Any]:
+    """Prove a worker can run a task against the store: returns where it ran."""
+    session = db_session()
+    session.execute(text("SELECT 1"))
+    runtime = current_runtime()
+    return {
+        "database": runtime.engine.dialect.name,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+    }
