@@ -7,12 +7,14 @@ back on the way out and refuses naive values on the way in.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
 from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, MetaData, String
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -55,6 +57,25 @@ intpk = Annotated[int, mapped_column(BigIntId, primary_key=True, autoincrement=T
 str64 = Annotated[str, mapped_column(String(64))]
 str200 = Annotated[str, mapped_column(String(200))]
 hash32 = Annotated[bytes, mapped_column(LargeBinary(32))]
+
+
+@contextmanager
+def write_transaction(session: Session) -> Iterator[Session]:
+    """Run a block in a transaction that writes, and commit it.
+
+    On SQLite the transaction starts with ``BEGIN IMMEDIATE`` (the engine honours the
+    ``sqlite_immediate`` execution option): a transaction that read first and wrote later
+    could otherwise fail when another writer commits in between. Elsewhere it is an
+    ordinary transaction; PostgreSQL appenders serialise on the ledger head row lock.
+    """
+    if not session.in_transaction():
+        session.connection(execution_options={"sqlite_immediate": True})
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 class Base(DeclarativeBase):

@@ -81,7 +81,9 @@ Plan = list[list[NodeId]]
 
 
 def _plan_for(ranges: Iterable[tuple[int, int]]) -> Plan:
-    return [[node_id(level, index) for level, index in _left_aligned_nodes(a, b)] for a, b in ranges]
+    return [
+        [node_id(level, index) for level, index in _left_aligned_nodes(a, b)] for a, b in ranges
+    ]
 
 
 def root_plan(size: int) -> Plan:

@@ -15,7 +15,9 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 
+from provenance.ledger import Ledger
 from tests.keys import write_key_dir
+from tests.ledger_support import NOW, make_ledger
 from tests.services import fresh_postgres_database
 from webapp import create_app
 from webapp.database import make_engine, upgrade
@@ -101,3 +103,17 @@ def app(
 @pytest.fixture()
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture()
+def ledger() -> Iterator[Ledger]:
+    ledger = make_ledger()
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture()
+def genesis(session: Session, ledger: Ledger) -> Ledger:
+    """A ledger whose log starts with the platform's registration."""
+    assert ledger.ensure_genesis(session, name="cardtrace test", now=NOW)
+    return ledger

@@ -113,7 +113,9 @@ def _inclusion_attacks(index: int, size: int, proof: list[bytes], root: bytes, l
         yield "inserted component", (leaf, index, size, [proof[0], SOME_HASH, *proof[1:]], root)
 
 
-@pytest.mark.parametrize("vector", VECTORS["inclusion"][1:], ids=lambda v: f"{v['index']}-{v['size']}")
+@pytest.mark.parametrize(
+    "vector", VECTORS["inclusion"][1:], ids=lambda v: f"{v['index']}-{v['size']}"
+)
 def test_corrupted_inclusion_proofs_fail(vector: dict[str, object]) -> None:
     index, size = int(vector["index"]), int(vector["size"])  # type: ignore[call-overload]
     proof = [bytes.fromhex(h) for h in vector["proof"]]  # type: ignore[attr-defined]
@@ -123,7 +125,9 @@ def test_corrupted_inclusion_proofs_fail(vector: dict[str, object]) -> None:
             pytest.fail(f"accepted: {attack}")
 
 
-@pytest.mark.parametrize("vector", VECTORS["consistency"][1:], ids=lambda v: f"{v['old']}-{v['new']}")
+@pytest.mark.parametrize(
+    "vector", VECTORS["consistency"][1:], ids=lambda v: f"{v['old']}-{v['new']}"
+)
 def test_corrupted_consistency_proofs_fail(vector: dict[str, object]) -> None:
     old, new = int(vector["old"]), int(vector["new"])  # type: ignore[call-overload]
     proof = [bytes.fromhex(h) for h in vector["proof"]]  # type: ignore[attr-defined]
@@ -298,7 +302,9 @@ def test_aligned_nodes_cover_a_range_exactly(a: int, b: int) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.binary(max_size=4), min_size=1, max_size=60), st.data())
-def test_left_and_right_subtrees_rebuild_the_root(entries: list[bytes], data: st.DataObject) -> None:
+def test_left_and_right_subtrees_rebuild_the_root(
+    entries: list[bytes], data: st.DataObject
+) -> None:
     """A verifier holding leaves [a, b) plus the subtrees around them gets the root."""
     hashes = [leaf_hash(e) for e in entries]
     store = Store(hashes)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import provenance.instance  # noqa: F401  (registers its tables)
+import provenance.instance  # noqa: F401  (each import registers its tables)
+import provenance.ledger  # noqa: F401
+import provenance.parties  # noqa: F401
 from provenance.db import Base
 
 metadata = Base.metadata

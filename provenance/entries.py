@@ -1,0 +1,375 @@
+"""Ledger entries: the signed statement, its canonical bytes, and the chained record.
+
+Pure functions over bytes and values; ``docs/LEDGER_FORMAT.md`` describes the same bytes.
+
+A *statement* is what an actor signs::
+
+    {"v": 1, "type": "...", "time": "2026-11-26T17:44:04.123456Z", "actor": "...",
+     "key": "...", "on_behalf": false, "body": {...}}
+
+Its canonical form is RFC 8785 (JCS) JSON. The signature is Ed25519 over
+``b"cardtrace/entry/v1\\n" + canonical(statement)``: the prefix keeps a party's entry
+signatures from ever being valid for another kind of message the same key signs.
+
+The platform sequences statements into *records*, the ledger's leaves::
+
+    canonical({"entry": statement, "prev": hex(previous leaf hash), "seq": n,
+               "sig": base64(signature)})
+
+The record is hashed as an RFC 6962 leaf, ``SHA-256(0x00 || record)``, and that leaf
+hash is the next record's ``prev``, so the log is both a hash chain and a Merkle tree.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NewType
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from provenance.errors import ProvenanceError, ValidationError
+from provenance.merkle import LeafHash, leaf_hash
+
+FORMAT_VERSION = 1
+SIGNATURE_CONTEXT = b"cardtrace/entry/v1\n"
+GENESIS_PREV = "0" * 64
+MAX_STATEMENT_BYTES = 64 * 1024
+
+KeyId = NewType("KeyId", str)
+PartyId = NewType("PartyId", str)
+
+PARTY_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+_STATEMENT_FIELDS = frozenset({"v", "type", "time", "actor", "key", "on_behalf", "body"})
+
+
+class SignatureError(ProvenanceError):
+    """A signature does not verify, or the key may not sign this entry."""
+
+    code = "bad-signature"
+    title = "Signature refused"
+
+
+class EntryFormatError(ValidationError):
+    """An entry or record is not in the ledger's format."""
+
+    code = "bad-entry"
+    title = "Malformed entry"
+
+
+def key_id_for(public_key: bytes) -> KeyId:
+    """A key's id: the first 8 bytes of SHA-256 of its raw 32 bytes, in hex."""
+    return KeyId(hashlib.sha256(public_key).hexdigest()[:16])
+
+
+def raw_public_key(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with exactly six fractional digits and ``Z``.
+
+    Raises:
+        EntryFormatError: ``moment`` is naive.
+    """
+    if moment.tzinfo is None:
+        raise EntryFormatError("entry times must be timezone-aware", field="time")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str, field: str = "time") -> datetime:
+    """Inverse of :func:`format_time`; refuses any other spelling.
+
+    Raises:
+        EntryFormatError: ``text`` is not in that exact form.
+    """
+    if not isinstance(text, str) or not _TIME_RE.match(text):
+        raise EntryFormatError(
+            f"{field} must look like 2026-01-31T23:59:59.000000Z (UTC, microseconds)",
+            field=field,
+        )
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError as e:
+        raise EntryFormatError(f"{field} is not a real date and time", field=field) from e
+
+
+def canonical(value: Any) -> bytes:
+    """RFC 8785 canonical JSON.
+
+    Raises:
+        EntryFormatError: the value is not representable (a float, a huge integer, ...).
+    """
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
+        raise EntryFormatError(f"value cannot be canonicalised: {e}") from e
+
+
+def _reject_float(text: str) -> Any:
+    raise EntryFormatError("numbers in entries must be integers; write amounts as strings")
+
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _bounded_int(text: str) -> int:
+    # RFC 8785 section 3.2.2.3: numbers are IEEE 754 doubles; larger integers lose digits.
+    value = int(text)
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise EntryFormatError("integers in entries must be below 2**53")
+    return value
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(
+            raw,
+            parse_float=_reject_float,
+            parse_constant=_reject_float,
+            parse_int=_bounded_int,
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EntryFormatError(f"not JSON: {e}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """What an actor says: the signed part of an entry."""
+
+    type: str
+    time: datetime
+    actor: str
+    key: str
+    on_behalf: bool
+    body: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": FORMAT_VERSION,
+            "type": self.type,
+            "time": format_time(self.time),
+            "actor": self.actor,
+            "key": self.key,
+            "on_behalf": self.on_behalf,
+            "body": self.body,
+        }
+
+    def to_bytes(self) -> bytes:
+        """The canonical bytes that are signed (without the context prefix)."""
+        return canonical(self.to_json())
+
+    @classmethod
+    def from_json(cls, value: Any) -> Statement:
+        """Validate the envelope of a statement (bodies are checked by their entry type).
+
+        Raises:
+            EntryFormatError: a field is missing, unknown, or of the wrong type.
+        """
+        if not isinstance(value, dict):
+            raise EntryFormatError("an entry must be a JSON object", field="entry")
+        missing = _STATEMENT_FIELDS - value.keys()
+        unknown = value.keys() - _STATEMENT_FIELDS
+        if missing:
+            raise EntryFormatError(
+                f"entry is missing {', '.join(sorted(missing))}", field=sorted(missing)[0]
+            )
+        if unknown:
+            raise EntryFormatError(
+                f"entry has unknown fields {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+            )
+        if value["v"] != FORMAT_VERSION or isinstance(value["v"], bool):
+            raise EntryFormatError(f"entry format version must be {FORMAT_VERSION}", field="v")
+        kind = value["type"]
+        if not isinstance(kind, str) or not TYPE_RE.match(kind):
+            raise EntryFormatError("type must look like 'area.action'", field="type")
+        actor = value["actor"]
+        if not isinstance(actor, str) or not PARTY_ID_RE.match(actor):
+            raise EntryFormatError(
+                "actor must be a party id (lower-case letters, digits, '.', '_', '-')",
+                field="actor",
+            )
+        key = value["key"]
+        if not isinstance(key, str) or not KEY_ID_RE.match(key):
+            raise EntryFormatError("key must be a 16-hex-digit key id", field="key")
+        if not isinstance(value["on_behalf"], bool):
+            raise EntryFormatError("on_behalf must be true or false", field="on_behalf")
+        if not isinstance(value["body"], dict):
+            raise EntryFormatError("body must be a JSON object", field="body")
+        return cls(
+            type=kind,
+            time=parse_time(value["time"]),
+            actor=actor,
+            key=key,
+            on_behalf=value["on_behalf"],
+            body=value["body"],
+        )
+
+
+def sign_statement(statement: Statement, private_key: Ed25519PrivateKey) -> SignedStatement:
+    """Sign a statement with an actor's (or the platform's) key."""
+    payload = statement.to_bytes()
+    return SignedStatement(statement, payload, private_key.sign(SIGNATURE_CONTEXT + payload))
+
+
+@dataclass(frozen=True, slots=True)
+class SignedStatement:
+    """A statement, its canonical bytes and the Ed25519 signature over them."""
+
+    statement: Statement
+    payload: bytes
+    signature: bytes
+
+    @property
+    def statement_hash(self) -> bytes:
+        """Identifies a signed statement, so that a replay of it is recognised."""
+        return hashlib.sha256(SIGNATURE_CONTEXT + self.payload + self.signature).digest()
+
+    def verify(self, public_key: bytes) -> None:
+        """Raises SignatureError unless the signature is ``public_key``'s over the payload."""
+        try:
+            Ed25519PublicKey.from_public_bytes(public_key).verify(
+                self.signature, SIGNATURE_CONTEXT + self.payload
+            )
+        except (InvalidSignature, ValueError) as e:
+            raise SignatureError(
+                f"the signature on this {self.statement.type} entry does not verify with key "
+                f"{self.statement.key}"
+            ) from e
+
+    @classmethod
+    def from_json(cls, entry: Any, signature_b64: Any) -> SignedStatement:
+        """Accept a statement and a base64 signature as a client sent them.
+
+        The statement is re-encoded canonically; the client must have signed those bytes.
+
+        Raises:
+            EntryFormatError: the statement or the signature is malformed.
+        """
+        statement = Statement.from_json(entry)
+        payload = canonical(entry)
+        if len(payload) > MAX_STATEMENT_BYTES:
+            raise EntryFormatError(
+                f"entry is {len(payload)} bytes; the limit is {MAX_STATEMENT_BYTES}",
+                field="entry",
+            )
+        return cls(statement, payload, decode_signature(signature_b64))
+
+
+def decode_signature(value: Any) -> bytes:
+    """Raises EntryFormatError unless ``value`` is standard base64 of 64 bytes."""
+    if not isinstance(value, str):
+        raise EntryFormatError("sig must be a base64 string", field="sig")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise EntryFormatError("sig is not valid base64", field="sig") from e
+    if len(raw) != 64 or base64.b64encode(raw).decode("ascii") != value:
+        raise EntryFormatError("sig must be the base64 of a 64-byte Ed25519 signature", field="sig")
+    return raw
+
+
+def encode_record(signed: SignedStatement, seq: int, prev: bytes) -> bytes:
+    """The record bytes: ``canonical({"entry", "prev", "seq", "sig"})``.
+
+    The keys are already in RFC 8785 order and the values are a canonical object, a hex
+    string, an integer and a base64 string, so concatenation *is* the canonical form (a
+    property test checks this against the RFC 8785 library).
+    """
+    return b"".join(
+        (
+            b'{"entry":',
+            signed.payload,
+            b',"prev":"',
+            prev.hex().encode("ascii"),
+            b'","seq":',
+            str(seq).encode("ascii"),
+            b',"sig":"',
+            base64.b64encode(signed.signature),
+            b'"}',
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record read back from bytes: the signed statement and its place in the chain."""
+
+    seq: int
+    prev: bytes
+    signed: SignedStatement
+    raw: bytes
+
+    @property
+    def leaf_hash(self) -> LeafHash:
+        return leaf_hash(self.raw)
+
+    @property
+    def statement(self) -> Statement:
+        return self.signed.statement
+
+
+_RECORD_PREFIX = b'{"entry":'
+
+
+def decode_record(raw: bytes) -> Record:
+    """Parse record bytes and check that they are exactly canonical.
+
+    Raises:
+        EntryFormatError: the bytes are not a canonical record.
+    """
+    value = _loads(raw)
+    if not isinstance(value, dict) or set(value) != {"entry", "prev", "seq", "sig"}:
+        raise EntryFormatError("a record has exactly the fields entry, prev, seq, sig")
+    seq, prev_hex, sig_b64 = value["seq"], value["prev"], value["sig"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise EntryFormatError("record seq must be a non-negative integer", field="seq")
+    if not isinstance(prev_hex, str) or not re.fullmatch(r"[0-9a-f]{64}", prev_hex):
+        raise EntryFormatError("record prev must be 64 lower-case hex digits", field="prev")
+    signature = decode_signature(sig_b64)
+    statement = Statement.from_json(value["entry"])
+    suffix = f',"prev":"{prev_hex}","seq":{seq},"sig":"{sig_b64}"}}'.encode("ascii")
+    if not (raw.startswith(_RECORD_PREFIX) and raw.endswith(suffix)):
+        raise EntryFormatError("record is not in canonical form")
+    payload = raw[len(_RECORD_PREFIX) : len(raw) - len(suffix)]
+    if not hmac.compare_digest(payload, _fast_canonical(value["entry"])):
+        raise EntryFormatError("record is not in canonical form")
+    return Record(seq, bytes.fromhex(prev_hex), SignedStatement(statement, payload, signature), raw)
+
+
+def _fast_canonical(value: Any) -> bytes:
+    """RFC 8785 for the values a decoded record can hold, at ``json.dumps`` speed.
+
+    A record holds no floats (refused when parsing) and integers below 2**53; for those,
+    sorted keys, no whitespace and only the mandatory escapes are exactly RFC 8785 when
+    every key is ASCII (code-point order equals UTF-16 order). Otherwise the library
+    decides.
+    """
+    fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if not (fast.isascii() or _keys_are_ascii(value)):
+        return canonical(value)
+    try:
+        return fast.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate escaped in the JSON
+        raise EntryFormatError("entry text is not valid Unicode") from e
+
+
+def _keys_are_ascii(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(k.isascii() and _keys_are_ascii(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_keys_are_ascii(v) for v in value)
+    return True

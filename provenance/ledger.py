@@ -1,0 +1,514 @@
+"""The ledger: append signed entries, keep the tree, serve records and proofs.
+
+Appending takes one lock (PostgreSQL: ``SELECT ... FOR UPDATE`` on the single
+``ledger_head`` row; SQLite: the database write lock, which the first ``UPDATE`` of that
+row takes), so concurrent appenders form one sequence. A batch is one transaction: the
+records, the new tree nodes, the head and the projections are written together or not
+at all. The head keeps the tree's right edge, so appending reads O(1) rows and proofs
+read O(log n) rows by primary key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import groupby
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from provenance.catalog import AppliedEntry, EntryCatalog, EntryType
+from provenance.db import Base, BigIntId
+from provenance.entries import (
+    GENESIS_PREV,
+    EntryFormatError,
+    Record,
+    SignatureError,
+    SignedStatement,
+    Statement,
+    decode_record,
+    encode_record,
+    key_id_for,
+    raw_public_key,
+    sign_statement,
+)
+from provenance.errors import ConflictError, NotFoundError
+from provenance.merkle import (
+    EMPTY_ROOT,
+    CompactRange,
+    NodeId,
+    ProofError,
+    RootHash,
+    assemble,
+    consistency_plan,
+    inclusion_plan,
+    leaf_hash,
+    plan_node_ids,
+    root_plan,
+)
+from provenance.parties import KeyRegistry, KeyState, key_body, load_registry, referenced_ids
+
+# Signature checks of a batch this large are spread over threads (Ed25519 verification
+# in ``cryptography`` releases the GIL).
+PARALLEL_VERIFY_THRESHOLD = 64
+MAX_BATCH = 100_000
+_IN_CHUNK = 500
+GENESIS_PREV_BYTES = bytes.fromhex(GENESIS_PREV)
+
+
+class ReplayError(ConflictError):
+    code = "replayed-entry"
+    title = "Entry already in the ledger"
+
+
+class ClockSkewError(EntryFormatError):
+    code = "entry-time-skew"
+    title = "Entry time too far from the platform's clock"
+
+
+class BatchError(EntryFormatError):
+    code = "bad-batch"
+    title = "Batch refused"
+
+
+# --- tables -----------------------------------------------------------------------
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entry"
+
+    seq: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=False)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    time: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    statement_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    record: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MerkleNode(Base):
+    """Every perfect subtree's hash, keyed by :func:`provenance.merkle.node_id`."""
+
+    __tablename__ = "merkle_node"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LedgerHead(Base):
+    """One row: the log's size, last leaf and right edge; the row appenders lock."""
+
+    __tablename__ = "ledger_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    last_leaf: Mapped[bytes] = mapped_column(LargeBinary(32))
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StoredCheckpoint(Base):
+    """A signed checkpoint the platform issued: the signed-note text, as served."""
+
+    __tablename__ = "checkpoint"
+
+    size: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    issued_at: Mapped[datetime] = mapped_column(index=True)
+    note: Mapped[str] = mapped_column(Text)
+
+
+# --- values -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AppendedEntry:
+    seq: int
+    type: str
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TreeHead:
+    size: int
+    root: RootHash
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSigner:
+    """The platform's identity in the log: its party id and its Ed25519 key."""
+
+    private_key: Ed25519PrivateKey = field(repr=False)
+    party: str = "platform"
+
+    @property
+    def public_key(self) -> bytes:
+        return raw_public_key(self.private_key)
+
+    @property
+    def key_id(self) -> str:
+        return key_id_for(self.public_key)
+
+
+@dataclass(slots=True)
+class _Pending:
+    signed: SignedStatement
+    entry_type: EntryType
+    body: BaseModel
+    statement_hash: bytes
+
+
+class Ledger:
+    """Appends to and reads from the log. Holds no database state of its own."""
+
+    def __init__(
+        self,
+        catalog: EntryCatalog,
+        platform: PlatformSigner,
+        *,
+        max_clock_skew: timedelta = timedelta(minutes=5),
+        verify_threads: int = 2,
+    ) -> None:
+        self.catalog = catalog
+        self.platform = platform
+        self.max_clock_skew = max_clock_skew
+        self._verify_threads = verify_threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    # --- writing ------------------------------------------------------------------
+
+    def statement(
+        self, type: str, body: dict[str, Any], *, now: datetime, actor: str | None = None
+    ) -> Statement:
+        """A statement the platform signs, as itself or on behalf of ``actor``."""
+        on_behalf = actor is not None and actor != self.platform.party
+        return Statement(
+            type=type,
+            time=now,
+            actor=actor or self.platform.party,
+            key=self.platform.key_id,
+            on_behalf=on_behalf,
+            body=body,
+        )
+
+    def ensure_genesis(self, session: Session, *, name: str, now: datetime) -> bool:
+        """Start an empty log with the platform registering itself and its key.
+
+        Returns:
+            Whether the genesis entry was written (``False`` if the log was not empty).
+        """
+        if self.tree_head(session).size > 0:
+            return False
+        body = {
+            "party": self.platform.party,
+            "kind": "platform",
+            "name": name,
+            "keys": [key_body(self.platform.public_key, now)],
+        }
+        self.append_as_platform(session, [self.statement("party.register", body, now=now)], now=now)
+        return True
+
+    def append_as_platform(
+        self, session: Session, statements: Sequence[Statement], *, now: datetime
+    ) -> list[AppendedEntry]:
+        """Sign statements with the platform key and append them."""
+        key = self.platform.private_key
+        return self.append(session, [sign_statement(s, key) for s in statements], now=now)
+
+    def append(
+        self, session: Session, batch: Sequence[SignedStatement], *, now: datetime
+    ) -> list[AppendedEntry]:
+        """Validate, authorise, verify and append signed statements, in order, atomically.
+
+        Call inside a write transaction (see :func:`provenance.db.write_transaction`); the
+        caller commits.
+
+        Raises:
+            EntryFormatError: a body does not match its type, or a time is out of range.
+            SignatureError: a key may not sign an entry, or a signature does not verify.
+            ConflictError: an entry replays one already in the ledger, or contradicts it.
+        """
+        if not batch:
+            return []
+        if len(batch) > MAX_BATCH:
+            raise BatchError(f"a batch holds at most {MAX_BATCH} entries; got {len(batch)}")
+        pending = [self._validate(i, signed, now) for i, signed in enumerate(batch)]
+        self._refuse_replays(session, pending)
+
+        head = self._lock_head(session)
+        key_ids: set[str] = set()
+        party_ids: set[str] = set()
+        for p in pending:
+            keys, parties = referenced_ids(p.signed.statement, p.body)
+            key_ids |= keys
+            party_ids |= parties
+        registry = load_registry(session, key_ids, party_ids, self.platform.party)
+        keys = self._authorize(registry, pending)
+        self._verify_signatures(pending, keys)
+        return self._write(session, head, pending)
+
+    def _validate(self, index: int, signed: SignedStatement, now: datetime) -> _Pending:
+        statement = signed.statement
+        try:
+            if abs(statement.time - now) > self.max_clock_skew:
+                raise ClockSkewError(
+                    f"entry time is more than {int(self.max_clock_skew.total_seconds())} s "
+                    "from the platform's clock",
+                    field="time",
+                )
+            entry_type = self.catalog.get(statement.type)
+            body = entry_type.parse_body(statement)
+        except EntryFormatError as e:
+            raise _at(e, index) from e
+        return _Pending(signed, entry_type, body, signed.statement_hash)
+
+    def _refuse_replays(self, session: Session, pending: list[_Pending]) -> None:
+        seen: dict[bytes, int] = {}
+        for i, p in enumerate(pending):
+            if p.statement_hash in seen:
+                raise ReplayError(f"entry {i} repeats entry {seen[p.statement_hash]} of this batch")
+            seen[p.statement_hash] = i
+        hashes = list(seen)
+        for start in range(0, len(hashes), _IN_CHUNK):
+            chunk = hashes[start : start + _IN_CHUNK]
+            found = session.execute(
+                select(LedgerEntry.statement_hash, LedgerEntry.seq).where(
+                    LedgerEntry.statement_hash.in_(chunk)
+                )
+            ).first()
+            if found is not None:
+                raise ReplayError(
+                    f"entry {seen[found[0]]} of this batch is already in the ledger as "
+                    f"entry {found[1]}"
+                )
+
+    def _lock_head(self, session: Session) -> LedgerHead:
+        if session.get_bind().dialect.name == "sqlite":
+            # Take SQLite's write lock now, before anything is decided on what we read.
+            session.execute(
+                update(LedgerHead).where(LedgerHead.id == 1).values(size=LedgerHead.size)
+            )
+        head = session.scalars(
+            select(LedgerHead)
+            .where(LedgerHead.id == 1)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if head is None:
+            raise NotFoundError("the ledger is not initialised; run 'cardtrace init'")
+        return head
+
+    def _authorize(self, registry: KeyRegistry, pending: list[_Pending]) -> list[KeyState]:
+        keys: list[KeyState] = []
+        for i, p in enumerate(pending):
+            statement = p.signed.statement
+            try:
+                key = registry.authorize(statement, p.entry_type, p.body)
+                registry.apply(p.body, statement.time)
+            except (SignatureError, ConflictError) as e:
+                raise _at(e, i) from e
+            keys.append(key)
+        return keys
+
+    def _verify_signatures(self, pending: list[_Pending], keys: list[KeyState]) -> None:
+        def check(start: int, stop: int) -> int | None:
+            for i in range(start, stop):
+                try:
+                    pending[i].signed.verify(keys[i].public_key)
+                except SignatureError:
+                    return i
+            return None
+
+        n = len(pending)
+        if n < PARALLEL_VERIFY_THRESHOLD or self._verify_threads < 2:
+            failed = [check(0, n)]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._verify_threads, "cardtrace-verify")
+            step = -(-n // self._verify_threads)
+            bounds = [(s, min(s + step, n)) for s in range(0, n, step)]
+            failed = list(self._pool.map(lambda b: check(*b), bounds))
+        bad = [i for i in failed if i is not None]
+        if bad:
+            first = min(bad)
+            try:
+                pending[first].signed.verify(keys[first].public_key)
+            except SignatureError as e:
+                raise _at(e, first) from e
+
+    def _write(
+        self, session: Session, head: LedgerHead, pending: list[_Pending]
+    ) -> list[AppendedEntry]:
+        frontier = CompactRange.from_bytes(head.frontier)
+        prev = head.last_leaf
+        seq = head.size
+        entry_rows: list[dict[str, Any]] = []
+        created: list[tuple[NodeId, bytes]] = []
+        applied: list[AppliedEntry[Any]] = []
+        for p in pending:
+            record = encode_record(p.signed, seq, prev)
+            leaf = leaf_hash(record)
+            statement = p.signed.statement
+            entry_rows.append(
+                {
+                    "seq": seq,
+                    "type": statement.type,
+                    "time": statement.time,
+                    "actor": statement.actor,
+                    "key_id": statement.key,
+                    "statement_hash": p.statement_hash,
+                    "leaf_hash": leaf,
+                    "record": record,
+                }
+            )
+            frontier.push_leaf(leaf, created)
+            applied.append(AppliedEntry(seq, statement, p.body, leaf))
+            prev = leaf
+            seq += 1
+        session.execute(insert(LedgerEntry), entry_rows)
+        session.execute(insert(MerkleNode), [{"id": i, "hash": h} for i, h in created])
+        head.size = seq
+        head.last_leaf = prev
+        head.frontier = frontier.to_bytes()
+        session.flush()
+        _project(session, self.catalog, applied)
+        return [AppendedEntry(a.seq, a.statement.type, a.leaf_hash) for a in applied]
+
+    # --- reading ------------------------------------------------------------------
+
+    def tree_head(self, session: Session) -> TreeHead:
+        head = session.scalars(
+            select(LedgerHead).where(LedgerHead.id == 1).execution_options(populate_existing=True)
+        ).one_or_none()
+        if head is None:
+            raise NotFoundError("the ledger is not initialised; run 'cardtrace init'")
+        return TreeHead(head.size, CompactRange.from_bytes(head.frontier).root())
+
+    def record(self, session: Session, seq: int) -> Record:
+        raw = session.scalar(select(LedgerEntry.record).where(LedgerEntry.seq == seq))
+        if raw is None:
+            raise NotFoundError(f"the ledger has no entry {seq}")
+        return decode_record(raw)
+
+    def _nodes(self, session: Session, ids: set[NodeId]) -> dict[NodeId, bytes]:
+        rows = session.execute(select(MerkleNode.id, MerkleNode.hash).where(MerkleNode.id.in_(ids)))
+        return {NodeId(i): h for i, h in rows}
+
+    def _check_size(self, session: Session, size: int) -> None:
+        current = self.tree_head(session).size
+        if not 0 <= size <= current:
+            raise ProofError(f"the ledger has {current} entries; there is no tree of size {size}")
+
+    def inclusion_proof(self, session: Session, seq: int, size: int) -> list[bytes]:
+        """The audit path of entry ``seq`` in the tree of ``size`` entries (O(log n) reads).
+
+        Raises:
+            ProofError: ``size`` is beyond the log, or ``seq`` is not below it.
+        """
+        self._check_size(session, size)
+        plan = inclusion_plan(seq, size)
+        return assemble(plan, self._nodes(session, plan_node_ids(plan)))
+
+    def consistency_proof(self, session: Session, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof between two tree sizes (O(log n) reads).
+
+        Raises:
+            ProofError: a size is beyond the log, or ``old_size > new_size``.
+        """
+        self._check_size(session, new_size)
+        plan = consistency_plan(old_size, new_size)
+        return assemble(plan, self._nodes(session, plan_node_ids(plan)))
+
+    def root_at(self, session: Session, size: int) -> RootHash:
+        """The root of the tree of the first ``size`` entries.
+
+        Raises:
+            ProofError: ``size`` is beyond the log.
+        """
+        self._check_size(session, size)
+        if size == 0:
+            return EMPTY_ROOT
+        plan = root_plan(size)
+        return RootHash(assemble(plan, self._nodes(session, plan_node_ids(plan)))[0])
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _at(error: Any, index: int) -> Any:
+    """The same error, its message prefixed with the entry's position in the batch."""
+    clone = type(error)(f"entry {index}: {error.message}")
+    clone.code = error.code
+    if hasattr(error, "field"):
+        clone.field = error.field
+    return clone
+
+
+def _project(session: Session, catalog: EntryCatalog, applied: Sequence[AppliedEntry[Any]]) -> None:
+    for type_name, run in groupby(applied, key=lambda a: a.statement.type):
+        project = catalog.get(type_name).project
+        if project is not None:
+            project(session, list(run))
+
+
+def iter_records(
+    session: Session, start: int = 0, stop: int | None = None
+) -> Iterator[tuple[int, bytes, bytes]]:
+    """Stream ``(seq, record, stored leaf hash)`` in log order, in pages."""
+    page = 2000
+    cursor = start
+    while stop is None or cursor < stop:
+        query = select(LedgerEntry.seq, LedgerEntry.record, LedgerEntry.leaf_hash).where(
+            LedgerEntry.seq >= cursor
+        )
+        if stop is not None:
+            query = query.where(LedgerEntry.seq < stop)
+        rows = session.execute(query.order_by(LedgerEntry.seq).limit(page)).all()
+        if not rows:
+            return
+        yield from ((seq, record, stored) for seq, record, stored in rows)
+        cursor = rows[-1][0] + 1
+
+
+def rebuild_projections(session: Session, catalog: EntryCatalog) -> int:
+    """Empty the projection tables and replay every entry into them.
+
+    Returns:
+        The number of entries replayed.
+    """
+    for table in catalog.projection_tables:
+        session.execute(delete(Base.metadata.tables[table]))
+    count = 0
+    batch: list[AppliedEntry[Any]] = []
+    for seq, raw, _ in iter_records(session):
+        record = decode_record(raw)
+        entry_type = catalog.get(record.statement.type)
+        batch.append(
+            AppliedEntry(
+                seq, record.statement, entry_type.parse_body(record.statement), leaf_hash(raw)
+            )
+        )
+        count += 1
+        if len(batch) >= 1000:
+            _project(session, catalog, batch)
+            batch = []
+    _project(session, catalog, batch)
+    session.flush()
+    return count

@@ -1,0 +1,187 @@
+"""Checking a stream of records: the rules an auditor applies, with no database.
+
+:class:`LogVerifier` takes records in log order and checks each one: canonical bytes,
+sequence, hash chain, the signing key's right to sign it (replaying key registrations,
+rotations and revocations as the log went), the signature, and the Merkle tree. The
+offline bundle verifier and the live-database audit both use it, so they apply the
+same rules as the append path (which shares :class:`~provenance.parties.KeyRegistry`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from provenance.catalog import EntryCatalog
+from provenance.entries import (
+    GENESIS_PREV,
+    EntryFormatError,
+    Record,
+    SignatureError,
+    decode_record,
+)
+from provenance.errors import CardtraceError, ProvenanceError
+from provenance.merkle import CompactRange, NodeId, ProofError, RootHash
+from provenance.parties import KeyRegistry, KeyState
+
+CHUNK = 1024
+
+
+class VerificationError(ProvenanceError):
+    """The log (or a bundle of it) is not what it claims to be."""
+
+    code = "verification-failed"
+    title = "Verification failed"
+
+    def __init__(self, message: str, *, code: str | None = None, seq: int | None = None) -> None:
+        super().__init__(message, code=code)
+        self.seq = seq
+
+
+@dataclass(slots=True)
+class LogVerifier:
+    """Verifies records fed in log order; see the module docstring.
+
+    Args:
+        catalog: the entry types (their bodies and signing rules).
+        start: the sequence number of the first record to be fed.
+        left: the tree's right edge before ``start`` (empty when ``start`` is 0).
+        prev: the leaf hash before ``start`` if known (the chain link is then checked).
+        registry: who may sign, as of ``start`` (empty when ``start`` is 0).
+        trusted_platform_key: if given, the genesis entry must register exactly this key.
+        on_nodes: receives the perfect subtrees each record completes (for audits).
+    """
+
+    catalog: EntryCatalog
+    start: int = 0
+    left: CompactRange = field(default_factory=CompactRange.empty)
+    prev: bytes | None = bytes.fromhex(GENESIS_PREV)
+    registry: KeyRegistry = field(default_factory=KeyRegistry)
+    trusted_platform_key: bytes | None = None
+    on_nodes: Callable[[list[tuple[NodeId, bytes]]], None] | None = None
+    threads: int = 2
+    _next: int = 0
+    _pending: list[tuple[Record, KeyState]] = field(default_factory=list)
+    _pool: ThreadPoolExecutor | None = None
+
+    def __post_init__(self) -> None:
+        self._next = self.start
+        if self.left.end != self.start:
+            raise VerificationError("the left edge does not end where the records start")
+
+    @property
+    def size(self) -> int:
+        """How many leaves the tree has once every fed record is counted."""
+        return self._next
+
+    def feed(self, raw: bytes, stored_leaf: bytes | None = None) -> Record:
+        """Check one record; signatures are checked in chunks (call :meth:`finish`).
+
+        Raises:
+            VerificationError: naming the record's sequence number and what is wrong.
+        """
+        seq = self._next
+        try:
+            record = decode_record(raw)
+        except EntryFormatError as e:
+            raise VerificationError(f"entry {seq}: {e}", code="bad-entry", seq=seq) from e
+        if record.seq != seq:
+            raise VerificationError(
+                f"entry {seq}: the record says it is entry {record.seq} (reordered, inserted "
+                "or deleted entries)",
+                code="out-of-sequence",
+                seq=seq,
+            )
+        if self.prev is not None and record.prev != self.prev:
+            raise VerificationError(
+                f"entry {seq}: prev does not match the hash of entry {seq - 1}",
+                code="chain-broken",
+                seq=seq,
+            )
+        leaf = record.leaf_hash
+        if stored_leaf is not None and stored_leaf != leaf:
+            raise VerificationError(
+                f"entry {seq}: the stored leaf hash does not match the record",
+                code="leaf-mismatch",
+                seq=seq,
+            )
+        statement = record.statement
+        try:
+            entry_type = self.catalog.get(statement.type)
+            body = entry_type.parse_body(statement)
+            key = self.registry.authorize(statement, entry_type, body)
+            if seq == 0:
+                self._check_genesis(key)
+            self.registry.apply(body, statement.time)
+        except CardtraceError as e:
+            raise VerificationError(f"entry {seq}: {e}", code=e.code, seq=seq) from e
+        self._pending.append((record, key))
+        created: list[tuple[NodeId, bytes]] | None = [] if self.on_nodes else None
+        self.left.push_leaf(leaf, created)
+        if self.on_nodes is not None and created:
+            self.on_nodes(created)
+        self.prev = leaf
+        self._next += 1
+        if len(self._pending) >= CHUNK:
+            self._flush()
+        return record
+
+    def _check_genesis(self, key: KeyState) -> None:
+        if self.trusted_platform_key is not None and key.public_key != self.trusted_platform_key:
+            raise SignatureError(
+                "the log's first entry registers a platform key other than the trusted one"
+            )
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+
+        def check(part: list[tuple[Record, KeyState]]) -> int | None:
+            for record, key in part:
+                try:
+                    record.signed.verify(key.public_key)
+                except SignatureError:
+                    return record.seq
+            return None
+
+        if self.threads > 1 and len(pending) >= 64:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, "cardtrace-audit")
+            step = -(-len(pending) // self.threads)
+            parts = [pending[i : i + step] for i in range(0, len(pending), step)]
+            failures = [s for s in self._pool.map(check, parts) if s is not None]
+        else:
+            failures = [s for s in [check(pending)] if s is not None]
+        if failures:
+            seq = min(failures)
+            raise VerificationError(
+                f"entry {seq}: the signature does not verify with the signer's key",
+                code="bad-signature",
+                seq=seq,
+            )
+
+    def finish(self) -> None:
+        """Check the signatures still pending.
+
+        Raises:
+            VerificationError: a signature does not verify.
+        """
+        try:
+            self._flush()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+
+    def root(self) -> RootHash:
+        """The root of the tree of every leaf before and including the records fed.
+
+        Raises:
+            VerificationError: the verifier started after leaf 0 without a left edge.
+        """
+        try:
+            return self.left.root()
+        except ProofError as e:
+            raise VerificationError(str(e), code=e.code) from e

@@ -1,0 +1,283 @@
+"""Appending to the ledger: keys, signatures, schemas, replays, atomic batches, proofs."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from provenance.entries import SignedStatement, encode_record, raw_public_key
+from provenance.ledger import Ledger, LedgerEntry, rebuild_projections
+from provenance.merkle import root_from_leaves, verify_consistency, verify_inclusion
+from provenance.parties import Party, PartyKey, key_body
+from tests.ledger_support import NOW, party_key, register_party, signed_by
+
+
+def size(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(LedgerEntry)) or 0
+
+
+def test_genesis_registers_the_platform_and_its_key(session: Session, genesis: Ledger) -> None:
+    assert genesis.tree_head(session).size == 1
+    platform = session.get(Party, "platform")
+    assert platform is not None and platform.kind == "platform"
+    key = session.get(PartyKey, genesis.platform.key_id)
+    assert key is not None and key.public_key == genesis.platform.public_key
+    assert not genesis.ensure_genesis(session, name="again", now=NOW)
+
+
+def test_first_entry_must_be_the_platform_registering_itself(
+    session: Session, ledger: Ledger
+) -> None:
+    key = party_key("mallory")
+    with pytest.raises(Exception) as info:
+        ledger.append(session, [signed_by(key, "mallory")], now=NOW)
+    assert getattr(info.value, "code", None) == "not-permitted"
+    assert size(session) == 0
+
+
+def test_party_signs_with_its_own_key(session: Session, genesis: Ledger) -> None:
+    key = register_party(session, genesis, "acme")
+    [appended] = genesis.append(session, [signed_by(key, "acme")], now=NOW)
+    assert appended.seq == 2
+    assert genesis.record(session, 2).statement.actor == "acme"
+
+
+def test_key_of_another_party_is_refused(session: Session, genesis: Ledger) -> None:
+    register_party(session, genesis, "acme")
+    other = register_party(session, genesis, "other")
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [signed_by(other, "acme")], now=NOW)
+    assert info.value.code == "key-not-of-actor"  # type: ignore[attr-defined]
+    assert size(session) == 3
+
+
+def test_unknown_key_is_refused(session: Session, genesis: Ledger) -> None:
+    register_party(session, genesis, "acme")
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [signed_by(party_key("acme", 9), "acme")], now=NOW)
+    assert info.value.code == "unknown-key"  # type: ignore[attr-defined]
+
+
+def test_unregistered_actor_is_refused(session: Session, genesis: Ledger) -> None:
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [signed_by(party_key("ghost"), "ghost")], now=NOW)
+    assert info.value.code == "unknown-party"  # type: ignore[attr-defined]
+
+
+def test_platform_may_sign_on_behalf_of_a_party(session: Session, genesis: Ledger) -> None:
+    register_party(session, genesis, "acme")
+    statement = genesis.statement("test.note", {"text": "via API"}, now=NOW, actor="acme")
+    assert statement.on_behalf
+    [appended] = genesis.append_as_platform(session, [statement], now=NOW)
+    assert genesis.record(session, appended.seq).statement.on_behalf
+
+
+def test_party_cannot_claim_to_be_the_platform_signing(session: Session, genesis: Ledger) -> None:
+    key = register_party(session, genesis, "acme")
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [signed_by(key, "acme", on_behalf=True)], now=NOW)
+    assert info.value.code == "key-not-of-actor"  # type: ignore[attr-defined]
+
+
+def test_only_the_platform_registers_parties(session: Session, genesis: Ledger) -> None:
+    key = register_party(session, genesis, "acme")
+    body = {"party": "acme2", "kind": "issuer", "name": "x", "keys": []}
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [signed_by(key, "acme", "party.register", body)], now=NOW)
+    assert info.value.code == "not-permitted"  # type: ignore[attr-defined]
+
+
+def test_rotation_then_revocation(session: Session, genesis: Ledger) -> None:
+    old = register_party(session, genesis, "acme")
+    new = party_key("acme", 1)
+    add = {"party": "acme", "key": key_body(raw_public_key(new), NOW - timedelta(hours=1))}
+    genesis.append(session, [signed_by(old, "acme", "key.add", add)], now=NOW)
+    genesis.append(session, [signed_by(new, "acme", body={"text": "new key"})], now=NOW)
+    revoke = {
+        "party": "acme",
+        "key_id": signed_by(old, "acme").statement.key,
+        "revoked_at": "2026-11-26T11:59:00.000000Z",
+        "reason": "rotated",
+    }
+    genesis.append(session, [signed_by(new, "acme", "key.revoke", revoke)], now=NOW)
+    before = size(session)
+    # Signed after the revocation time: refused, nothing written.
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [signed_by(old, "acme", body={"text": "late"})], now=NOW)
+    assert info.value.code == "key-revoked"  # type: ignore[attr-defined]
+    assert size(session) == before
+    row = session.get(PartyKey, revoke["key_id"])
+    assert row is not None and row.revoke_reason == "rotated"
+
+
+def test_party_cannot_change_another_partys_keys(session: Session, genesis: Ledger) -> None:
+    register_party(session, genesis, "acme")
+    mallory = register_party(session, genesis, "mallory")
+    add = {"party": "acme", "key": key_body(raw_public_key(mallory), NOW)}
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [signed_by(mallory, "mallory", "key.add", add)], now=NOW)
+    assert info.value.code == "not-permitted"  # type: ignore[attr-defined]
+
+
+def test_key_id_must_match_the_public_key(session: Session, genesis: Ledger) -> None:
+    key = register_party(session, genesis, "acme")
+    body = key_body(raw_public_key(party_key("acme", 2)), NOW)
+    body["key_id"] = "0" * 16
+    with pytest.raises(Exception) as info:
+        genesis.append(
+            session, [signed_by(key, "acme", "key.add", {"party": "acme", "key": body})], now=NOW
+        )
+    assert info.value.code == "key-state"  # type: ignore[attr-defined]
+
+
+def test_key_not_yet_valid_is_refused(session: Session, genesis: Ledger) -> None:
+    key = register_party(session, genesis, "acme")
+    future = party_key("acme", 3)
+    add = {"party": "acme", "key": key_body(raw_public_key(future), NOW + timedelta(days=1))}
+    genesis.append(session, [signed_by(key, "acme", "key.add", add)], now=NOW)
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [signed_by(future, "acme")], now=NOW)
+    assert info.value.code == "key-not-valid"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"text": "x", "extra": 1}, "body.extra"),
+        ({"text": 5}, "body.text"),
+        ({}, "body.text"),
+        ({"text": "x" * 201}, "body.text"),
+        ({"text": "x", "n": "5"}, "body.n"),
+    ],
+)
+def test_body_not_matching_its_schema_is_refused(
+    session: Session, genesis: Ledger, body: dict[str, object], field: str
+) -> None:
+    key = register_party(session, genesis, "acme")
+    before = size(session)
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [signed_by(key, "acme", body=body)], now=NOW)
+    assert info.value.code == "bad-entry"  # type: ignore[attr-defined]
+    assert info.value.field == field  # type: ignore[attr-defined]
+    assert size(session) == before
+
+
+def test_unknown_entry_type_is_refused(session: Session, genesis: Ledger) -> None:
+    key = register_party(session, genesis, "acme")
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [signed_by(key, "acme", "code.teleport", {})], now=NOW)
+    assert info.value.code == "unknown-entry-type"  # type: ignore[attr-defined]
+
+
+def test_forged_signature_is_refused(session: Session, genesis: Ledger) -> None:
+    key = register_party(session, genesis, "acme")
+    good = signed_by(key, "acme")
+    forged = SignedStatement(
+        good.statement, good.payload, bytes([good.signature[0] ^ 1]) + good.signature[1:]
+    )
+    before = size(session)
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [forged], now=NOW)
+    assert info.value.code == "bad-signature"  # type: ignore[attr-defined]
+    assert size(session) == before
+
+
+def test_replayed_entry_is_refused(session: Session, genesis: Ledger) -> None:
+    key = register_party(session, genesis, "acme")
+    entry = signed_by(key, "acme")
+    genesis.append(session, [entry], now=NOW)
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [entry], now=NOW)
+    assert info.value.code == "replayed-entry"  # type: ignore[attr-defined]
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [signed_by(key, "acme", body={"text": "b"})] * 2, now=NOW)
+    assert info.value.code == "replayed-entry"  # type: ignore[attr-defined]
+
+
+def test_entry_time_far_from_the_clock_is_refused(session: Session, genesis: Ledger) -> None:
+    key = register_party(session, genesis, "acme")
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [signed_by(key, "acme", time=NOW - timedelta(hours=2))], now=NOW)
+    assert info.value.code == "entry-time-skew"  # type: ignore[attr-defined]
+
+
+def test_bad_entry_in_a_batch_writes_nothing(session: Session, genesis: Ledger) -> None:
+    key = register_party(session, genesis, "acme")
+    batch = [signed_by(key, "acme", body={"text": f"n{i}"}) for i in range(300)]
+    bad = signed_by(party_key("acme", 7), "acme", body={"text": "bad"})
+    before = size(session)
+    with pytest.raises(Exception) as info:
+        genesis.append(session, [*batch[:150], bad, *batch[150:]], now=NOW)
+    assert "entry 150" in str(info.value)
+    assert size(session) == before
+
+
+def test_batch_is_chained_and_its_tree_proves_every_entry(
+    session: Session, genesis: Ledger
+) -> None:
+    key = register_party(session, genesis, "acme")
+    old_head = genesis.tree_head(session)
+    batch = [signed_by(key, "acme", body={"text": f"n{i}", "n": i}) for i in range(500)]
+    appended = genesis.append(session, batch, now=NOW)
+    assert [a.seq for a in appended] == list(range(2, 502))
+    leaves = list(session.scalars(select(LedgerEntry.leaf_hash).order_by(LedgerEntry.seq)))
+    head = genesis.tree_head(session)
+    assert head.size == 502
+    assert head.root == root_from_leaves(leaves)
+    # The chain: every record names its predecessor's leaf hash.
+    for seq in (2, 3, 250, 501):
+        record = genesis.record(session, seq)
+        assert record.prev == leaves[seq - 1]
+        assert encode_record(record.signed, seq, record.prev) == record.raw
+    rng = random.Random(7)
+    for seq in rng.sample(range(502), 25):
+        proof = genesis.inclusion_proof(session, seq, head.size)
+        verify_inclusion(leaves[seq], seq, head.size, proof, head.root)
+    proof = genesis.consistency_proof(session, old_head.size, head.size)
+    verify_consistency(old_head.size, head.size, old_head.root, head.root, proof)
+    assert genesis.root_at(session, 100) == root_from_leaves(leaves[:100])
+
+
+def test_proof_beyond_the_log_is_refused(session: Session, genesis: Ledger) -> None:
+    with pytest.raises(Exception) as info:
+        genesis.inclusion_proof(session, 0, 5)
+    assert info.value.code == "bad-proof"  # type: ignore[attr-defined]
+    with pytest.raises(Exception):
+        genesis.consistency_proof(session, 1, 2)
+
+
+def test_rebuilding_projections_gives_the_same_state(session: Session, genesis: Ledger) -> None:
+    key = register_party(session, genesis, "acme")
+    register_party(session, genesis, "shop", "merchant")
+    new = party_key("acme", 1)
+    genesis.append(
+        session,
+        [
+            signed_by(
+                key, "acme", "key.add", {"party": "acme", "key": key_body(raw_public_key(new), NOW)}
+            )
+        ],
+        now=NOW,
+    )
+    revoke = {
+        "party": "acme",
+        "key_id": signed_by(key, "acme").statement.key,
+        "revoked_at": "2026-11-26T12:00:00.000000Z",
+        "reason": "lost laptop",
+    }
+    genesis.append(session, [signed_by(new, "acme", "key.revoke", revoke)], now=NOW)
+
+    def snapshot() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        parties = session.execute(select(Party.__table__).order_by(Party.id)).all()
+        keys = session.execute(select(PartyKey.__table__).order_by(PartyKey.key_id)).all()
+        return [tuple(r) for r in parties], [tuple(r) for r in keys]
+
+    before = snapshot()
+    session.expire_all()
+    assert rebuild_projections(session, genesis.catalog) == size(session)
+    session.expire_all()
+    assert snapshot() == before
