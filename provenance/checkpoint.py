@@ -372,7 +372,7 @@ def open_note(note: bytes, verifiers: Iterable[VerifierKey]) -> OpenedNote:
     body = text.encode("utf-8")
     signers: list[VerifierKey] = []
     for signature in signatures:
-        key = trusted.get((signature.name, signature.key_id))
+        key = next((k for (n, _), k in trusted.items() if n == signature.name), None)
         if key is None:
             continue
         # Step 5, §Signatures: a known key's signature MUST be verified, and the whole
@@ -542,6 +542,8 @@ def _decode_base64(encoded: str) -> bytes | None:
     # Re-encoding refuses what the decoder tolerates: missing padding and set unused
     # trailing bits. Those decode to the same bytes, so accepting them would let anyone
     # alter a signed note's bytes and still have it verify, and give one root two texts.
+    if _encode_base64(raw) != encoded:
+        return None
     return raw
 
 

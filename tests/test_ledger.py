@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from provenance.entries import SignedStatement, encode_record, raw_public_key
+from provenance.errors import CardtraceError
 from provenance.ledger import Ledger, LedgerEntry, rebuild_projections
 from provenance.merkle import root_from_leaves, verify_consistency, verify_inclusion
 from provenance.parties import Party, PartyKey, key_body
@@ -33,9 +34,9 @@ def test_first_entry_must_be_the_platform_registering_itself(
     session: Session, ledger: Ledger
 ) -> None:
     key = party_key("mallory")
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         ledger.append(session, [signed_by(key, "mallory")], now=NOW)
-    assert getattr(info.value, "code", None) == "not-permitted"
+    assert info.value.code == "not-permitted"
     assert size(session) == 0
 
 
@@ -49,23 +50,23 @@ def test_party_signs_with_its_own_key(session: Session, genesis: Ledger) -> None
 def test_key_of_another_party_is_refused(session: Session, genesis: Ledger) -> None:
     register_party(session, genesis, "acme")
     other = register_party(session, genesis, "other")
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [signed_by(other, "acme")], now=NOW)
-    assert info.value.code == "key-not-of-actor"  # type: ignore[attr-defined]
+    assert info.value.code == "key-not-of-actor"
     assert size(session) == 3
 
 
 def test_unknown_key_is_refused(session: Session, genesis: Ledger) -> None:
     register_party(session, genesis, "acme")
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [signed_by(party_key("acme", 9), "acme")], now=NOW)
-    assert info.value.code == "unknown-key"  # type: ignore[attr-defined]
+    assert info.value.code == "unknown-key"
 
 
 def test_unregistered_actor_is_refused(session: Session, genesis: Ledger) -> None:
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [signed_by(party_key("ghost"), "ghost")], now=NOW)
-    assert info.value.code == "unknown-party"  # type: ignore[attr-defined]
+    assert info.value.code == "unknown-party"
 
 
 def test_platform_may_sign_on_behalf_of_a_party(session: Session, genesis: Ledger) -> None:
@@ -78,17 +79,17 @@ def test_platform_may_sign_on_behalf_of_a_party(session: Session, genesis: Ledge
 
 def test_party_cannot_claim_to_be_the_platform_signing(session: Session, genesis: Ledger) -> None:
     key = register_party(session, genesis, "acme")
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [signed_by(key, "acme", on_behalf=True)], now=NOW)
-    assert info.value.code == "key-not-of-actor"  # type: ignore[attr-defined]
+    assert info.value.code == "key-not-of-actor"
 
 
 def test_only_the_platform_registers_parties(session: Session, genesis: Ledger) -> None:
     key = register_party(session, genesis, "acme")
     body = {"party": "acme2", "kind": "issuer", "name": "x", "keys": []}
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [signed_by(key, "acme", "party.register", body)], now=NOW)
-    assert info.value.code == "not-permitted"  # type: ignore[attr-defined]
+    assert info.value.code == "not-permitted"
 
 
 def test_rotation_then_revocation(session: Session, genesis: Ledger) -> None:
@@ -106,9 +107,9 @@ def test_rotation_then_revocation(session: Session, genesis: Ledger) -> None:
     genesis.append(session, [signed_by(new, "acme", "key.revoke", revoke)], now=NOW)
     before = size(session)
     # Signed after the revocation time: refused, nothing written.
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [signed_by(old, "acme", body={"text": "late"})], now=NOW)
-    assert info.value.code == "key-revoked"  # type: ignore[attr-defined]
+    assert info.value.code == "key-revoked"
     assert size(session) == before
     row = session.get(PartyKey, revoke["key_id"])
     assert row is not None and row.revoke_reason == "rotated"
@@ -118,20 +119,20 @@ def test_party_cannot_change_another_partys_keys(session: Session, genesis: Ledg
     register_party(session, genesis, "acme")
     mallory = register_party(session, genesis, "mallory")
     add = {"party": "acme", "key": key_body(raw_public_key(mallory), NOW)}
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [signed_by(mallory, "mallory", "key.add", add)], now=NOW)
-    assert info.value.code == "not-permitted"  # type: ignore[attr-defined]
+    assert info.value.code == "not-permitted"
 
 
 def test_key_id_must_match_the_public_key(session: Session, genesis: Ledger) -> None:
     key = register_party(session, genesis, "acme")
     body = key_body(raw_public_key(party_key("acme", 2)), NOW)
     body["key_id"] = "0" * 16
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(
             session, [signed_by(key, "acme", "key.add", {"party": "acme", "key": body})], now=NOW
         )
-    assert info.value.code == "key-state"  # type: ignore[attr-defined]
+    assert info.value.code == "key-state"
 
 
 def test_key_not_yet_valid_is_refused(session: Session, genesis: Ledger) -> None:
@@ -139,9 +140,9 @@ def test_key_not_yet_valid_is_refused(session: Session, genesis: Ledger) -> None
     future = party_key("acme", 3)
     add = {"party": "acme", "key": key_body(raw_public_key(future), NOW + timedelta(days=1))}
     genesis.append(session, [signed_by(key, "acme", "key.add", add)], now=NOW)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [signed_by(future, "acme")], now=NOW)
-    assert info.value.code == "key-not-valid"  # type: ignore[attr-defined]
+    assert info.value.code == "key-not-valid"
 
 
 @pytest.mark.parametrize(
@@ -159,18 +160,18 @@ def test_body_not_matching_its_schema_is_refused(
 ) -> None:
     key = register_party(session, genesis, "acme")
     before = size(session)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [signed_by(key, "acme", body=body)], now=NOW)
-    assert info.value.code == "bad-entry"  # type: ignore[attr-defined]
-    assert info.value.field == field  # type: ignore[attr-defined]
+    assert info.value.code == "bad-entry"
+    assert info.value.field == field
     assert size(session) == before
 
 
 def test_unknown_entry_type_is_refused(session: Session, genesis: Ledger) -> None:
     key = register_party(session, genesis, "acme")
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [signed_by(key, "acme", "code.teleport", {})], now=NOW)
-    assert info.value.code == "unknown-entry-type"  # type: ignore[attr-defined]
+    assert info.value.code == "unknown-entry-type"
 
 
 def test_forged_signature_is_refused(session: Session, genesis: Ledger) -> None:
@@ -180,9 +181,9 @@ def test_forged_signature_is_refused(session: Session, genesis: Ledger) -> None:
         good.statement, good.payload, bytes([good.signature[0] ^ 1]) + good.signature[1:]
     )
     before = size(session)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [forged], now=NOW)
-    assert info.value.code == "bad-signature"  # type: ignore[attr-defined]
+    assert info.value.code == "bad-signature"
     assert size(session) == before
 
 
@@ -190,19 +191,19 @@ def test_replayed_entry_is_refused(session: Session, genesis: Ledger) -> None:
     key = register_party(session, genesis, "acme")
     entry = signed_by(key, "acme")
     genesis.append(session, [entry], now=NOW)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [entry], now=NOW)
-    assert info.value.code == "replayed-entry"  # type: ignore[attr-defined]
-    with pytest.raises(Exception) as info:
+    assert info.value.code == "replayed-entry"
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [signed_by(key, "acme", body={"text": "b"})] * 2, now=NOW)
-    assert info.value.code == "replayed-entry"  # type: ignore[attr-defined]
+    assert info.value.code == "replayed-entry"
 
 
 def test_entry_time_far_from_the_clock_is_refused(session: Session, genesis: Ledger) -> None:
     key = register_party(session, genesis, "acme")
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [signed_by(key, "acme", time=NOW - timedelta(hours=2))], now=NOW)
-    assert info.value.code == "entry-time-skew"  # type: ignore[attr-defined]
+    assert info.value.code == "entry-time-skew"
 
 
 def test_bad_entry_in_a_batch_writes_nothing(session: Session, genesis: Ledger) -> None:
@@ -210,7 +211,7 @@ def test_bad_entry_in_a_batch_writes_nothing(session: Session, genesis: Ledger) 
     batch = [signed_by(key, "acme", body={"text": f"n{i}"}) for i in range(300)]
     bad = signed_by(party_key("acme", 7), "acme", body={"text": "bad"})
     before = size(session)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.append(session, [*batch[:150], bad, *batch[150:]], now=NOW)
     assert "entry 150" in str(info.value)
     assert size(session) == before
@@ -243,10 +244,10 @@ def test_batch_is_chained_and_its_tree_proves_every_entry(
 
 
 def test_proof_beyond_the_log_is_refused(session: Session, genesis: Ledger) -> None:
-    with pytest.raises(Exception) as info:
+    with pytest.raises(CardtraceError) as info:
         genesis.inclusion_proof(session, 0, 5)
-    assert info.value.code == "bad-proof"  # type: ignore[attr-defined]
-    with pytest.raises(Exception):
+    assert info.value.code == "bad-proof"
+    with pytest.raises(CardtraceError):
         genesis.consistency_proof(session, 1, 2)
 
 
