@@ -63,11 +63,10 @@ def audit(
         nonlocal nodes_checked
         for start in range(0, len(buffered), _NODE_CHUNK):
             chunk = dict(buffered[start : start + _NODE_CHUNK])
-            stored = dict(
-                session.execute(
-                    select(MerkleNode.id, MerkleNode.hash).where(MerkleNode.id.in_(chunk))
-                ).tuples()
+            rows = session.execute(
+                select(MerkleNode.id, MerkleNode.hash).where(MerkleNode.id.in_(chunk))
             )
+            stored = {node: value for node, value in rows}
             for node, expected in chunk.items():
                 got = stored.get(node)
                 if got is None:

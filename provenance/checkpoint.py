@@ -372,7 +372,7 @@ def open_note(note: bytes, verifiers: Iterable[VerifierKey]) -> OpenedNote:
     body = text.encode("utf-8")
     signers: list[VerifierKey] = []
     for signature in signatures:
-        key = next((k for (n, _), k in trusted.items() if n == signature.name), None)
+        key = trusted.get((signature.name, signature.key_id))
         if key is None:
             continue
         # Step 5, §Signatures: a known key's signature MUST be verified, and the whole

@@ -79,8 +79,16 @@ class LogVerifier:
         """Check one record; signatures are checked in chunks (call :meth:`finish`).
 
         Raises:
-            VerificationError: naming the record's sequence number and what is wrong.
+            VerificationError: naming the first bad record's sequence number and what is
+                wrong with it (an earlier record's bad signature wins over a later fault).
         """
+        try:
+            return self._feed(raw, stored_leaf)
+        except VerificationError:
+            self._flush()
+            raise
+
+    def _feed(self, raw: bytes, stored_leaf: bytes | None) -> Record:
         seq = self._next
         try:
             record = decode_record(raw)
