@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from provenance.catalog import AppliedEntry, EntryCatalog, EntryType
+from provenance.checkpoint import Checkpoint, sign_checkpoint
 from provenance.db import Base, BigIntId
 from provenance.entries import (
     GENESIS_PREV,
@@ -154,6 +155,7 @@ class PlatformSigner:
     """The platform's identity in the log: its party id and its Ed25519 key."""
 
     private_key: Ed25519PrivateKey = field(repr=False)
+    origin: str = "cardtrace.local/log"
     party: str = "platform"
 
     @property
@@ -254,12 +256,12 @@ class Ledger:
         key_ids: set[str] = set()
         party_ids: set[str] = set()
         for p in pending:
-            keys, parties = referenced_ids(p.signed.statement, p.body)
-            key_ids |= keys
-            party_ids |= parties
+            more_keys, more_parties = referenced_ids(p.signed.statement, p.body)
+            key_ids |= more_keys
+            party_ids |= more_parties
         registry = load_registry(session, key_ids, party_ids, self.platform.party)
-        keys = self._authorize(registry, pending)
-        self._verify_signatures(pending, keys)
+        signers = self._authorize(registry, pending)
+        self._verify_signatures(pending, signers)
         return self._write(session, head, pending)
 
     def _validate(self, index: int, signed: SignedStatement, now: datetime) -> _Pending:
@@ -445,6 +447,39 @@ class Ledger:
             return EMPTY_ROOT
         plan = root_plan(size)
         return RootHash(assemble(plan, self._nodes(session, plan_node_ids(plan)))[0])
+
+    # --- checkpoints --------------------------------------------------------------
+
+    def issue_checkpoint(self, session: Session, *, now: datetime) -> StoredCheckpoint:
+        """Sign the current tree head as a C2SP checkpoint, unless the latest already is.
+
+        The note's key name is the log's origin, as transparency-log tooling expects.
+        """
+        head = self._lock_head(session)
+        latest = self.latest_checkpoint(session)
+        if latest is not None and latest.size == head.size:
+            return latest
+        root = CompactRange.from_bytes(head.frontier).root()
+        note = sign_checkpoint(
+            Checkpoint(self.platform.origin, head.size, root),
+            self.platform.origin,
+            self.platform.private_key,
+        )
+        row = StoredCheckpoint(size=head.size, root=root, issued_at=now, note=note.decode("utf-8"))
+        session.add(row)
+        session.flush()
+        return row
+
+    def latest_checkpoint(self, session: Session) -> StoredCheckpoint | None:
+        return session.scalars(
+            select(StoredCheckpoint).order_by(StoredCheckpoint.size.desc()).limit(1)
+        ).first()
+
+    def checkpoint_at(self, session: Session, size: int) -> StoredCheckpoint:
+        row = session.get(StoredCheckpoint, size)
+        if row is None:
+            raise NotFoundError(f"no checkpoint of size {size} was issued")
+        return row
 
     def close(self) -> None:
         if self._pool is not None:

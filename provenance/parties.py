@@ -410,3 +410,4 @@ ENTRY_TYPES = (
     EntryType("key.revoke", KeyRevokeBody, each(_project_key_revoke)),
 )
 PROJECTION_TABLES = ("party_key", "party")
+KEY_MANAGEMENT_TYPES = ("party.register", "key.add", "key.revoke")
