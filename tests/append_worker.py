@@ -21,7 +21,6 @@ def main(url: str, party: str, batches: int, batch_size: int) -> None:
     engine = make_engine(make_url(url))
     ledger = make_ledger()
     key = party_key(party)
-    committed = 0
     for b in range(batches):
         now = datetime.now(UTC)
         batch = [
@@ -30,8 +29,7 @@ def main(url: str, party: str, batches: int, batch_size: int) -> None:
         ]
         with Session(engine) as session, write_transaction(session):
             ledger.append(session, batch, now=now)
-        committed += 1
-        print(f"committed {committed}", flush=True)
+        print(f"committed {b + 1}", flush=True)
     ledger.close()
 
 

@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session
 
 from provenance.audit import audit
 from provenance.entries import decode_record
-from provenance.merkle import leaf_hash
 from provenance.ledger import Ledger
+from provenance.merkle import leaf_hash
 from provenance.verify import VerificationError
 from tests.ledger_support import NOW, register_party, signed_by, test_catalog
 

@@ -38,8 +38,19 @@ def url_of(engine: Engine) -> str:
 
 def spawn(engine: Engine, party: str, batches: int, size: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.append_worker", url_of(engine), party, str(batches), str(size)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.append_worker",
+            url_of(engine),
+            party,
+            str(batches),
+            str(size),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

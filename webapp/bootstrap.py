@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from provenance.db import write_transaction
 from provenance.instance import InstanceIdentity, ensure_identity
-from webapp.config import Settings, ensure_secrets
+from provenance.ledger import Ledger, PlatformSigner
+from webapp.catalog import build_catalog
+from webapp.config import Settings, ensure_secrets, load_secrets
 from webapp.database import make_engine, upgrade
 
 
@@ -20,6 +23,8 @@ class InitReport:
     schema_after: str | None
     identity: InstanceIdentity
     identity_created: bool
+    ledger_size: int
+    genesis_written: bool
 
     @property
     def changed(self) -> bool:
@@ -39,10 +44,18 @@ def initialise(settings: Settings) -> InitReport:
     engine = make_engine(settings.database_url)
     try:
         before, after = upgrade(engine)
-        with Session(engine) as session, session.begin():
-            identity, identity_created = ensure_identity(
-                session, settings.log_origin, datetime.now(UTC)
-            )
+        secrets = load_secrets(settings)
+        ledger = Ledger(
+            build_catalog(), PlatformSigner(secrets.log_signing_key, origin=settings.log_origin)
+        )
+        with Session(engine) as session, write_transaction(session):
+            now = datetime.now(UTC)
+            identity, identity_created = ensure_identity(session, settings.log_origin, now)
+            genesis_written = ledger.ensure_genesis(session, name=settings.log_origin, now=now)
+            if genesis_written:
+                ledger.issue_checkpoint(session, now=now)
+            ledger_size = ledger.tree_head(session).size
+        ledger.close()
     finally:
         engine.dispose()
     return InitReport(
@@ -52,4 +65,6 @@ def initialise(settings: Settings) -> InitReport:
         schema_after=after,
         identity=identity,
         identity_created=identity_created,
+        ledger_size=ledger_size,
+        genesis_written=genesis_written,
     )

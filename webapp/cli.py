@@ -211,3 +211,247 @@ def demo() -> None:
 
 def main() -> None:
     cli(prog_name="cardtrace")
+
+
+# --- ledger ---------------------------------------------------------------------------
+
+
+@cli.group()
+def ledger() -> None:
+    """The signed ledger: checkpoints, bundles, offline verification, audit."""
+
+
+@ledger.command("checkpoint")
+def ledger_checkpoint() -> None:
+    """Sign the current tree head and print the checkpoint note."""
+    from datetime import UTC, datetime
+
+    from provenance.db import write_transaction
+    from webapp.runtime import current_runtime, db_session
+
+    app = _app()
+    with app.app_context():
+        session = db_session()
+        with write_transaction(session):
+            checkpoint = current_runtime().ledger.issue_checkpoint(session, now=datetime.now(UTC))
+        click.echo(checkpoint.note, nl=False)
+
+
+@ledger.command("export")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    required=True,
+    help="Bundle file to write.",
+)
+@click.option(
+    "--from",
+    "first",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="First entry (sequence number) to include.",
+)
+@click.option(
+    "--to",
+    "stop",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Stop before this entry (default: the checkpoint's size).",
+)
+def ledger_export(output: str, first: int, stop: int | None) -> None:
+    """Write a self-contained bundle that `cardtrace ledger verify` checks offline.
+
+    The bundle is proven against the latest checkpoint; a new checkpoint is issued first
+    if the latest one does not cover the log.
+    """
+    from datetime import UTC, datetime
+
+    from provenance.bundle import export_bundle
+    from provenance.db import write_transaction
+    from webapp.runtime import current_runtime, db_session
+
+    app = _app()
+    with app.app_context():
+        session = db_session()
+        ledger_service = current_runtime().ledger
+        with write_transaction(session):
+            checkpoint = ledger_service.issue_checkpoint(session, now=datetime.now(UTC))
+        end = checkpoint.size if stop is None else stop
+        tmp = f"{output}.partial"
+        with (
+            click.progressbar(
+                length=max(end - first, 0), label="exporting", file=sys.stderr
+            ) as bar,
+            open(tmp, "wb") as out,
+        ):
+            done = 0
+
+            def advance(count: int) -> None:
+                nonlocal done
+                bar.update(count - done)
+                done = count
+
+            summary = export_bundle(
+                session,
+                ledger_service,
+                out,
+                checkpoint,
+                first=first,
+                stop=stop,
+                progress=advance,
+            )
+        os.replace(tmp, output)
+    click.echo(
+        f"wrote {output}: entries {summary.first}..{summary.stop - 1} of {summary.tree_size}, "
+        f"{summary.context_entries} key entries as context"
+    )
+    click.echo(f"verify it with: cardtrace ledger verify {output} --platform-key KEY")
+
+
+def _trusted_key(value: str | None) -> bytes | None:
+    """Read a platform key: a PEM public key file, a C2SP verifier key, or raw base64."""
+    import base64
+    import binascii
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from provenance.checkpoint import CheckpointError, parse_verifier_key
+
+    if value is None:
+        return None
+    text = value
+    path = Path(value)
+    if path.is_file():
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    if text.startswith("-----BEGIN PUBLIC KEY-----"):
+        try:
+            key = serialization.load_pem_public_key(text.encode())
+        except ValueError as e:
+            raise click.BadParameter("not a PEM public key", param_hint="--platform-key") from e
+        if not isinstance(key, Ed25519PublicKey):
+            raise click.BadParameter("not an Ed25519 key", param_hint="--platform-key")
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    if "+" in text and not text.endswith("="):
+        try:
+            return parse_verifier_key(text).public_key
+        except CheckpointError as e:
+            raise click.BadParameter(str(e), param_hint="--platform-key") from e
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise click.BadParameter(
+            "expected a PEM file, a verifier key (name+id+key) or base64",
+            param_hint="--platform-key",
+        ) from e
+    if len(raw) != 32:
+        raise click.BadParameter("a raw Ed25519 key is 32 bytes", param_hint="--platform-key")
+    return raw
+
+
+@ledger.command("verify")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--platform-key",
+    help="The platform's public key from a source you trust: "
+    "a PEM file, a verifier key (origin+id+key) or base64.",
+)
+@click.option("--threads", type=click.IntRange(1, 64), default=2, show_default=True)
+def ledger_verify(bundle: str, platform_key: str | None, threads: int) -> None:
+    """Verify a bundle offline: signatures, keys, chain, tree and checkpoint.
+
+    Needs no database and no network. Exits 1 naming the first bad entry.
+    """
+    from provenance.bundle import verify_bundle
+    from provenance.verify import VerificationError
+    from webapp.catalog import build_catalog
+
+    trusted = _trusted_key(platform_key)
+    if trusted is None:
+        click.echo(
+            "warning: no --platform-key given: the key inside the bundle is trusted, "
+            "which proves only that the bundle is self-consistent",
+            err=True,
+        )
+    try:
+        with open(bundle, "rb") as stream:
+            report = verify_bundle(stream, build_catalog(), trusted_key=trusted, threads=threads)
+    except VerificationError as e:
+        click.echo(f"FAILED: {e}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"OK: entries {report.first}..{report.stop - 1} of {report.origin} verified against "
+        f"its signed checkpoint of size {report.tree_size} (root {report.root.hex()})"
+    )
+
+
+@ledger.command("consistency")
+@click.argument("old", type=click.Path(exists=True, dir_okay=False))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False))
+@click.option("--platform-key", required=True, help="The platform's public key (see verify).")
+@click.option(
+    "--proof",
+    "proof_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A consistency proof saved from GET /api/v1/ledger/proofs/consistency.",
+)
+@click.option("--server", help="Base URL of the cardtrace server to fetch the proof from.")
+def ledger_consistency(
+    old: str, new: str, platform_key: str, proof_file: str | None, server: str | None
+) -> None:
+    """Check offline that checkpoint NEW extends checkpoint OLD (no rewritten history).
+
+    OLD and NEW are signed checkpoint notes as served by GET /api/v1/ledger/checkpoint.
+    """
+    from provenance.verify import VerificationError
+    from webapp.consistency import check_consistency, fetch_proof, load_proof
+
+    key = _trusted_key(platform_key)
+    assert key is not None
+    if (proof_file is None) == (server is None):
+        raise click.UsageError("give exactly one of --proof FILE or --server URL")
+    with open(old, "rb") as f:
+        old_note = f.read()
+    with open(new, "rb") as f:
+        new_note = f.read()
+    try:
+        result = check_consistency(
+            old_note,
+            new_note,
+            key,
+            lambda a, b: (
+                load_proof(proof_file, a, b) if proof_file else fetch_proof(server or "", a, b)
+            ),
+        )
+    except VerificationError as e:
+        click.echo(f"FAILED: {e}", err=True)
+        sys.exit(1)
+    click.echo(str(result))
+
+
+@ledger.command("audit")
+def ledger_audit() -> None:
+    """Check the live database: every record, signature, chain link, tree node, checkpoint."""
+    from provenance.verify import VerificationError
+    from webapp.auditing import run_audit
+
+    app = _app()
+    with app.app_context():
+        try:
+            with click.progressbar(length=1, label="auditing", file=sys.stderr) as bar:
+                report = run_audit(lambda done, total: _progress(bar, done, total))
+        except VerificationError as e:
+            click.echo(f"FAILED: {e}", err=True)
+            sys.exit(1)
+    click.echo(
+        f"OK: {report.size} entries, {report.nodes_checked} tree nodes and "
+        f"{report.checkpoints_checked} checkpoints verified (root {report.root.hex()})"
+    )
+
+
+def _progress(bar: Any, done: int, total: int) -> None:
+    bar.length = max(total, 1)
+    bar.update(done - bar.pos)

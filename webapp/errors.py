@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, Response, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from merchant_onboarding.errors import OnboardingError
+from provenance.entries import SignatureError
 from provenance.errors import (
     CardtraceError,
     ConfigError,
@@ -16,6 +17,8 @@ from provenance.errors import (
     NotFoundError,
     ValidationError,
 )
+from provenance.merkle import ProofError
+from provenance.verify import VerificationError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,9 @@ STATUS_BY_ERROR: dict[type[CardtraceError], int] = {
     ConflictError: 409,
     OnboardingError: 409,
     ConfigError: 503,
+    ProofError: 422,
+    SignatureError: 422,
+    VerificationError: 422,
 }
 
 _HTTP_CODES = {

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import provenance.instance  # noqa: F401  (each import registers its tables)
-import provenance.ledger  # noqa: F401
+import provenance.instance
+import provenance.ledger
 import provenance.parties  # noqa: F401
 from provenance.db import Base
 

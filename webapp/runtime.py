@@ -10,6 +10,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from provenance.errors import ConfigError
+from provenance.ledger import Ledger, PlatformSigner
+from webapp.catalog import build_catalog
 from webapp.config import Secrets, Settings, load_secrets
 
 
@@ -19,6 +21,7 @@ class Runtime:
     engine: Engine
     make_session: Callable[[], Session]
     _secrets: Secrets | None = field(default=None, repr=False)
+    _ledger: Ledger | None = field(default=None, repr=False)
 
     @property
     def secrets(self) -> Secrets:
@@ -30,6 +33,18 @@ class Runtime:
         if self._secrets is None:
             self._secrets = load_secrets(self.settings)
         return self._secrets
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger service, signing as the platform with the log key.
+
+        Raises:
+            ConfigError: the platform's secrets are missing or unusable.
+        """
+        if self._ledger is None:
+            signer = PlatformSigner(self.secrets.log_signing_key, origin=self.settings.log_origin)
+            self._ledger = Ledger(build_catalog(), signer)
+        return self._ledger
 
     def secrets_or_none(self) -> Secrets | None:
         try:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, Task, shared_task
 from flask import Flask
 from sqlalchemy import text
 
+from provenance.db import write_transaction
 from webapp.runtime import close_db_session, current_runtime, db_session
 
 
@@ -54,9 +56,13 @@ def init_celery(app: Flask) -> Celery:
 
 
 def beat_schedule(checkpoint_interval_s: int) -> dict[str, dict[str, Any]]:
-    """Periodic work for ``cardtrace beat``; later issues add their entries here."""
-    del checkpoint_interval_s
-    return {}
+    """Periodic work for ``cardtrace beat``."""
+    return {
+        "issue-checkpoint": {
+            "task": "cardtrace.issue_checkpoint",
+            "schedule": float(checkpoint_interval_s),
+        },
+    }
 
 
 @shared_task(name="cardtrace.ping", acks_late=True)  # type: ignore[untyped-decorator]
@@ -70,3 +76,12 @@ def ping() -> dict[str, Any]:
         "pid": os.getpid(),
         "host": socket.gethostname(),
     }
+
+
+@shared_task(name="cardtrace.issue_checkpoint", acks_late=True)  # type: ignore[untyped-decorator]
+def issue_checkpoint() -> dict[str, Any]:
+    """Sign the current tree head (does nothing new if the latest checkpoint covers it)."""
+    session = db_session()
+    with write_transaction(session):
+        checkpoint = current_runtime().ledger.issue_checkpoint(session, now=datetime.now(UTC))
+    return {"size": checkpoint.size, "root": checkpoint.root.hex()}

@@ -1,0 +1,13 @@
+"""The entry catalog the application runs with: every package's entry types."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from provenance.catalog import EntryCatalog
+from provenance.core import core_catalog
+
+
+@cache
+def build_catalog() -> EntryCatalog:
+    return core_catalog()
