@@ -200,3 +200,18 @@ def _proof_app(instance: Path) -> Flask:
     from webapp import create_app
 
     return create_app({"instance_path": instance / "instance"})
+
+
+def test_checkpoint_task_signs_the_new_head_once(app: Flask, session: Session) -> None:
+    from webapp.tasks import beat_schedule, issue_checkpoint
+
+    with app.app_context():
+        ledger = current_runtime().ledger
+        ledger.ensure_genesis(session, name="test", now=NOW)
+        first = issue_checkpoint.delay().get(timeout=10)
+        register_party(session, ledger, "late", now=NOW)
+        second = issue_checkpoint.delay().get(timeout=10)
+        again = issue_checkpoint.delay().get(timeout=10)
+    assert (first["size"], second["size"]) == (1, 2)
+    assert again == second
+    assert beat_schedule(60)["issue-checkpoint"]["task"] == "cardtrace.issue_checkpoint"

@@ -1,0 +1,287 @@
+"""Entries and records: canonical bytes (RFC 8785), signatures, and malformed input."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from provenance.entries import (
+    EntryFormatError,
+    SignatureError,
+    SignedStatement,
+    Statement,
+    _fast_canonical,
+    decode_record,
+    encode_record,
+    format_time,
+    key_id_for,
+    parse_time,
+    raw_public_key,
+    sign_statement,
+)
+from tests.ledger_support import NOW, PLATFORM_KEY
+
+KEY_ID = key_id_for(raw_public_key(PLATFORM_KEY))
+
+json_leaf = st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=20)
+json_value = st.recursive(
+    json_leaf,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+bodies = st.dictionaries(st.text(max_size=8), json_value, max_size=5)
+
+
+def statement(body: dict[str, object]) -> Statement:
+    return Statement("test.note", NOW, "acme", KEY_ID, False, body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(bodies)
+def test_fast_canonical_form_equals_rfc8785(body: dict[str, object]) -> None:
+    value = statement(body).to_json()
+    assert _fast_canonical(value) == rfc8785.dumps(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(bodies, st.integers(0, 2**40), st.binary(min_size=32, max_size=32))
+def test_record_is_the_canonical_json_of_its_fields(
+    body: dict[str, object], seq: int, prev: bytes
+) -> None:
+    signed = sign_statement(statement(body), PLATFORM_KEY)
+    raw = encode_record(signed, seq, prev)
+    expected = rfc8785.dumps(
+        {
+            "entry": json.loads(signed.payload),
+            "prev": prev.hex(),
+            "seq": seq,
+            "sig": base64.b64encode(signed.signature).decode(),
+        }
+    )
+    assert raw == expected
+    decoded = decode_record(raw)
+    assert (decoded.seq, decoded.prev, decoded.signed.payload) == (seq, prev, signed.payload)
+    decoded.signed.verify(raw_public_key(PLATFORM_KEY))
+
+
+def test_rfc8785_published_example_is_reproduced() -> None:
+    # RFC 8785 section 3.2.3 sorting example (keys sorted by UTF-16 code units).
+    value = {
+        "\u20ac": "Euro Sign",
+        "\r": "Carriage Return",
+        "\ufb33": "Hebrew Letter Dalet With Dagesh",
+        "1": "One",
+        "\U0001f600": "Emoji: Grinning Face",
+        "\u0080": "Control",
+        "\u00f6": "Latin Small Letter O With Diaeresis",
+    }
+    expected = (
+        '{"\\r":"Carriage Return","1":"One","\u0080":"Control","\u00f6":"Latin Small Letter O '
+        'With Diaeresis","\u20ac":"Euro Sign","\U0001f600":"Emoji: Grinning Face",'
+        '"\ufb33":"Hebrew Letter Dalet With Dagesh"}'
+    ).encode()
+    assert rfc8785.dumps(value) == expected
+    assert _fast_canonical(value) == expected
+
+
+def _record(**changes: object) -> bytes:
+    signed = sign_statement(statement({"text": "x"}), PLATFORM_KEY)
+    value = {
+        "entry": json.loads(signed.payload),
+        "prev": "00" * 32,
+        "seq": 1,
+        "sig": base64.b64encode(signed.signature).decode(),
+    }
+    value.update(changes)
+    return rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"not json", "not JSON"),
+        (b"[]", "exactly the fields"),
+        (_record(extra=1), "exactly the fields"),
+        (_record(seq=-1), "non-negative"),
+        (_record(seq="1"), "non-negative"),
+        (_record(prev="zz" * 32), "hex"),
+        (_record(sig="AAAA"), "64-byte"),
+        (_record(sig="not base64!"), "base64"),
+        (_record().replace(b'"seq":1', b'"seq":1.0'), "integers"),
+        (_record().replace(b'"seq":1', b'"seq":9007199254740993'), "2\\*\\*53"),
+        (_record().replace(b'{"entry":', b'{ "entry":'), "canonical"),
+        (_record().replace(b'"text":"x"', b'"text":"x","text":"y"'), "canonical"),
+        (_record().replace(b'"text":"x"', b'"text":"\\u0078"'), "canonical"),
+        (_record().replace(b'"v":1', b'"v":2'), "version"),
+    ],
+    ids=[
+        "garbage",
+        "array",
+        "extra-field",
+        "negative-seq",
+        "string-seq",
+        "bad-prev",
+        "short-sig",
+        "sig-not-base64",
+        "float-smuggled",
+        "integer-beyond-2-53",
+        "whitespace-padding",
+        "duplicate-key",
+        "needless-escape",
+        "future-version",
+    ],
+)
+def test_malformed_record_is_refused(raw: bytes, reason: str) -> None:
+    with pytest.raises(EntryFormatError, match=reason):
+        decode_record(raw)
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        (
+            {
+                "v": 1,
+                "type": "test.note",
+                "time": "2026-11-26T12:00:00Z",
+                "actor": "a",
+                "key": KEY_ID,
+                "on_behalf": False,
+                "body": {},
+            },
+            "time",
+        ),
+        (
+            {
+                "v": 1,
+                "type": "Test",
+                "time": format_time(NOW),
+                "actor": "a",
+                "key": KEY_ID,
+                "on_behalf": False,
+                "body": {},
+            },
+            "type",
+        ),
+        (
+            {
+                "v": 1,
+                "type": "test.note",
+                "time": format_time(NOW),
+                "actor": "A B",
+                "key": KEY_ID,
+                "on_behalf": False,
+                "body": {},
+            },
+            "actor",
+        ),
+        (
+            {
+                "v": 1,
+                "type": "test.note",
+                "time": format_time(NOW),
+                "actor": "a",
+                "key": "xyz",
+                "on_behalf": False,
+                "body": {},
+            },
+            "key",
+        ),
+        (
+            {
+                "v": 1,
+                "type": "test.note",
+                "time": format_time(NOW),
+                "actor": "a",
+                "key": KEY_ID,
+                "on_behalf": 0,
+                "body": {},
+            },
+            "on_behalf",
+        ),
+        (
+            {
+                "v": 1,
+                "type": "test.note",
+                "time": format_time(NOW),
+                "actor": "a",
+                "key": KEY_ID,
+                "on_behalf": False,
+                "body": [],
+            },
+            "body",
+        ),
+        (
+            {
+                "v": 1,
+                "type": "test.note",
+                "time": format_time(NOW),
+                "actor": "a",
+                "key": KEY_ID,
+                "on_behalf": False,
+            },
+            "body",
+        ),
+        (
+            {
+                "v": 1,
+                "type": "test.note",
+                "time": format_time(NOW),
+                "actor": "a",
+                "key": KEY_ID,
+                "on_behalf": False,
+                "body": {},
+                "seq": 5,
+            },
+            "seq",
+        ),
+    ],
+    ids=[
+        "time-without-microseconds",
+        "bad-type",
+        "actor-with-space",
+        "bad-key-id",
+        "on-behalf-not-bool",
+        "body-not-object",
+        "missing-body",
+        "smuggled-seq",
+    ],
+)
+def test_malformed_statement_names_the_field(value: dict[str, object], field: str) -> None:
+    with pytest.raises(EntryFormatError) as info:
+        Statement.from_json(value)
+    assert info.value.field == field
+
+
+def test_client_statement_is_canonicalised_before_verifying() -> None:
+    signed = sign_statement(statement({"b": 1, "a": 2}), PLATFORM_KEY)
+    reordered = json.loads(json.dumps(json.loads(signed.payload), sort_keys=False))
+    accepted = SignedStatement.from_json(reordered, base64.b64encode(signed.signature).decode())
+    accepted.verify(raw_public_key(PLATFORM_KEY))
+
+
+def test_signature_over_other_bytes_fails() -> None:
+    signed = sign_statement(statement({"a": 1}), PLATFORM_KEY)
+    other = sign_statement(statement({"a": 2}), PLATFORM_KEY)
+    with pytest.raises(SignatureError):
+        SignedStatement(signed.statement, signed.payload, other.signature).verify(
+            raw_public_key(PLATFORM_KEY)
+        )
+
+
+def test_time_round_trips_and_is_strict() -> None:
+    moment = datetime(2026, 1, 31, 23, 59, 59, 123456, tzinfo=UTC)
+    assert parse_time(format_time(moment)) == moment
+    for bad in ("2026-02-30T00:00:00.000000Z", "2026-01-31T23:59:59.123456+00:00", "yesterday"):
+        with pytest.raises(EntryFormatError):
+            parse_time(bad)
+    with pytest.raises(EntryFormatError):
+        format_time(datetime(2026, 1, 1))
