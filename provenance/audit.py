@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from provenance.catalog import EntryCatalog
 from provenance.entries import Record
 from provenance.ledger import LedgerEntry, LedgerHead, MerkleNode, StoredCheckpoint
-from provenance.merkle import CompactRange, NodeId, RootHash
+from provenance.merkle import EMPTY_ROOT, CompactRange, NodeId, RootHash
+from provenance.parties import PLATFORM_PARTY, KeyRegistry
 from provenance.verify import LogVerifier, VerificationError
 
 _PAGE = 2000
@@ -41,6 +42,7 @@ def audit(
     session: Session,
     catalog: EntryCatalog,
     *,
+    platform: str = PLATFORM_PARTY,
     trusted_platform_key: bytes | None = None,
     check_checkpoint: CheckpointCheck | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -80,7 +82,10 @@ def audit(
         buffered.clear()
 
     verifier = LogVerifier(
-        catalog, trusted_platform_key=trusted_platform_key, on_nodes=buffered.extend
+        catalog,
+        registry=KeyRegistry(platform=platform),
+        trusted_platform_key=trusted_platform_key,
+        on_nodes=buffered.extend,
     )
     checked_checkpoints = 0
     cursor = 0
@@ -130,6 +135,11 @@ def audit(
         raise VerificationError(
             f"the head says {head.size} entries but {size} are stored", code="head-mismatch"
         )
+    if head.last_key_seq != verifier.key_seq:
+        raise VerificationError(
+            "the head's last key-management entry is not the last one stored",
+            code="head-mismatch",
+        )
     if head.size and head.last_leaf != verifier.prev:
         raise VerificationError(
             "the head's last leaf is not the last entry's", code="head-mismatch"
@@ -145,7 +155,10 @@ def audit(
             f"the tree store holds {stored_nodes} nodes; {size} entries make {expected_nodes}",
             code="node-count",
         )
-    unchecked = [s for s in checkpoints if s > size or s == 0]
+    if 0 in checkpoints:
+        _check_checkpoint(checkpoints[0], EMPTY_ROOT, check_checkpoint)
+        checked_checkpoints += 1
+    unchecked = [s for s in checkpoints if s > size]
     if unchecked:
         raise VerificationError(
             f"checkpoint of size {unchecked[0]} is beyond the log's {size} entries",

@@ -255,7 +255,7 @@ class _Lines:
 
 
 def _int(value: Any, what: str, line: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if type(value) is not int or value < 0:
         raise VerificationError(
             f"line {line}: {what} must be a non-negative integer", code="bad-bundle"
         )
@@ -289,7 +289,11 @@ def verify_bundle(
     """
     lines = _Lines(stream)
     header = lines.take_object("header")
-    if header.get("format") != FORMAT or header.get("version") != VERSION:
+    if (
+        header.get("format") != FORMAT
+        or type(header.get("version")) is not int
+        or (header["version"] != VERSION)
+    ):
         raise VerificationError("line 1: not a cardtrace bundle of version 1", code="bad-bundle")
     expected = {
         "kind",
@@ -346,7 +350,7 @@ def verify_bundle(
     root = checkpoint.root
 
     registry = KeyRegistry(platform=platform)
-    verifier_registry = _replay_context(lines, catalog, registry, first, size, root, key)
+    verifier_registry, key_seq = _replay_context(lines, catalog, registry, first, size, root)
 
     left = CompactRange.empty()
     prev: bytes | None = None
@@ -361,6 +365,8 @@ def verify_bundle(
         for level, value in zip(levels, hashes, strict=True):
             left.push_node(level, value)
         prev_line = lines.take_object("prev")
+        if set(prev_line) != {"kind", "leaf", "proof"}:
+            raise VerificationError(f"line {lines.number}: malformed prev line", code="bad-bundle")
         prev = _unb64(prev_line.get("leaf"), "prev leaf", lines.number)
         try:
             verify_inclusion(
@@ -378,6 +384,7 @@ def verify_bundle(
         left=left,
         prev=prev,
         registry=verifier_registry,
+        key_seq=key_seq,
         trusted_platform_key=key,
         threads=threads,
     )
@@ -408,7 +415,11 @@ def verify_bundle(
             code="root-mismatch",
         )
     end = lines.take_object("end")
-    if set(end) != {"kind", "count"} or end["count"] != stop - first:
+    if (
+        set(end) != {"kind", "count"}
+        or type(end["count"]) is not int
+        or (end["count"] != stop - first)
+    ):
         raise VerificationError(f"line {lines.number}: wrong entry count", code="bad-bundle")
     if lines.peek() is not None:
         raise VerificationError(f"line {lines.number + 1}: data after the end", code="bad-bundle")
@@ -422,8 +433,7 @@ def _replay_context(
     first: int,
     size: int,
     root: bytes,
-    platform_key: bytes,
-) -> KeyRegistry:
+) -> tuple[KeyRegistry, int]:
     """Check the key-management entries before ``first`` and build the registry from them."""
     last = -1
     while lines.next_kind() == "context":
@@ -456,19 +466,15 @@ def _replay_context(
             entry_type = catalog.get(statement.type)
             body = entry_type.parse_body(statement)
             key = registry.authorize(statement, entry_type, body)
-            if seq == 0 and key.public_key != platform_key:
-                raise VerificationError(
-                    "entry 0 registers a platform key other than the trusted one",
-                    code="untrusted-key",
-                )
             record.signed.verify(key.public_key)
             registry.apply(body, statement.time)
         except VerificationError as e:
             raise VerificationError(f"line {n}: {e}", code=e.code, seq=seq) from e
         except CardtraceError as e:
             raise VerificationError(f"line {n}: entry {seq}: {e}", code=e.code, seq=seq) from e
+        last = seq
     if first > 0 and last == -1:
         raise VerificationError(
             "the bundle has no context entries before its range", code="bad-bundle"
         )
-    return registry
+    return registry, last

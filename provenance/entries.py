@@ -13,11 +13,15 @@ signatures from ever being valid for another kind of message the same key signs.
 
 The platform sequences statements into *records*, the ledger's leaves::
 
-    canonical({"entry": statement, "prev": hex(previous leaf hash), "seq": n,
-               "sig": base64(signature)})
+    canonical({"entry": statement, "keyprev": k, "prev": hex(previous leaf hash),
+               "seq": n, "sig": base64(signature)})
 
 The record is hashed as an RFC 6962 leaf, ``SHA-256(0x00 || record)``, and that leaf
 hash is the next record's ``prev``, so the log is both a hash chain and a Merkle tree.
+``keyprev`` is the sequence number of the last key-management entry (party.register,
+key.add, key.revoke) before this record, or -1: those entries form a chain of their own,
+so a verifier given only a range of the log can tell that it saw every change of who
+may sign.
 """
 
 from __future__ import annotations
@@ -48,10 +52,11 @@ MAX_STATEMENT_BYTES = 64 * 1024
 KeyId = NewType("KeyId", str)
 PartyId = NewType("PartyId", str)
 
-PARTY_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
-_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+# Patterns are used with fullmatch: "$" would also accept a trailing newline.
+PARTY_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+TYPE_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+KEY_ID_RE = re.compile(r"[0-9a-f]{16}")
+_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 _STATEMENT_FIELDS = frozenset({"v", "type", "time", "actor", "key", "on_behalf", "body"})
 
 
@@ -87,7 +92,8 @@ def format_time(moment: datetime) -> str:
     """
     if moment.tzinfo is None:
         raise EntryFormatError("entry times must be timezone-aware", field="time")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat zero-pads the year (strftime's %Y does not, below 1000).
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str, field: str = "time") -> datetime:
@@ -96,7 +102,7 @@ def parse_time(text: str, field: str = "time") -> datetime:
     Raises:
         EntryFormatError: ``text`` is not in that exact form.
     """
-    if not isinstance(text, str) or not _TIME_RE.match(text):
+    if not isinstance(text, str) or not _TIME_RE.fullmatch(text):
         raise EntryFormatError(
             f"{field} must look like 2026-01-31T23:59:59.000000Z (UTC, microseconds)",
             field=field,
@@ -194,16 +200,16 @@ class Statement:
         if value["v"] != FORMAT_VERSION or isinstance(value["v"], bool):
             raise EntryFormatError(f"entry format version must be {FORMAT_VERSION}", field="v")
         kind = value["type"]
-        if not isinstance(kind, str) or not TYPE_RE.match(kind):
+        if not isinstance(kind, str) or not TYPE_RE.fullmatch(kind):
             raise EntryFormatError("type must look like 'area.action'", field="type")
         actor = value["actor"]
-        if not isinstance(actor, str) or not PARTY_ID_RE.match(actor):
+        if not isinstance(actor, str) or not PARTY_ID_RE.fullmatch(actor):
             raise EntryFormatError(
                 "actor must be a party id (lower-case letters, digits, '.', '_', '-')",
                 field="actor",
             )
         key = value["key"]
-        if not isinstance(key, str) or not KEY_ID_RE.match(key):
+        if not isinstance(key, str) or not KEY_ID_RE.fullmatch(key):
             raise EntryFormatError("key must be a 16-hex-digit key id", field="key")
         if not isinstance(value["on_behalf"], bool):
             raise EntryFormatError("on_behalf must be true or false", field="on_behalf")
@@ -260,6 +266,7 @@ class SignedStatement:
             EntryFormatError: the statement or the signature is malformed.
         """
         statement = Statement.from_json(entry)
+        _check_numbers(entry)
         payload = canonical(entry)
         if len(payload) > MAX_STATEMENT_BYTES:
             raise EntryFormatError(
@@ -267,6 +274,20 @@ class SignedStatement:
                 field="entry",
             )
         return cls(statement, payload, decode_signature(signature_b64))
+
+
+def _check_numbers(value: Any) -> None:
+    """Refuse floats and integers beyond 2**53 anywhere in a client's statement."""
+    if isinstance(value, float):
+        raise EntryFormatError("numbers in entries must be integers; write amounts as strings")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
+        raise EntryFormatError("integers in entries must be below 2**53")
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_numbers(item)
 
 
 def decode_signature(value: Any) -> bytes:
@@ -282,8 +303,8 @@ def decode_signature(value: Any) -> bytes:
     return raw
 
 
-def encode_record(signed: SignedStatement, seq: int, prev: bytes) -> bytes:
-    """The record bytes: ``canonical({"entry", "prev", "seq", "sig"})``.
+def encode_record(signed: SignedStatement, seq: int, prev: bytes, keyprev: int) -> bytes:
+    """The record bytes: ``canonical({"entry", "keyprev", "prev", "seq", "sig"})``.
 
     The keys are already in RFC 8785 order and the values are a canonical object, a hex
     string, an integer and a base64 string, so concatenation *is* the canonical form (a
@@ -293,6 +314,8 @@ def encode_record(signed: SignedStatement, seq: int, prev: bytes) -> bytes:
         (
             b'{"entry":',
             signed.payload,
+            b',"keyprev":',
+            str(keyprev).encode("ascii"),
             b',"prev":"',
             prev.hex().encode("ascii"),
             b'","seq":',
@@ -310,6 +333,7 @@ class Record:
 
     seq: int
     prev: bytes
+    keyprev: int
     signed: SignedStatement
     raw: bytes
 
@@ -323,6 +347,7 @@ class Record:
 
 
 _RECORD_PREFIX = b'{"entry":'
+_RECORD_FIELDS = frozenset({"entry", "keyprev", "prev", "seq", "sig"})
 
 
 def decode_record(raw: bytes) -> Record:
@@ -332,22 +357,31 @@ def decode_record(raw: bytes) -> Record:
         EntryFormatError: the bytes are not a canonical record.
     """
     value = _loads(raw)
-    if not isinstance(value, dict) or set(value) != {"entry", "prev", "seq", "sig"}:
-        raise EntryFormatError("a record has exactly the fields entry, prev, seq, sig")
+    if not isinstance(value, dict) or set(value) != _RECORD_FIELDS:
+        raise EntryFormatError("a record has exactly the fields entry, keyprev, prev, seq, sig")
     seq, prev_hex, sig_b64 = value["seq"], value["prev"], value["sig"]
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+    if type(seq) is not int or seq < 0:
         raise EntryFormatError("record seq must be a non-negative integer", field="seq")
+    keyprev = value["keyprev"]
+    if type(keyprev) is not int or not -1 <= keyprev < seq:
+        raise EntryFormatError(
+            "record keyprev must be -1 or the number of an earlier entry", field="keyprev"
+        )
     if not isinstance(prev_hex, str) or not re.fullmatch(r"[0-9a-f]{64}", prev_hex):
         raise EntryFormatError("record prev must be 64 lower-case hex digits", field="prev")
     signature = decode_signature(sig_b64)
     statement = Statement.from_json(value["entry"])
-    suffix = f',"prev":"{prev_hex}","seq":{seq},"sig":"{sig_b64}"}}'.encode("ascii")
+    suffix = f',"keyprev":{keyprev},"prev":"{prev_hex}","seq":{seq},"sig":"{sig_b64}"}}'.encode(
+        "ascii"
+    )
     if not (raw.startswith(_RECORD_PREFIX) and raw.endswith(suffix)):
         raise EntryFormatError("record is not in canonical form")
     payload = raw[len(_RECORD_PREFIX) : len(raw) - len(suffix)]
     if not hmac.compare_digest(payload, _fast_canonical(value["entry"])):
         raise EntryFormatError("record is not in canonical form")
-    return Record(seq, bytes.fromhex(prev_hex), SignedStatement(statement, payload, signature), raw)
+    return Record(
+        seq, bytes.fromhex(prev_hex), keyprev, SignedStatement(statement, payload, signature), raw
+    )
 
 
 def _fast_canonical(value: Any) -> bytes:

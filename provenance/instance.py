@@ -17,9 +17,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from provenance.db import Base
 from provenance.errors import ConfigError
 
-# C2SP tlog-checkpoint: the origin SHOULD be a schema-less URL of the log; it must be a
-# single line of printable ASCII without spaces so that it parses as a note line.
-_ORIGIN_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+# C2SP tlog-checkpoint: the origin SHOULD be a schema-less URL of the log. It is also the
+# signed-note key name, which may not contain spaces or "+" (C2SP signed-note).
+_ORIGIN_RE = re.compile(r"[\x21-\x2a\x2c-\x7e]{1,255}")
 
 
 class InstanceInfo(Base):
@@ -46,9 +46,9 @@ def validate_origin(origin: str) -> str:
     Raises:
         ConfigError: it is empty, too long, or has spaces or non-ASCII characters.
     """
-    if not _ORIGIN_RE.match(origin):
+    if not _ORIGIN_RE.fullmatch(origin):
         raise ConfigError(
-            "CARDTRACE_LOG_ORIGIN must be 1-255 printable ASCII characters without spaces, "
+            "CARDTRACE_LOG_ORIGIN must be 1-255 printable ASCII characters without spaces or '+', "
             f"such as 'cardtrace.example.com/log'; got {origin!r}"
         )
     return origin

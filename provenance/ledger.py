@@ -37,6 +37,7 @@ from provenance.checkpoint import Checkpoint, sign_checkpoint
 from provenance.db import Base, BigIntId
 from provenance.entries import (
     GENESIS_PREV,
+    MAX_STATEMENT_BYTES,
     EntryFormatError,
     Record,
     SignatureError,
@@ -62,7 +63,14 @@ from provenance.merkle import (
     plan_node_ids,
     root_plan,
 )
-from provenance.parties import KeyRegistry, KeyState, key_body, load_registry, referenced_ids
+from provenance.parties import (
+    KEY_MANAGEMENT_TYPES,
+    KeyRegistry,
+    KeyState,
+    key_body,
+    load_registry,
+    referenced_ids,
+)
 
 # Signature checks of a batch this large are spread over threads (Ed25519 verification
 # in ``cryptography`` releases the GIL).
@@ -120,6 +128,7 @@ class LedgerHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     last_leaf: Mapped[bytes] = mapped_column(LargeBinary(32))
+    last_key_seq: Mapped[int] = mapped_column(BigInteger)
     frontier: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -273,6 +282,10 @@ class Ledger:
                     "from the platform's clock",
                     field="time",
                 )
+            if len(signed.payload) > MAX_STATEMENT_BYTES:
+                raise EntryFormatError(
+                    f"entry is {len(signed.payload)} bytes; the limit is {MAX_STATEMENT_BYTES}"
+                )
             entry_type = self.catalog.get(statement.type)
             body = entry_type.parse_body(statement)
         except EntryFormatError as e:
@@ -359,11 +372,12 @@ class Ledger:
         frontier = CompactRange.from_bytes(head.frontier)
         prev = head.last_leaf
         seq = head.size
+        keyprev = head.last_key_seq
         entry_rows: list[dict[str, Any]] = []
         created: list[tuple[NodeId, bytes]] = []
         applied: list[AppliedEntry[Any]] = []
         for p in pending:
-            record = encode_record(p.signed, seq, prev)
+            record = encode_record(p.signed, seq, prev, keyprev)
             leaf = leaf_hash(record)
             statement = p.signed.statement
             entry_rows.append(
@@ -381,11 +395,14 @@ class Ledger:
             frontier.push_leaf(leaf, created)
             applied.append(AppliedEntry(seq, statement, p.body, leaf))
             prev = leaf
+            if statement.type in KEY_MANAGEMENT_TYPES:
+                keyprev = seq
             seq += 1
         session.execute(insert(LedgerEntry), entry_rows)
         session.execute(insert(MerkleNode), [{"id": i, "hash": h} for i, h in created])
         head.size = seq
         head.last_leaf = prev
+        head.last_key_seq = keyprev
         head.frontier = frontier.to_bytes()
         session.flush()
         _project(session, self.catalog, applied)

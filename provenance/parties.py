@@ -96,13 +96,13 @@ class KeyStateError(ConflictError):
 
 
 def _party_id(value: str) -> str:
-    if not PARTY_ID_RE.match(value):
+    if not PARTY_ID_RE.fullmatch(value):
         raise ValueError("must be a party id: lower-case letters, digits, '.', '_', '-'")
     return value
 
 
 def _key_id(value: str) -> str:
-    if not KEY_ID_RE.match(value):
+    if not KEY_ID_RE.fullmatch(value):
         raise ValueError("must be a 16-hex-digit key id")
     return value
 
@@ -225,6 +225,9 @@ class KeyRegistry:
             return self._authorize_genesis(statement, body)
         if statement.actor not in self.parties:
             raise UnknownPartyError(f"no party {statement.actor!r} is registered")
+        if statement.on_behalf and statement.actor == self.platform:
+            # One encoding per meaning: the platform acting as itself is not "on behalf".
+            raise NotPermittedError("the platform signs as itself with on_behalf false")
         key = self.keys.get(statement.key)
         if key is None:
             raise UnknownKeyError(f"no key {statement.key} is registered")
@@ -259,7 +262,7 @@ class KeyRegistry:
         raise UnknownKeyError("the platform's first entry must be signed by a key it registers")
 
     def apply(self, body: Any, at: datetime) -> None:
-        """Apply a key-management body (others are ignored).
+        """Apply a key-management body written at time ``at`` (other bodies are ignored).
 
         Raises:
             ConflictError: the change contradicts the registry.
@@ -267,7 +270,11 @@ class KeyRegistry:
         if isinstance(body, PartyRegisterBody):
             if body.party in self.parties:
                 raise PartyExistsError(f"party {body.party!r} is already registered")
+            if body.kind is PartyKind.PLATFORM and self.parties:
+                raise NotPermittedError("only the log's first entry registers the platform")
             states = [key.state(body.party) for key in body.keys]
+            if len({state.key_id for state in states}) != len(states):
+                raise KeyExistsError(f"party {body.party!r} lists the same key twice")
             for state in states:
                 self._check_new_key(state)
             self.parties[body.party] = body.kind
@@ -285,9 +292,13 @@ class KeyRegistry:
                 raise UnknownKeyError(f"{body.party} has no key {body.key_id}")
             if key.revoked_at is not None:
                 raise KeyStateError(f"key {body.key_id} is already revoked")
-            self.keys[key.key_id] = replace(
-                key, revoked_at=parse_time(body.revoked_at), revoke_reason=body.reason
-            )
+            revoked_at = parse_time(body.revoked_at)
+            if revoked_at > at:
+                # Revocation records what happened; a planned end of use is not_after.
+                raise KeyStateError(
+                    f"key {body.key_id}: revoked_at may not be later than the entry's time"
+                )
+            self.keys[key.key_id] = replace(key, revoked_at=revoked_at, revoke_reason=body.reason)
 
     def _check_new_key(self, state: KeyState) -> None:
         if state.key_id in self.keys:

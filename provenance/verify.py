@@ -20,10 +20,11 @@ from provenance.entries import (
     Record,
     SignatureError,
     decode_record,
+    key_id_for,
 )
 from provenance.errors import CardtraceError, ProvenanceError
 from provenance.merkle import CompactRange, NodeId, ProofError, RootHash
-from provenance.parties import KeyRegistry, KeyState
+from provenance.parties import KEY_MANAGEMENT_TYPES, KeyRegistry, KeyState
 
 CHUNK = 1024
 
@@ -49,7 +50,9 @@ class LogVerifier:
         left: the tree's right edge before ``start`` (empty when ``start`` is 0).
         prev: the leaf hash before ``start`` if known (the chain link is then checked).
         registry: who may sign, as of ``start`` (empty when ``start`` is 0).
-        trusted_platform_key: if given, the genesis entry must register exactly this key.
+        key_seq: the last key-management entry before ``start`` (-1 if none).
+        trusted_platform_key: if given, it must be a registered, unrevoked key of the
+            platform once every record is fed (checked by :meth:`finish`).
         on_nodes: receives the perfect subtrees each record completes (for audits).
     """
 
@@ -58,6 +61,7 @@ class LogVerifier:
     left: CompactRange = field(default_factory=CompactRange.empty)
     prev: bytes | None = bytes.fromhex(GENESIS_PREV)
     registry: KeyRegistry = field(default_factory=KeyRegistry)
+    key_seq: int = -1
     trusted_platform_key: bytes | None = None
     on_nodes: Callable[[list[tuple[NodeId, bytes]]], None] | None = None
     threads: int = 2
@@ -101,6 +105,13 @@ class LogVerifier:
                 code="out-of-sequence",
                 seq=seq,
             )
+        if record.keyprev != self.key_seq:
+            raise VerificationError(
+                f"entry {seq}: keyprev is {record.keyprev} but the last key-management entry "
+                f"before it is {self.key_seq} (a change of keys was hidden or invented)",
+                code="key-chain-broken",
+                seq=seq,
+            )
         if self.prev is not None and record.prev != self.prev:
             raise VerificationError(
                 f"entry {seq}: prev does not match the hash of entry {seq - 1}",
@@ -119,8 +130,6 @@ class LogVerifier:
             entry_type = self.catalog.get(statement.type)
             body = entry_type.parse_body(statement)
             key = self.registry.authorize(statement, entry_type, body)
-            if seq == 0:
-                self._check_genesis(key)
             self.registry.apply(body, statement.time)
         except CardtraceError as e:
             raise VerificationError(f"entry {seq}: {e}", code=e.code, seq=seq) from e
@@ -130,16 +139,12 @@ class LogVerifier:
         if self.on_nodes is not None and created:
             self.on_nodes(created)
         self.prev = leaf
+        if statement.type in KEY_MANAGEMENT_TYPES:
+            self.key_seq = seq
         self._next += 1
         if len(self._pending) >= CHUNK:
             self._flush()
         return record
-
-    def _check_genesis(self, key: KeyState) -> None:
-        if self.trusted_platform_key is not None and key.public_key != self.trusted_platform_key:
-            raise SignatureError(
-                "the log's first entry registers a platform key other than the trusted one"
-            )
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -182,6 +187,8 @@ class LogVerifier:
             if self._pool is not None:
                 self._pool.shutdown()
                 self._pool = None
+        if self.trusted_platform_key is not None:
+            check_platform_key(self.registry, self.trusted_platform_key)
 
     def root(self) -> RootHash:
         """The root of the tree of every leaf before and including the records fed.
@@ -193,3 +200,15 @@ class LogVerifier:
             return self.left.root()
         except ProofError as e:
             raise VerificationError(str(e), code=e.code) from e
+
+
+def check_platform_key(registry: KeyRegistry, public_key: bytes) -> None:
+    """Raises VerificationError unless ``public_key`` is a current key of the platform."""
+    key = registry.keys.get(key_id_for(public_key))
+    if key is None or key.party != registry.platform or key.public_key != public_key:
+        raise VerificationError(
+            "the trusted key is not a key the log registers for the platform",
+            code="untrusted-key",
+        )
+    if key.revoked_at is not None:
+        raise VerificationError("the trusted platform key has been revoked", code="untrusted-key")

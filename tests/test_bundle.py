@@ -134,3 +134,44 @@ def test_appended_data_fails(session: Session, filled: Ledger) -> None:
     raw = bundle(session, filled)
     with pytest.raises(VerificationError, match="after the end"):
         verify(raw + b'{"kind":"end","count":0}\n', filled.platform.public_key)
+
+
+def test_hidden_key_change_in_the_context_is_refused(session: Session, filled: Ledger) -> None:
+    raw = bundle(session, filled, 20, 27)
+    lines = raw.split(b"\n")
+    revocation = next(
+        i for i, line in enumerate(lines) if b'"context"' in line and b"key.revoke" in line
+    )
+    hidden = b"\n".join(lines[:revocation] + lines[revocation + 1 :])
+    with pytest.raises(VerificationError) as info:
+        verify(hidden, filled.platform.public_key)
+    assert info.value.code == "key-chain-broken"
+
+
+def test_bundle_signed_by_a_rotated_platform_key_verifies(session: Session, filled: Ledger) -> None:
+    from provenance.ledger import Ledger as LedgerService
+    from provenance.ledger import PlatformSigner
+
+    new_key = party_key("platform", 1)
+    add = {
+        "party": "platform",
+        "key": key_body(raw_public_key(new_key), NOW - timedelta(seconds=1)),
+    }
+    filled.append_as_platform(session, [filled.statement("key.add", add, now=NOW)], now=NOW)
+    rotated = LedgerService(CATALOG, PlatformSigner(new_key, origin=filled.platform.origin))
+    raw = bundle(session, rotated, 10, 28)
+    verify(raw, raw_public_key(new_key))
+    with pytest.raises(VerificationError) as info:
+        verify(raw, filled.platform.public_key)
+    assert info.value.code == "untrusted-key"
+
+
+def test_key_the_log_never_registered_is_refused(session: Session, filled: Ledger) -> None:
+    from provenance.ledger import Ledger as LedgerService
+    from provenance.ledger import PlatformSigner
+
+    stranger = party_key("stranger")
+    forged = LedgerService(CATALOG, PlatformSigner(stranger, origin=filled.platform.origin))
+    with pytest.raises(VerificationError) as info:
+        verify(bundle(session, forged), raw_public_key(stranger))
+    assert info.value.code == "untrusted-key"

@@ -40,6 +40,17 @@ json_value = st.recursive(
 bodies = st.dictionaries(st.text(max_size=8), json_value, max_size=5)
 
 
+GOOD = {
+    "v": 1,
+    "type": "test.note",
+    "time": "2026-11-26T12:00:00.000000Z",
+    "actor": "a",
+    "key": KEY_ID,
+    "on_behalf": False,
+    "body": {},
+}
+
+
 def statement(body: dict[str, object]) -> Statement:
     return Statement("test.note", NOW, "acme", KEY_ID, False, body)
 
@@ -52,15 +63,17 @@ def test_fast_canonical_form_equals_rfc8785(body: dict[str, object]) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(bodies, st.integers(0, 2**40), st.binary(min_size=32, max_size=32))
+@given(bodies, st.integers(0, 2**40), st.binary(min_size=32, max_size=32), st.data())
 def test_record_is_the_canonical_json_of_its_fields(
-    body: dict[str, object], seq: int, prev: bytes
+    body: dict[str, object], seq: int, prev: bytes, data: st.DataObject
 ) -> None:
+    keyprev = data.draw(st.integers(-1, seq - 1))
     signed = sign_statement(statement(body), PLATFORM_KEY)
-    raw = encode_record(signed, seq, prev)
+    raw = encode_record(signed, seq, prev, keyprev)
     expected = rfc8785.dumps(
         {
             "entry": json.loads(signed.payload),
+            "keyprev": keyprev,
             "prev": prev.hex(),
             "seq": seq,
             "sig": base64.b64encode(signed.signature).decode(),
@@ -68,7 +81,8 @@ def test_record_is_the_canonical_json_of_its_fields(
     )
     assert raw == expected
     decoded = decode_record(raw)
-    assert (decoded.seq, decoded.prev, decoded.signed.payload) == (seq, prev, signed.payload)
+    assert (decoded.seq, decoded.prev, decoded.keyprev) == (seq, prev, keyprev)
+    assert decoded.signed.payload == signed.payload
     decoded.signed.verify(raw_public_key(PLATFORM_KEY))
 
 
@@ -96,6 +110,7 @@ def _record(**changes: object) -> bytes:
     signed = sign_statement(statement({"text": "x"}), PLATFORM_KEY)
     value = {
         "entry": json.loads(signed.payload),
+        "keyprev": 0,
         "prev": "00" * 32,
         "seq": 1,
         "sig": base64.b64encode(signed.signature).decode(),
@@ -112,6 +127,9 @@ def _record(**changes: object) -> bytes:
         (_record(extra=1), "exactly the fields"),
         (_record(seq=-1), "non-negative"),
         (_record(seq="1"), "non-negative"),
+        (_record(seq=True), "non-negative"),
+        (_record(keyprev=1), "keyprev"),
+        (_record(keyprev=-2), "keyprev"),
         (_record(prev="zz" * 32), "hex"),
         (_record(sig="AAAA"), "64-byte"),
         (_record(sig="not base64!"), "base64"),
@@ -128,6 +146,9 @@ def _record(**changes: object) -> bytes:
         "extra-field",
         "negative-seq",
         "string-seq",
+        "boolean-seq",
+        "keyprev-not-earlier",
+        "keyprev-below-minus-one",
         "bad-prev",
         "short-sig",
         "sig-not-base64",
@@ -243,6 +264,9 @@ def test_malformed_record_is_refused(raw: bytes, reason: str) -> None:
             },
             "seq",
         ),
+        ({**GOOD, "actor": "issuer\n"}, "actor"),
+        ({**GOOD, "time": "\u0662\u0660\u0662\u0666-11-26T12:00:00.000000Z"}, "time"),
+        ({**GOOD, "type": "test.note\n"}, "type"),
     ],
     ids=[
         "time-without-microseconds",
@@ -253,6 +277,9 @@ def test_malformed_record_is_refused(raw: bytes, reason: str) -> None:
         "body-not-object",
         "missing-body",
         "smuggled-seq",
+        "actor-with-trailing-newline",
+        "time-in-arabic-indic-digits",
+        "type-with-newline",
     ],
 )
 def test_malformed_statement_names_the_field(value: dict[str, object], field: str) -> None:
@@ -266,6 +293,19 @@ def test_client_statement_is_canonicalised_before_verifying() -> None:
     reordered = json.loads(json.dumps(json.loads(signed.payload), sort_keys=False))
     accepted = SignedStatement.from_json(reordered, base64.b64encode(signed.signature).decode())
     accepted.verify(raw_public_key(PLATFORM_KEY))
+
+
+@pytest.mark.parametrize("number", [1.5, 1e3, 2**60, -(2**60)])
+def test_client_numbers_that_are_not_safe_integers_are_refused(number: object) -> None:
+    value = statement({"amount": number}).to_json()
+    with pytest.raises(EntryFormatError, match="integer"):
+        SignedStatement.from_json(value, base64.b64encode(bytes(64)).decode())
+
+
+def test_oversized_client_statement_is_refused() -> None:
+    value = statement({"text": "x" * 70_000}).to_json()
+    with pytest.raises(EntryFormatError, match="limit"):
+        SignedStatement.from_json(value, base64.b64encode(bytes(64)).decode())
 
 
 def test_signature_over_other_bytes_fails() -> None:
@@ -285,3 +325,9 @@ def test_time_round_trips_and_is_strict() -> None:
             parse_time(bad)
     with pytest.raises(EntryFormatError):
         format_time(datetime(2026, 1, 1))
+
+
+def test_early_years_are_zero_padded() -> None:
+    early = datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    assert format_time(early) == "0999-01-02T03:04:05.000006Z"
+    assert parse_time(format_time(early)) == early

@@ -233,7 +233,8 @@ def test_batch_is_chained_and_its_tree_proves_every_entry(
     for seq in (2, 3, 250, 501):
         record = genesis.record(session, seq)
         assert record.prev == leaves[seq - 1]
-        assert encode_record(record.signed, seq, record.prev) == record.raw
+        assert record.keyprev == 1  # acme's registration is the last key entry
+        assert encode_record(record.signed, seq, record.prev, record.keyprev) == record.raw
     rng = random.Random(7)
     for seq in rng.sample(range(502), 25):
         proof = genesis.inclusion_proof(session, seq, head.size)
@@ -282,3 +283,54 @@ def test_rebuilding_projections_gives_the_same_state(session: Session, genesis: 
     assert rebuild_projections(session, genesis.catalog) == size(session)
     session.expire_all()
     assert snapshot() == before
+
+
+def test_platform_cannot_sign_on_behalf_of_itself(session: Session, genesis: Ledger) -> None:
+    statement = genesis.statement("test.note", {"text": "x"}, now=NOW)
+    from dataclasses import replace
+
+    with pytest.raises(CardtraceError) as info:
+        genesis.append_as_platform(session, [replace(statement, on_behalf=True)], now=NOW)
+    assert info.value.code == "not-permitted"
+
+
+def test_second_platform_registration_is_refused(session: Session, genesis: Ledger) -> None:
+    body = {"party": "platform2", "kind": "platform", "name": "x", "keys": []}
+    with pytest.raises(CardtraceError) as info:
+        genesis.append_as_platform(
+            session, [genesis.statement("party.register", body, now=NOW)], now=NOW
+        )
+    assert info.value.code == "not-permitted"
+
+
+def test_same_key_listed_twice_is_refused(session: Session, genesis: Ledger) -> None:
+    key = key_body(raw_public_key(party_key("twice")), NOW)
+    body = {"party": "twice", "kind": "issuer", "name": "x", "keys": [key, key]}
+    with pytest.raises(CardtraceError) as info:
+        genesis.append_as_platform(
+            session, [genesis.statement("party.register", body, now=NOW)], now=NOW
+        )
+    assert info.value.code == "key-exists"
+
+
+def test_revocation_dated_after_its_entry_is_refused(session: Session, genesis: Ledger) -> None:
+    key = register_party(session, genesis, "acme")
+    revoke = {
+        "party": "acme",
+        "key_id": signed_by(key, "acme").statement.key,
+        "revoked_at": "2026-11-27T00:00:00.000000Z",
+        "reason": "later",
+    }
+    with pytest.raises(CardtraceError) as info:
+        genesis.append(session, [signed_by(key, "acme", "key.revoke", revoke)], now=NOW)
+    assert info.value.code == "key-state"
+
+
+def test_key_management_entries_chain_through_keyprev(session: Session, genesis: Ledger) -> None:
+    key = register_party(session, genesis, "acme")
+    genesis.append(
+        session, [signed_by(key, "acme", body={"text": f"{i}"}) for i in range(3)], now=NOW
+    )
+    register_party(session, genesis, "other")
+    genesis.append(session, [signed_by(key, "acme", body={"text": "after"})], now=NOW)
+    assert [genesis.record(session, s).keyprev for s in range(7)] == [-1, 0, 1, 1, 1, 1, 5]

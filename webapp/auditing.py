@@ -36,6 +36,7 @@ def run_audit(progress: Callable[[int, int], None] | None = None) -> AuditReport
     return audit(
         db_session(),
         ledger.catalog,
+        platform=ledger.platform.party,
         trusted_platform_key=ledger.platform.public_key,
         check_checkpoint=check_checkpoint,
         progress=progress,

@@ -47,12 +47,16 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("last_leaf", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("last_key_seq", sa.BigInteger(), nullable=False),
         sa.Column("frontier", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_head")),
     )
-    # The empty log: size 0, the genesis "previous leaf" of zeros, an empty right edge
-    # (begin 0, end 0, no hashes; see provenance.merkle.CompactRange.to_bytes).
-    op.bulk_insert(head, [{"id": 1, "size": 0, "last_leaf": bytes(32), "frontier": bytes(16)}])
+    # The empty log: size 0, the genesis "previous leaf" of zeros, no key-management entry
+    # yet (-1), an empty right edge (begin 0, end 0, no hashes; see CompactRange.to_bytes).
+    op.bulk_insert(
+        head,
+        [{"id": 1, "size": 0, "last_leaf": bytes(32), "last_key_seq": -1, "frontier": bytes(16)}],
+    )
     op.create_table(
         "checkpoint",
         sa.Column("size", BIGID, autoincrement=False, nullable=False),
