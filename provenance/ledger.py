@@ -271,7 +271,11 @@ class Ledger:
         registry = load_registry(session, key_ids, party_ids, self.platform.party)
         signers = self._authorize(registry, pending)
         self._verify_signatures(pending, signers)
-        return self._write(session, head, pending)
+        # Projections may still refuse an entry (a custody rule); the savepoint then takes
+        # back this batch's rows, so a refused batch writes nothing even if the caller
+        # carries on with its transaction.
+        with session.begin_nested():
+            return self._write(session, head, pending)
 
     def _validate(self, index: int, signed: SignedStatement, now: datetime) -> _Pending:
         statement = signed.statement

@@ -36,6 +36,16 @@ PLATFORM_PARTY = "platform"
 MAX_KEYS_PER_REGISTRATION = 8
 
 
+class PartyStatus(StrEnum):
+    """Whether a party may take part: set by vetting, read by verify-before-sale."""
+
+    ACTIVE = "active"
+    PENDING = "pending"
+    APPROVED = "approved"
+    SUSPENDED = "suspended"
+    TERMINATED = "terminated"
+
+
 class PartyKind(StrEnum):
     ISSUER = "issuer"
     DISTRIBUTOR = "distributor"
@@ -181,6 +191,16 @@ def key_body(
     }
 
 
+class PartyStatusBody(Body):
+    party: PartyIdStr
+    status: PartyStatus = Field(strict=False)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def initial_status(kind: PartyKind) -> PartyStatus:
+    return PartyStatus.PENDING if kind is PartyKind.MERCHANT else PartyStatus.ACTIVE
+
+
 # --- the rules ------------------------------------------------------------------------
 
 
@@ -316,6 +336,9 @@ class Party(Base):
     name: Mapped[str] = mapped_column(String(200))
     registered_seq: Mapped[int] = mapped_column(BigInteger)
     registered_at: Mapped[datetime]
+    # Merchants start "pending" until vetting approves them; other parties are "active".
+    status: Mapped[str] = mapped_column(String(16))
+    status_seq: Mapped[int] = mapped_column(BigInteger)
 
 
 class PartyKey(Base):
@@ -396,6 +419,8 @@ def _project_register(session: Session, entry: AppliedEntry[PartyRegisterBody]) 
             name=body.name,
             registered_seq=entry.seq,
             registered_at=entry.time,
+            status=initial_status(body.kind).value,
+            status_seq=entry.seq,
         )
     )
     session.flush()
@@ -415,10 +440,20 @@ def _project_key_revoke(session: Session, entry: AppliedEntry[KeyRevokeBody]) ->
     row.revoke_reason = entry.body.reason
 
 
+def _project_status(session: Session, entry: AppliedEntry[PartyStatusBody]) -> None:
+    row = session.get(Party, entry.body.party)
+    if row is None:
+        raise UnknownPartyError(f"no party {entry.body.party!r} is registered")
+    row.status = entry.body.status.value
+    row.status_seq = entry.seq
+    session.flush()
+
+
 ENTRY_TYPES = (
     EntryType("party.register", PartyRegisterBody, each(_project_register), platform_only=True),
     EntryType("key.add", KeyAddBody, each(_project_key_add)),
     EntryType("key.revoke", KeyRevokeBody, each(_project_key_revoke)),
+    EntryType("party.status", PartyStatusBody, each(_project_status), platform_only=True),
 )
 PROJECTION_TABLES = ("party_key", "party")
 KEY_MANAGEMENT_TYPES = ("party.register", "key.add", "key.revoke")

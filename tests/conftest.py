@@ -96,6 +96,7 @@ def app(
             "SESSION_FACTORY": lambda: Session(
                 bind=connection, join_transaction_mode="create_savepoint"
             ),
+            "CLOCK": lambda: NOW,
         }
     )
 

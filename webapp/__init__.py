@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import api_ledger, errors, health
+from webapp import api_codes, api_ledger, errors, health
 from webapp.config import Environment, load_settings
 from webapp.database import make_engine, session_factory
 from webapp.runtime import Runtime, close_db_session
@@ -36,7 +36,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     Args:
         test_config: overrides. Lower-case keys are :class:`~webapp.config.Settings`
             fields; ``SESSION_FACTORY`` replaces how request sessions are made (tests bind
-            them to a rolled-back connection); other upper-case keys go to ``app.config``.
+            them to a rolled-back connection); ``CLOCK`` replaces the platform's clock;
+            other upper-case keys go to ``app.config``.
 
     Raises:
         ConfigError: a setting is malformed, or production is missing its secrets.
@@ -55,6 +56,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         TESTING=settings.env is Environment.TESTING,
     )
     make_session = test_config.pop("SESSION_FACTORY", None)
+    clock = test_config.pop("CLOCK", None)
     app.config.update(test_config)
 
     engine = make_engine(settings.database_url)
@@ -63,6 +65,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         engine=engine,
         make_session=make_session or session_factory(engine),
     )
+    if clock is not None:
+        runtime.clock = clock
     app.extensions["cardtrace"] = runtime
 
     if settings.env is Environment.PRODUCTION:
@@ -77,6 +81,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_ledger.bp)
+    app.register_blueprint(api_codes.bp)
     app.teardown_appcontext(close_db_session)
     init_celery(app)
     return app

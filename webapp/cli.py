@@ -224,7 +224,6 @@ def ledger() -> None:
 @ledger.command("checkpoint")
 def ledger_checkpoint() -> None:
     """Sign the current tree head and print the checkpoint note."""
-    from datetime import UTC, datetime
 
     from provenance.db import write_transaction
     from webapp.runtime import current_runtime, db_session
@@ -233,7 +232,9 @@ def ledger_checkpoint() -> None:
     with app.app_context():
         session = db_session()
         with write_transaction(session):
-            checkpoint = current_runtime().ledger.issue_checkpoint(session, now=datetime.now(UTC))
+            checkpoint = current_runtime().ledger.issue_checkpoint(
+                session, now=current_runtime().now()
+            )
         click.echo(checkpoint.note, nl=False)
 
 
@@ -266,7 +267,6 @@ def ledger_export(output: str, first: int, stop: int | None) -> None:
     The bundle is proven against the latest checkpoint; a new checkpoint is issued first
     if the latest one does not cover the log.
     """
-    from datetime import UTC, datetime
 
     from provenance.bundle import export_bundle
     from provenance.db import write_transaction
@@ -277,7 +277,7 @@ def ledger_export(output: str, first: int, stop: int | None) -> None:
         session = db_session()
         ledger_service = current_runtime().ledger
         with write_transaction(session):
-            checkpoint = ledger_service.issue_checkpoint(session, now=datetime.now(UTC))
+            checkpoint = ledger_service.issue_checkpoint(session, now=current_runtime().now())
         end = checkpoint.size if stop is None else stop
         tmp = f"{output}.partial"
         with (

@@ -128,7 +128,7 @@ def run_demo(app: Flask, say: Callable[[str], None]) -> None:
         say("\n1. The signed ledger")
         _register_cast(ledger, runtime.settings.key_dir / "demo-parties", say)
         with write_transaction(session):
-            checkpoint = ledger.issue_checkpoint(session, now=datetime.now(UTC))
+            checkpoint = ledger.issue_checkpoint(session, now=current_runtime().now())
         say(f"  checkpoint: size {checkpoint.size}, root {checkpoint.root.hex()[:16]}...")
         bundle_path = runtime.settings.instance_path / "demo-ledger-bundle.jsonl"
         with open(bundle_path, "wb") as out:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+# Each import registers its tables on the shared metadata.
+import provenance.codes
 import provenance.instance
 import provenance.ledger
-import provenance.parties  # noqa: F401
+import provenance.parties
 from provenance.db import Base
 
 metadata = Base.metadata
+
+__all__ = ["metadata", "provenance"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from flask import current_app, g
 from sqlalchemy import Engine
@@ -20,8 +21,13 @@ class Runtime:
     settings: Settings
     engine: Engine
     make_session: Callable[[], Session]
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _secrets: Secrets | None = field(default=None, repr=False)
     _ledger: Ledger | None = field(default=None, repr=False)
+
+    def now(self) -> datetime:
+        """The platform's clock (tests give the app a fixed one)."""
+        return self.clock()
 
     @property
     def secrets(self) -> Secrets:

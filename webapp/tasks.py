@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, Task, shared_task
@@ -83,5 +82,5 @@ def issue_checkpoint() -> dict[str, Any]:
     """Sign the current tree head (does nothing new if the latest checkpoint covers it)."""
     session = db_session()
     with write_transaction(session):
-        checkpoint = current_runtime().ledger.issue_checkpoint(session, now=datetime.now(UTC))
+        checkpoint = current_runtime().ledger.issue_checkpoint(session, now=current_runtime().now())
     return {"size": checkpoint.size, "root": checkpoint.root.hex()}

@@ -73,6 +73,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("registered_seq", sa.BigInteger(), nullable=False),
         sa.Column("registered_at", provenance.db.UTCDateTime(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("status_seq", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_party")),
     )
     op.create_table(

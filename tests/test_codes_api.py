@@ -1,0 +1,445 @@
+"""Verify before sale through the API: one test per reason, proofs, and bad input."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from provenance.codes import Product
+from provenance.entries import format_time
+from provenance.issuance import IssuerSigner, issue_codes
+from provenance.ledger import LedgerEntry
+from provenance.merkle import verify_inclusion
+from tests.codes_support import (
+    DIST,
+    ISSUER,
+    PARTNER,
+    PENDING_SHOP,
+    PRODUCT,
+    SHOP,
+    SUSPENDED_SHOP,
+    Chain,
+    b64,
+    build_chain,
+    fp,
+    person,
+    pin,
+    sale_body,
+    serial,
+)
+from tests.keys import FINGERPRINT_KEY
+from tests.ledger_support import NOW
+from webapp.runtime import current_runtime
+
+
+@pytest.fixture()
+def chain(app: Flask, session: Session) -> Chain:
+    with app.app_context():
+        built = build_chain(session, current_runtime().ledger)
+        session.flush()
+        return built
+
+
+def raw(i: int, **overrides: str) -> dict[str, str]:
+    return {"issuer": ISSUER, "product": PRODUCT, "serial": serial(i), "pin": pin(i), **overrides}
+
+
+def verify(client: FlaskClient, i: int | None = None, merchant: str = SHOP, **item: Any) -> Any:
+    body = {"merchant": merchant, **({"code": raw(i)} if i is not None else item)}
+    response = client.post("/api/v1/codes/verify", json=body)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def codes_of(answer: dict[str, Any]) -> set[str]:
+    return {r["code"] for r in answer["reasons"]}
+
+
+def ledger_size(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(LedgerEntry)) or 0
+
+
+def test_code_held_and_listed_by_an_approved_shop_is_allowed(
+    chain: Chain, client: FlaskClient
+) -> None:
+    answer = verify(client, 0)
+    assert answer["decision"] == "allow"
+    assert answer["reasons"] == []
+    assert answer["code"]["holder"] == SHOP
+    assert [step["type"] for step in answer["custody"]] == [
+        "batch.codes",
+        "batch.issue",
+        "code.transfer",
+        "code.transfer",
+        "code.list",
+    ]
+
+
+def test_verdict_carries_inclusion_proofs_against_the_checkpoint(
+    app: Flask, session: Session, chain: Chain, client: FlaskClient
+) -> None:
+    with app.app_context():
+        current_runtime().ledger.issue_checkpoint(session, now=NOW)
+    answer = verify(client, 0)
+    checkpoint = answer["proofs"]["checkpoint"]
+    root = base64.b64decode(checkpoint["root"])
+    seqs = [step["seq"] for step in answer["custody"]]
+    assert sorted(int(s) for s in answer["proofs"]["entries"]) == seqs
+    for seq in seqs:
+        entry = answer["proofs"]["entries"][str(seq)]
+        verify_inclusion(
+            base64.b64decode(entry["leaf_hash"]),
+            seq,
+            checkpoint["size"],
+            [base64.b64decode(h) for h in entry["proof"]],
+            root,
+        )
+
+
+def test_entries_after_the_checkpoint_are_pending(chain: Chain, client: FlaskClient) -> None:
+    answer = verify(client, 0)
+    assert answer["proofs"]["checkpoint"] is None
+    assert answer["proofs"]["pending"] == [step["seq"] for step in answer["custody"]]
+
+
+def test_verify_by_fingerprint(chain: Chain, client: FlaskClient) -> None:
+    assert verify(client, fingerprint=fp(1).hex())["decision"] == "allow"
+    assert verify(client, fingerprint=b64(fp(1)))["decision"] == "allow"
+
+
+def test_unknown_origin(chain: Chain, client: FlaskClient) -> None:
+    answer = verify(client, code=raw(0, serial="880099999999", pin="123456789"))
+    assert answer["decision"] == "block"
+    assert codes_of(answer) == {"unknown-origin"}
+    assert answer["code"] is None
+
+
+def test_same_serial_with_a_different_pin(chain: Chain, client: FlaskClient) -> None:
+    answer = verify(client, code=raw(3, pin="99999999999"))
+    assert answer["decision"] == "block"
+    assert codes_of(answer) == {"same-serial-different-pin"}
+
+
+def test_custody_break_when_the_seller_does_not_hold_it(chain: Chain, client: FlaskClient) -> None:
+    answer = verify(client, 12)  # still with the distributor
+    assert codes_of(answer) == {"custody-break"}
+    assert answer["decision"] == "block"
+
+
+def test_already_sold(session: Session, chain: Chain, client: FlaskClient) -> None:
+    chain.append(session, SHOP, "code.sale", sale_body(1))
+    assert codes_of(verify(client, 1)) == {"already-sold"}
+
+
+def test_redeemed(session: Session, chain: Chain, client: FlaskClient) -> None:
+    chain.append(session, SHOP, "code.sale", sale_body(2))
+    chain.append(session, ISSUER, "code.redeem", {"code": b64(fp(2))})
+    assert codes_of(verify(client, 2)) == {"redeemed"}
+
+
+def test_voided(session: Session, chain: Chain, client: FlaskClient) -> None:
+    chain.append(session, ISSUER, "code.void", {"codes": [b64(fp(3))], "reason": "recalled"})
+    answer = verify(client, 3)
+    assert codes_of(answer) == {"voided"}
+    assert answer["decision"] == "block"
+
+
+def test_frozen(session: Session, chain: Chain, client: FlaskClient) -> None:
+    chain.platform(session, "code.freeze", {"codes": [b64(fp(4))], "reason": "investigation"})
+    assert codes_of(verify(client, 4)) == {"frozen"}
+    chain.platform(session, "code.unfreeze", {"codes": [b64(fp(4))], "reason": "cleared"})
+    assert verify(client, 4)["decision"] == "allow"
+
+
+def test_tainted_by_a_stolen_payment_report(
+    session: Session, chain: Chain, client: FlaskClient
+) -> None:
+    chain.append(session, SHOP, "code.sale", sale_body(5, instrument="stolen-card"))
+    report = {
+        "kind": "instrument",
+        "pseudonym": person("instrument", "stolen-card"),
+        "reported_at": format_time(NOW),
+        "reason": "cardholder reported fraud",
+    }
+    chain.append(session, PARTNER, "payment.stolen", report)
+    answer = verify(client, 5)
+    assert codes_of(answer) == {"already-sold", "tainted-stolen-payment"}
+    assert answer["code"]["tainted"] is True
+
+
+def test_sale_with_an_instrument_already_reported_taints_the_code(
+    session: Session, chain: Chain, client: FlaskClient
+) -> None:
+    report = {
+        "kind": "instrument",
+        "pseudonym": person("instrument", "known-bad"),
+        "reported_at": format_time(NOW),
+        "reason": "reported",
+    }
+    chain.append(session, PARTNER, "payment.stolen", report)
+    chain.append(session, SHOP, "code.sale", sale_body(6, instrument="known-bad"))
+    assert "tainted-stolen-payment" in codes_of(verify(client, 6))
+
+
+def _batch(session: Session, chain: Chain, name: str, first: int, n: int, **kwargs: Any) -> None:
+    product = session.get(Product, PRODUCT)
+    assert product is not None
+    issue_codes(
+        session,
+        chain.ledger,
+        fingerprint_key=FINGERPRINT_KEY,
+        product=product,
+        batch=name,
+        codes=[(serial(i), pin(i)) for i in range(first, first + n)],
+        now=NOW,
+        **kwargs,
+    )
+
+
+def test_expired(session: Session, chain: Chain, client: FlaskClient) -> None:
+    _batch(
+        session,
+        chain,
+        "b-old",
+        100,
+        3,
+        signer=IssuerSigner(ISSUER, chain.keys[ISSUER]),
+        expires_at=NOW - timedelta(days=1),
+    )
+    answer = verify(client, 100, merchant=SHOP)
+    assert "expired" in codes_of(answer)
+
+
+def test_issued_on_behalf_of_the_issuer(
+    session: Session, chain: Chain, client: FlaskClient
+) -> None:
+    _batch(session, chain, "b-platform", 200, 3, signer=IssuerSigner(ISSUER))
+    answer = verify(client, 200)
+    assert "issued-on-behalf" in codes_of(answer)
+    assert answer["code"]["origin"] == "issuer-on-behalf"
+
+
+def test_issuance_incomplete(session: Session, chain: Chain, client: FlaskClient) -> None:
+    from provenance.issuance import BatchBuilder
+
+    product = session.get(Product, PRODUCT)
+    assert product is not None
+    builder = BatchBuilder(FINGERPRINT_KEY, product, "b-unsigned")
+    builder.add(serial(300), pin(300))
+    chain.append(session, ISSUER, "batch.codes", builder.flush() or {})
+    assert "issuance-incomplete" in codes_of(verify(client, 300))
+
+
+def test_supplier_attested_only(session: Session, chain: Chain, client: FlaskClient) -> None:
+    from provenance.fingerprints import serial_fingerprint
+
+    codes = [[b64(fp(400)), b64(serial_fingerprint(FINGERPRINT_KEY, ISSUER, PRODUCT, serial(400)))]]
+    body = {"product": PRODUCT, "codes": codes, "evidence_sha256": "ab" * 32, "note": "invoice 7"}
+    chain.append(session, SHOP, "code.attest", body)
+    answer = verify(client, 400)
+    assert codes_of(answer) == {"supplier-attested-only"}
+    assert answer["decision"] == "review"
+
+
+@pytest.mark.parametrize(
+    ("merchant", "reason"),
+    [
+        ("nobody", "merchant-unknown"),
+        (DIST, "merchant-unknown"),
+        (PENDING_SHOP, "merchant-not-approved"),
+        (SUSPENDED_SHOP, "merchant-suspended"),
+    ],
+)
+def test_merchant_reasons(chain: Chain, client: FlaskClient, merchant: str, reason: str) -> None:
+    answer = verify(client, 0, merchant=merchant)
+    assert reason in codes_of(answer)
+    assert answer["decision"] == "block"
+
+
+def test_suspension_blocks_in_the_same_request_cycle(
+    session: Session, chain: Chain, client: FlaskClient
+) -> None:
+    assert verify(client, 0)["decision"] == "allow"
+    chain.platform(
+        session, "party.status", {"party": SHOP, "status": "suspended", "reason": "alert"}
+    )
+    assert "merchant-suspended" in codes_of(verify(client, 0))
+
+
+def test_batch_verify_returns_each_verdict_and_shared_proofs(
+    chain: Chain, client: FlaskClient
+) -> None:
+    items = [{"code": raw(i)} for i in range(20)] + [{"fingerprint": "00" * 32}]
+    response = client.post("/api/v1/codes/verify-batch", json={"merchant": SHOP, "items": items})
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert [r["decision"] for r in results[:5]] == ["allow"] * 5
+    assert {r["decision"] for r in results[10:20]} == {"block"}
+    assert codes_of(results[20]) == {"unknown-origin"}
+
+
+def test_verify_writes_nothing(session: Session, chain: Chain, client: FlaskClient) -> None:
+    before = ledger_size(session)
+    verify(client, 0)
+    client.post("/api/v1/codes/verify-batch", json={"merchant": SHOP, "items": [{"code": raw(1)}]})
+    assert ledger_size(session) == before
+
+
+PIN_SECRET = "73914628503917"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"merchant": SHOP, "code": raw(0, pin="7391-4628!5039")}, 422, "code.pin"),
+        ({"merchant": SHOP, "code": raw(0, serial="")}, 422, "code.serial"),
+        ({"merchant": SHOP, "code": {**raw(0), "cvv": "123"}}, 422, "code.cvv"),
+        ({"merchant": SHOP}, 422, "body"),
+        ({"merchant": SHOP, "code": raw(0), "fingerprint": "00" * 32}, 422, "body"),
+        ({"merchant": SHOP, "fingerprint": "zz"}, 422, "fingerprint"),
+        ({"merchant": SHOP, "fingerprint": "00" * 31}, 422, "fingerprint"),
+        ({"merchant": 5, "fingerprint": "00" * 32}, 422, "merchant"),
+        ({"merchant": SHOP, "code": raw(0, pin=PIN_SECRET * 10)}, 422, "code.pin"),
+    ],
+    ids=[
+        "pin-with-symbols",
+        "empty-serial",
+        "unknown-field",
+        "neither",
+        "both",
+        "fingerprint-not-hex",
+        "fingerprint-short",
+        "merchant-not-text",
+        "oversized-pin",
+    ],
+)
+def test_malformed_verify_request_is_refused_without_echoing_the_pin(
+    chain: Chain, client: FlaskClient, body: dict[str, Any], status: int, field: str
+) -> None:
+    response = client.post("/api/v1/codes/verify", json=body)
+    assert response.status_code == status
+    problem = response.get_json()
+    assert problem["code"] in {"invalid-input", "bad-code"}
+    assert problem.get("field", "body").startswith(field) or field == "body"
+    assert b"7391" not in response.data and PIN_SECRET.encode() not in response.data
+
+
+def test_oversized_batch_is_refused(chain: Chain, client: FlaskClient) -> None:
+    items = [{"fingerprint": "00" * 32}] * 10_001
+    response = client.post("/api/v1/codes/verify-batch", json={"merchant": SHOP, "items": items})
+    assert response.status_code == 422
+    assert response.get_json()["field"] == "items"
+
+
+def test_non_json_body_is_refused(chain: Chain, client: FlaskClient) -> None:
+    response = client.post("/api/v1/codes/verify", data="merchant=x", content_type="text/plain")
+    assert response.status_code == 415
+    response = client.post("/api/v1/codes/verify", data="{", content_type="application/json")
+    assert response.status_code == 422
+
+
+# --- custody events through the API -----------------------------------------------
+
+
+def entries(chain: Chain, *signed: Any) -> dict[str, Any]:
+    return {
+        "entries": [
+            {"entry": s.statement.to_json(), "sig": base64.b64encode(s.signature).decode()}
+            for s in signed
+        ]
+    }
+
+
+def test_signed_sale_is_appended(session: Session, chain: Chain, client: FlaskClient) -> None:
+    response = client.post(
+        "/api/v1/entries", json=entries(chain, chain.signed(SHOP, "code.sale", sale_body(0)))
+    )
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["appended"][0]["type"] == "code.sale"
+    assert codes_of(verify(client, 0)) == {"already-sold"}
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "code"),
+    [
+        (lambda c: [c.signed(SHOP, "code.sale", sale_body(12))], 409, "not-holder"),
+        (
+            lambda c: [
+                c.signed(DIST, "code.transfer", {"codes": [b64(fp(0))], "from": DIST, "to": SHOP})
+            ],
+            409,
+            "not-holder",
+        ),
+        (
+            lambda c: [
+                c.signed(SHOP, "code.sale", sale_body(0)),
+                c.signed(SHOP, "code.sale", sale_body(0, amount="99.00")),
+            ],
+            409,
+            "code-sold",
+        ),
+        (
+            lambda c: [
+                c.signed(SHOP, "code.transfer", {"codes": [b64(fp(0))], "from": DIST, "to": SHOP})
+            ],
+            422,
+            "not-permitted",
+        ),
+        (
+            lambda c: [c.signed(SHOP, "code.sale", {**sale_body(0), "pin": "1234"})],
+            422,
+            "bad-entry",
+        ),
+        (
+            lambda c: [c.signed(SHOP, "code.sale", {**sale_body(0), "amount": "-5"})],
+            422,
+            "bad-entry",
+        ),
+        (
+            lambda c: [c.signed(SHOP, "code.sale", sale_body(0), time=NOW - timedelta(days=3))],
+            422,
+            "entry-time-skew",
+        ),
+        (lambda c: [c.signed(SHOP, "code.redeem", {"code": b64(fp(0))})], 422, "not-permitted"),
+        (lambda c: [c.signed(SHOP, "code.list", {"codes": [b64(bytes(32))]})], 409, "unknown-code"),
+    ],
+    ids=[
+        "sale-by-non-holder",
+        "out-of-order-transfer",
+        "double-sale-in-one-batch",
+        "transfer-for-someone-else",
+        "pin-smuggled-in-body",
+        "negative-amount",
+        "stale-time",
+        "merchant-redeems",
+        "unknown-code",
+    ],
+)
+def test_refused_custody_event_changes_nothing(
+    session: Session, chain: Chain, client: FlaskClient, make: Any, status: int, code: str
+) -> None:
+    before = ledger_size(session)
+    response = client.post("/api/v1/entries", json=entries(chain, *make(chain)))
+    assert response.status_code == status, response.get_json()
+    assert response.get_json()["code"] == code
+    assert ledger_size(session) == before
+    assert verify(client, 0)["code"]["state"] == "listed"
+
+
+def test_replayed_custody_event_is_refused(
+    session: Session, chain: Chain, client: FlaskClient
+) -> None:
+    sale = entries(chain, chain.signed(SHOP, "code.sale", sale_body(0)))
+    assert client.post("/api/v1/entries", json=sale).status_code == 201
+    before = ledger_size(session)
+    replay = client.post("/api/v1/entries", json=sale)
+    assert replay.status_code == 409
+    assert replay.get_json()["code"] == "replayed-entry"
+    assert ledger_size(session) == before

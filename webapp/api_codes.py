@@ -1,0 +1,230 @@
+"""Card-code API: verify before sale (one or a batch), code status, signed entries."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from provenance.codes import get_code
+from provenance.db import write_transaction
+from provenance.entries import SignedStatement, format_time
+from provenance.errors import ValidationError
+from provenance.verdict import CodeQuery, CodeVerdict, Proofs, VerifyResult, verify_codes
+from webapp.runtime import current_runtime, db_session
+from webapp.validation import parse_body
+
+bp = Blueprint("codes_api", __name__, url_prefix="/api/v1")
+
+MAX_VERIFY_BATCH = 10_000
+MAX_ENTRIES = 1_000
+
+
+class RawCode(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    issuer: str = Field(min_length=1, max_length=64)
+    product: str = Field(min_length=1, max_length=100)
+    serial: str = Field(min_length=1, max_length=128)
+    pin: str = Field(min_length=1, max_length=128, repr=False)
+
+
+class CodeItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    code: RawCode | None = None
+    fingerprint: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> CodeItem:
+        if (self.code is None) == (self.fingerprint is None):
+            raise ValueError("give either code (issuer, product, serial, pin) or fingerprint")
+        return self
+
+
+class VerifyRequest(CodeItem):
+    merchant: str = Field(min_length=1, max_length=64)
+
+
+class VerifyBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    merchant: str = Field(min_length=1, max_length=64)
+    items: list[CodeItem] = Field(min_length=1, max_length=MAX_VERIFY_BATCH)
+
+
+class SignedEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    entry: dict[str, Any]
+    sig: str
+
+
+class EntriesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    entries: list[SignedEntry] = Field(min_length=1, max_length=MAX_ENTRIES)
+
+
+def decode_fingerprint(value: str, field: str = "fingerprint") -> bytes:
+    """A fingerprint as base64 (standard or URL-safe) or 64 hex digits.
+
+    Raises:
+        ValidationError: it is neither, or not 32 bytes.
+    """
+    try:
+        if len(value) == 64:
+            raw = bytes.fromhex(value)
+        else:
+            padded = value + "=" * (-len(value) % 4)
+            raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (ValueError, binascii.Error) as e:
+        raise ValidationError(f"{field} is not hex or base64", field=field) from e
+    if len(raw) != 32:
+        raise ValidationError(f"{field} must be 32 bytes", field=field)
+    return raw
+
+
+def _query(item: CodeItem, key: bytes, index: int | None = None) -> CodeQuery:
+    prefix = "" if index is None else f"items.{index}."
+    if item.fingerprint is not None:
+        return CodeQuery(decode_fingerprint(item.fingerprint, prefix + "fingerprint"))
+    code = item.code
+    assert code is not None
+    try:
+        return CodeQuery.from_raw(key, code.issuer, code.product, code.serial, code.pin)
+    except ValidationError as e:
+        raise ValidationError(str(e), field=f"{prefix}code.{e.field}") from e
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def verdict_json(verdict: CodeVerdict) -> dict[str, Any]:
+    code = verdict.code
+    return {
+        "fingerprint": verdict.fingerprint.hex(),
+        "decision": verdict.decision.value,
+        "reasons": [
+            {
+                "code": r.code.value,
+                "decision": r.decision.value,
+                "message": r.message,
+                "message_zh": r.message_zh,
+            }
+            for r in verdict.reasons
+        ],
+        "code": None
+        if code is None
+        else {
+            "product": code.product,
+            "batch": code.batch,
+            "origin": code.origin,
+            "holder": code.holder,
+            "state": code.state,
+            "frozen": code.frozen,
+            "tainted": code.tainted,
+            "expires_at": format_time(code.expires_at) if code.expires_at else None,
+        },
+        "custody": [
+            {
+                "seq": step.seq,
+                "type": step.type,
+                "time": format_time(step.time),
+                "actor": step.actor,
+                "signer": step.signer,
+            }
+            for step in verdict.custody
+        ],
+    }
+
+
+def proofs_json(proofs: Proofs) -> dict[str, Any]:
+    return {
+        "checkpoint": None
+        if proofs.root is None
+        else {"size": proofs.checkpoint_size, "root": _b64(proofs.root), "note": proofs.note},
+        "entries": {
+            str(seq): {"leaf_hash": _b64(p.leaf_hash), "proof": [_b64(h) for h in p.proof]}
+            for seq, p in sorted(proofs.entries.items())
+        },
+        "pending": list(proofs.pending),
+    }
+
+
+def _result_json(result: VerifyResult, single: bool) -> dict[str, Any]:
+    if single:
+        return {
+            "merchant": result.merchant,
+            **verdict_json(result.verdicts[0]),
+            "proofs": proofs_json(result.proofs),
+        }
+    return {
+        "merchant": result.merchant,
+        "results": [verdict_json(v) for v in result.verdicts],
+        "proofs": proofs_json(result.proofs),
+    }
+
+
+@bp.post("/codes/verify")
+def verify() -> Response:
+    """Verify one code before sale; writes nothing."""
+    body = parse_body(VerifyRequest)
+    key = current_runtime().secrets.fingerprint_key
+    result = verify_codes(
+        db_session(), [_query(body, key)], merchant=body.merchant, now=current_runtime().now()
+    )
+    return jsonify(_result_json(result, single=True))
+
+
+@bp.post("/codes/verify-batch")
+def verify_batch() -> Response:
+    """Verify up to 10,000 codes before sale; writes nothing."""
+    body = parse_body(VerifyBatchRequest)
+    key = current_runtime().secrets.fingerprint_key
+    queries = [_query(item, key, i) for i, item in enumerate(body.items)]
+    result = verify_codes(
+        db_session(), queries, merchant=body.merchant, now=current_runtime().now()
+    )
+    return jsonify(_result_json(result, single=False))
+
+
+@bp.get("/codes/<fingerprint>")
+def code_status(fingerprint: str) -> Response:
+    """A code's current state and custody chain, by fingerprint (hex or base64url)."""
+    session = db_session()
+    fp = decode_fingerprint(fingerprint)
+    get_code(session, fp)  # 404 for an unknown code
+    result = verify_codes(session, [CodeQuery(fp)], merchant="", now=current_runtime().now())
+    verdict = verdict_json(result.verdicts[0])
+    verdict.pop("decision")
+    verdict.pop("reasons")
+    return jsonify({**verdict, "proofs": proofs_json(result.proofs)})
+
+
+@bp.post("/entries")
+def append_entries() -> tuple[Response, int]:
+    """Append entries that their actors signed (up to 1,000, all or none)."""
+    body = parse_body(EntriesRequest)
+    signed = []
+    for i, item in enumerate(body.entries):
+        try:
+            signed.append(SignedStatement.from_json(item.entry, item.sig))
+        except ValidationError as e:
+            raise ValidationError(
+                f"entries.{i}: {e}", code=e.code, field=f"entries.{i}.{e.field}"
+            ) from e
+    session = db_session()
+    with write_transaction(session):
+        appended = current_runtime().ledger.append(session, signed, now=current_runtime().now())
+    return jsonify(
+        {
+            "appended": [
+                {"seq": a.seq, "type": a.type, "leaf_hash": _b64(a.leaf_hash)} for a in appended
+            ]
+        }
+    ), 201
