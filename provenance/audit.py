@@ -34,8 +34,8 @@ class AuditReport:
     checkpoints_checked: int
 
 
-CheckpointCheck = Callable[[str, int, bytes], None]
-"""Verifies a stored checkpoint note claims (size, root) and is validly signed."""
+CheckpointCheck = Callable[[str, int, bytes, bytes], None]
+"""Verifies a stored checkpoint note (note, size, root) is signed by the given public key."""
 
 
 def audit(
@@ -55,9 +55,9 @@ def audit(
     head = session.scalars(select(LedgerHead).where(LedgerHead.id == 1)).one_or_none()
     if head is None:
         raise VerificationError("the ledger head row is missing", code="head-missing")
-    checkpoints = {
-        c.size: c for c in session.scalars(select(StoredCheckpoint).order_by(StoredCheckpoint.size))
-    }
+    checkpoints: dict[int, list[StoredCheckpoint]] = {}
+    for stored in session.scalars(select(StoredCheckpoint).order_by(StoredCheckpoint.size)):
+        checkpoints.setdefault(stored.size, []).append(stored)
     buffered: list[tuple[NodeId, bytes]] = []
     nodes_checked = 0
 
@@ -119,9 +119,8 @@ def audit(
                     seq=row.seq,
                 )
             size = row.seq + 1
-            if size in checkpoints:
-                _check_checkpoint(checkpoints[size], verifier.root(), check_checkpoint)
-                checked_checkpoints += 1
+            for stored in checkpoints.get(size, ()):
+                _check_root(stored, verifier.root())
         if len(buffered) >= 20 * _NODE_CHUNK:
             check_nodes()
         cursor = rows[-1].seq + 1
@@ -155,15 +154,27 @@ def audit(
             f"the tree store holds {stored_nodes} nodes; {size} entries make {expected_nodes}",
             code="node-count",
         )
-    if 0 in checkpoints:
-        _check_checkpoint(checkpoints[0], EMPTY_ROOT, check_checkpoint)
-        checked_checkpoints += 1
+    for stored in checkpoints.get(0, ()):
+        _check_root(stored, EMPTY_ROOT)
     unchecked = [s for s in checkpoints if s > size]
     if unchecked:
         raise VerificationError(
             f"checkpoint of size {unchecked[0]} is beyond the log's {size} entries",
             code="checkpoint-beyond-log",
         )
+    # Signatures last: a checkpoint may be signed by a platform key added after its size.
+    for group in checkpoints.values():
+        for stored in group:
+            key = verifier.registry.keys.get(stored.key_id)
+            if key is None or key.party != verifier.registry.platform:
+                raise VerificationError(
+                    f"checkpoint of size {stored.size} names key {stored.key_id}, which is "
+                    "not a platform key",
+                    code="checkpoint-mismatch",
+                )
+            if check_checkpoint is not None:
+                check_checkpoint(stored.note, stored.size, stored.root, key.public_key)
+            checked_checkpoints += 1
     return AuditReport(size, verifier.root(), nodes_checked, checked_checkpoints)
 
 
@@ -183,14 +194,10 @@ def _mismatched_column(row: LedgerEntry, record: Record) -> str | None:
     return None
 
 
-def _check_checkpoint(
-    stored: StoredCheckpoint, root: RootHash, check: CheckpointCheck | None
-) -> None:
+def _check_root(stored: StoredCheckpoint, root: RootHash) -> None:
     if not hmac.compare_digest(stored.root, root):
         raise VerificationError(
             f"checkpoint of size {stored.size} has a root the entries do not produce",
             code="checkpoint-mismatch",
             seq=stored.size - 1,
         )
-    if check is not None:
-        check(stored.note, stored.size, stored.root)

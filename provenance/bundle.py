@@ -10,8 +10,10 @@ A bundle is a text file of JSON lines (each line canonical RFC 8785 JSON), in or
 4. ``{"kind":"left", ...}`` and ``{"kind":"prev", ...}`` (when ``first > 0``): the tree's
    right edge before ``first``, and the leaf hash of entry ``first - 1`` with its proof.
 5. The records ``first .. stop - 1`` themselves, one per line, byte for byte.
-6. ``{"kind":"right", ...}``: the perfect subtrees covering ``[stop, tree_size)``.
-7. ``{"kind":"end","count": n}``.
+6. ``{"kind":"later", ...}``: every key-management entry in ``[stop, tree_size)``, with
+   its inclusion proof, so the verifier knows who could sign at the checkpoint's size.
+7. ``{"kind":"right", ...}``: the perfect subtrees covering ``[stop, tree_size)``.
+8. ``{"kind":"end","count": n}``.
 
 Verification streams the file once, holding O(log n) hashes and the key registry, so
 its memory does not grow with the bundle. ``docs/LEDGER_FORMAT.md`` has the details.
@@ -45,7 +47,7 @@ from provenance.merkle import (
     verify_inclusion,
 )
 from provenance.parties import KEY_MANAGEMENT_TYPES, KeyRegistry
-from provenance.verify import LogVerifier, VerificationError
+from provenance.verify import LogVerifier, VerificationError, check_platform_key
 
 FORMAT = "cardtrace-bundle"
 VERSION = 1
@@ -127,17 +129,7 @@ def export_bundle(
         .where(LedgerEntry.seq < first, LedgerEntry.type.in_(KEY_MANAGEMENT_TYPES))
         .order_by(LedgerEntry.seq)
     ):
-        proof = ledger.inclusion_proof(session, seq, size)
-        out.write(
-            _line(
-                {
-                    "kind": "context",
-                    "seq": seq,
-                    "record": record.decode("utf-8"),
-                    "proof": [_b64(h) for h in proof],
-                }
-            )
-        )
+        out.write(_key_line("context", ledger, session, seq, record, size))
         context += 1
     if first > 0:
         left = _fetch_nodes(session, aligned_nodes(0, first))
@@ -164,10 +156,34 @@ def export_bundle(
         cursor = rows[-1][0] + 1
         if progress is not None:
             progress(cursor - first)
+    for seq, record in session.execute(
+        select(LedgerEntry.seq, LedgerEntry.record)
+        .where(
+            LedgerEntry.seq >= stop,
+            LedgerEntry.seq < size,
+            LedgerEntry.type.in_(KEY_MANAGEMENT_TYPES),
+        )
+        .order_by(LedgerEntry.seq)
+    ):
+        out.write(_key_line("later", ledger, session, seq, record, size))
     right = _fetch_nodes(session, aligned_nodes(stop, size))
     out.write(_line({"kind": "right", "hashes": [_b64(h) for h in right]}))
     out.write(_line({"kind": "end", "count": stop - first}))
     return ExportSummary(first, stop, size, context)
+
+
+def _key_line(
+    kind: str, ledger: Ledger, session: Session, seq: int, record: bytes, size: int
+) -> bytes:
+    proof = ledger.inclusion_proof(session, seq, size)
+    return _line(
+        {
+            "kind": kind,
+            "seq": seq,
+            "record": record.decode("utf-8"),
+            "proof": [_b64(h) for h in proof],
+        }
+    )
 
 
 def _fetch_nodes(session: Session, nodes: list[tuple[int, int]]) -> list[bytes]:
@@ -350,7 +366,13 @@ def verify_bundle(
     root = checkpoint.root
 
     registry = KeyRegistry(platform=platform)
-    verifier_registry, key_seq = _replay_context(lines, catalog, registry, first, size, root)
+    key_seq = _replay_key_entries(
+        lines, "context", catalog, registry, low=0, high=first, last=-1, size=size, root=root
+    )
+    if first > 0 and key_seq == -1:
+        raise VerificationError(
+            "the bundle has no context entries before its range", code="bad-bundle"
+        )
 
     left = CompactRange.empty()
     prev: bytes | None = None
@@ -383,9 +405,8 @@ def verify_bundle(
         start=first,
         left=left,
         prev=prev,
-        registry=verifier_registry,
+        registry=registry,
         key_seq=key_seq,
-        trusted_platform_key=key,
         threads=threads,
     )
     while verifier.size < stop:
@@ -401,6 +422,19 @@ def verify_bundle(
         if progress is not None and verifier.size % 10_000 == 0:
             progress(verifier.size - first)
     verifier.finish()
+    # Key changes after the range, up to the checkpoint: who could sign at its size.
+    _replay_key_entries(
+        lines,
+        "later",
+        catalog,
+        registry,
+        low=stop,
+        high=size,
+        last=verifier.key_seq,
+        size=size,
+        root=root,
+    )
+    check_platform_key(registry, key)
 
     right_line = lines.take_object("right")
     hashes = [_unb64(h, "right hash", lines.number) for h in right_line.get("hashes", [])]
@@ -426,30 +460,35 @@ def verify_bundle(
     return BundleReport(origin, first, stop, size, root, key, trusted_key is not None)
 
 
-def _replay_context(
+def _replay_key_entries(
     lines: _Lines,
+    kind: str,
     catalog: EntryCatalog,
     registry: KeyRegistry,
-    first: int,
+    *,
+    low: int,
+    high: int,
+    last: int,
     size: int,
     root: bytes,
-) -> tuple[KeyRegistry, int]:
-    """Check the key-management entries before ``first`` and build the registry from them."""
-    last = -1
-    while lines.next_kind() == "context":
-        value = lines.take_object("context")
+) -> int:
+    """Check the key-management entries on ``kind`` lines, all with seq in [low, high).
+
+    They must form the ``keyprev`` chain from ``last`` on, so none can be left out; each
+    is proven in the checkpoint's tree, authorised, signature-checked and applied.
+
+    Returns:
+        The sequence number of the last key-management entry seen.
+    """
+    while lines.next_kind() == kind:
+        value = lines.take_object(kind)
         n = lines.number
         seq = _int(value.get("seq"), "seq", n)
         raw_text = value.get("record")
         if set(value) != {"kind", "seq", "record", "proof"} or not isinstance(raw_text, str):
-            raise VerificationError(f"line {n}: malformed context line", code="bad-bundle")
-        if seq <= last or seq >= first:
-            raise VerificationError(f"line {n}: context entries out of order", code="bad-bundle")
-        if last == -1 and seq != 0:
-            raise VerificationError(
-                f"line {n}: the context must start with entry 0", code="bad-bundle"
-            )
-        last = seq
+            raise VerificationError(f"line {n}: malformed {kind} line", code="bad-bundle")
+        if not (low <= seq < high) or seq <= last:
+            raise VerificationError(f"line {n}: {kind} entries out of order", code="bad-bundle")
         raw = raw_text.encode("utf-8")
         try:
             verify_inclusion(leaf_hash(raw), seq, size, _proof(value.get("proof"), n), root)
@@ -463,6 +502,12 @@ def _replay_context(
                 raise VerificationError(
                     f"entry {seq}: not a key-management entry", code="bad-bundle"
                 )
+            if record.keyprev != last:
+                raise VerificationError(
+                    f"entry {seq}: keyprev is {record.keyprev}, but the previous key entry "
+                    f"is {last} (a change of keys is missing)",
+                    code="key-chain-broken",
+                )
             entry_type = catalog.get(statement.type)
             body = entry_type.parse_body(statement)
             key = registry.authorize(statement, entry_type, body)
@@ -473,8 +518,4 @@ def _replay_context(
         except CardtraceError as e:
             raise VerificationError(f"line {n}: entry {seq}: {e}", code=e.code, seq=seq) from e
         last = seq
-    if first > 0 and last == -1:
-        raise VerificationError(
-            "the bundle has no context entries before its range", code="bad-bundle"
-        )
-    return registry, last
+    return last

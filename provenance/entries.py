@@ -114,11 +114,13 @@ def parse_time(text: str, field: str = "time") -> datetime:
 
 
 def canonical(value: Any) -> bytes:
-    """RFC 8785 canonical JSON.
+    """RFC 8785 canonical JSON of a value holding no floats and no integers beyond 2**53.
 
     Raises:
-        EntryFormatError: the value is not representable (a float, a huge integer, ...).
+        EntryFormatError: the value holds a float or a huge integer (a record could not be
+            read back exactly), or is not representable.
     """
+    _check_numbers(value)
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
@@ -266,7 +268,6 @@ class SignedStatement:
             EntryFormatError: the statement or the signature is malformed.
         """
         statement = Statement.from_json(entry)
-        _check_numbers(entry)
         payload = canonical(entry)
         if len(payload) > MAX_STATEMENT_BYTES:
             raise EntryFormatError(

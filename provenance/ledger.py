@@ -138,6 +138,8 @@ class StoredCheckpoint(Base):
     __tablename__ = "checkpoint"
 
     size: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=False)
+    # The platform key that signed it: after a rotation the same size may be re-signed.
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     issued_at: Mapped[datetime] = mapped_column(index=True)
     note: Mapped[str] = mapped_column(Text)
@@ -486,21 +488,35 @@ class Ledger:
             self.platform.origin,
             self.platform.private_key,
         )
-        row = StoredCheckpoint(size=head.size, root=root, issued_at=now, note=note.decode("utf-8"))
+        row = StoredCheckpoint(
+            size=head.size,
+            key_id=self.platform.key_id,
+            root=root,
+            issued_at=now,
+            note=note.decode("utf-8"),
+        )
         session.add(row)
         session.flush()
         return row
 
     def latest_checkpoint(self, session: Session) -> StoredCheckpoint | None:
+        """The newest checkpoint signed with the platform's current key."""
         return session.scalars(
-            select(StoredCheckpoint).order_by(StoredCheckpoint.size.desc()).limit(1)
+            select(StoredCheckpoint)
+            .where(StoredCheckpoint.key_id == self.platform.key_id)
+            .order_by(StoredCheckpoint.size.desc())
+            .limit(1)
         ).first()
 
     def checkpoint_at(self, session: Session, size: int) -> StoredCheckpoint:
-        row = session.get(StoredCheckpoint, size)
-        if row is None:
+        row = session.scalars(
+            select(StoredCheckpoint)
+            .where(StoredCheckpoint.size == size)
+            .order_by(StoredCheckpoint.key_id == self.platform.key_id)
+        ).all()
+        if not row:
             raise NotFoundError(f"no checkpoint of size {size} was issued")
-        return row
+        return row[-1]
 
     def close(self) -> None:
         if self._pool is not None:

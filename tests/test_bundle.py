@@ -175,3 +175,66 @@ def test_key_the_log_never_registered_is_refused(session: Session, filled: Ledge
     with pytest.raises(VerificationError) as info:
         verify(bundle(session, forged), raw_public_key(stranger))
     assert info.value.code == "untrusted-key"
+
+
+def test_hidden_key_change_in_the_middle_of_the_context_is_refused(
+    session: Session, filled: Ledger
+) -> None:
+    raw = bundle(session, filled, 20, 27)
+    lines = raw.split(b"\n")
+    context = [i for i, line in enumerate(lines) if line.startswith(b'{"kind":"context"')]
+    assert len(context) >= 4
+    hidden = b"\n".join(lines[: context[1]] + lines[context[1] + 1 :])
+    with pytest.raises(VerificationError) as info:
+        verify(hidden, filled.platform.public_key)
+    assert info.value.code == "key-chain-broken"
+
+
+def test_range_before_a_platform_key_rotation_verifies_with_the_new_key(
+    session: Session, filled: Ledger
+) -> None:
+    from provenance.ledger import Ledger as LedgerService
+    from provenance.ledger import PlatformSigner
+
+    new_key = party_key("platform", 2)
+    add = {
+        "party": "platform",
+        "key": key_body(raw_public_key(new_key), NOW - timedelta(seconds=1)),
+    }
+    filled.append_as_platform(session, [filled.statement("key.add", add, now=NOW)], now=NOW)
+    rotated = LedgerService(CATALOG, PlatformSigner(new_key, origin=filled.platform.origin))
+    raw = bundle(session, rotated, 3, 10)
+    assert b'"kind":"later"' in raw
+    verify(raw, raw_public_key(new_key))
+    lines = raw.split(b"\n")
+    later = next(i for i, line in enumerate(lines) if line.startswith(b'{"kind":"later"'))
+    without = b"\n".join(lines[:later] + lines[later + 1 :])
+    with pytest.raises(VerificationError):
+        verify(without, raw_public_key(new_key))
+
+
+def test_audit_checks_checkpoints_signed_before_a_rotation(
+    session: Session, filled: Ledger
+) -> None:
+    from provenance.audit import audit
+    from provenance.ledger import Ledger as LedgerService
+    from provenance.ledger import PlatformSigner
+
+    filled.issue_checkpoint(session, now=NOW)
+    new_key = party_key("platform", 3)
+    add = {
+        "party": "platform",
+        "key": key_body(raw_public_key(new_key), NOW - timedelta(seconds=1)),
+    }
+    filled.append_as_platform(session, [filled.statement("key.add", add, now=NOW)], now=NOW)
+    rotated = LedgerService(CATALOG, PlatformSigner(new_key, origin=filled.platform.origin))
+    rotated.issue_checkpoint(session, now=NOW)
+    seen: list[tuple[int, bytes]] = []
+    report = audit(
+        session,
+        CATALOG,
+        trusted_platform_key=raw_public_key(new_key),
+        check_checkpoint=lambda note, size, root, key: seen.append((size, key)),
+    )
+    assert report.checkpoints_checked == 2
+    assert {key for _, key in seen} == {filled.platform.public_key, raw_public_key(new_key)}

@@ -20,9 +20,9 @@ def run_audit(progress: Callable[[int, int], None] | None = None) -> AuditReport
     """
     ledger = current_runtime().ledger
     origin = ledger.platform.origin
-    public = Ed25519PublicKey.from_public_bytes(ledger.platform.public_key)
 
-    def check_checkpoint(note: str, size: int, root: bytes) -> None:
+    def check_checkpoint(note: str, size: int, root: bytes, public_key: bytes) -> None:
+        public = Ed25519PublicKey.from_public_bytes(public_key)
         try:
             checkpoint = verify_checkpoint(note.encode("utf-8"), origin, origin, public)
         except CheckpointError as e:

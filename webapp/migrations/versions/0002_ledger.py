@@ -60,10 +60,11 @@ def upgrade() -> None:
     op.create_table(
         "checkpoint",
         sa.Column("size", BIGID, autoincrement=False, nullable=False),
+        sa.Column("key_id", sa.String(length=16), nullable=False),
         sa.Column("root", sa.LargeBinary(length=32), nullable=False),
         sa.Column("issued_at", provenance.db.UTCDateTime(), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint("size", name=op.f("pk_checkpoint")),
+        sa.PrimaryKeyConstraint("size", "key_id", name=op.f("pk_checkpoint")),
     )
     op.create_index(op.f("ix_checkpoint_issued_at"), "checkpoint", ["issued_at"])
     op.create_table(
