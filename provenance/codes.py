@@ -93,6 +93,10 @@ class CodeExistsError(ConflictError):
     code = "code-exists"
     title = "Code already recorded"
 
+    def __init__(self, message: str, *, fingerprint: bytes | None = None) -> None:
+        super().__init__(message)
+        self.fingerprint = fingerprint
+
 
 class BatchStateError(ConflictError):
     code = "bad-batch-state"
@@ -449,12 +453,14 @@ def _insert_codes(
 ) -> list[bytes]:
     fingerprints = [_b(fp) for fp, _ in pairs]
     if len(set(fingerprints)) != len(fingerprints):
-        raise CodeExistsError("the same code appears twice in one entry")
+        seen: set[bytes] = set()
+        twice = next(fp for fp in fingerprints if fp in seen or seen.add(fp))  # type: ignore[func-returns-value]
+        raise CodeExistsError(f"code {short(twice)} appears twice", fingerprint=twice)
     existing = session.scalars(
         select(Code.fingerprint).where(Code.fingerprint.in_(fingerprints)).limit(1)
     ).first()
     if existing is not None:
-        raise CodeExistsError(f"code {short(existing)} is already recorded")
+        raise CodeExistsError(f"code {short(existing)} is already recorded", fingerprint=existing)
     session.execute(
         insert(Code),
         [

@@ -202,11 +202,18 @@ def beat(celery_args: tuple[str, ...]) -> None:
 
 
 @cli.command()
-def demo() -> None:
+@click.option(
+    "--scale",
+    type=click.FloatRange(0.001, 20),
+    default=1.0,
+    show_default=True,
+    help="Size of the supply chain: 1.0 is about 200,000 codes.",
+)
+def demo(scale: float) -> None:
     """Walk through cardtrace on the embedded default (run 'cardtrace init' first)."""
     from webapp.demo import run_demo
 
-    run_demo(_app(), click.echo)
+    run_demo(_app(), click.echo, scale=scale)
 
 
 def main() -> None:
@@ -455,3 +462,178 @@ def ledger_audit() -> None:
 def _progress(bar: Any, done: int, total: int) -> None:
     bar.length = max(total, 1)
     bar.update(done - bar.pos)
+
+
+# --- codes ----------------------------------------------------------------------------
+
+
+@cli.group()
+def codes() -> None:
+    """Card codes: import issuance, transfers and sales; verify before sale."""
+
+
+def _count_lines(path: str) -> int:
+    with open(path, "rb") as f:
+        return max(sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b"")) - 1, 0)
+
+
+def _load_party_keys(specs: tuple[str, ...]) -> dict[str, Any]:
+    from pathlib import Path
+
+    from webapp.config import load_signing_key
+
+    keys: dict[str, Any] = {}
+    for spec in specs:
+        party, sep, path = spec.partition("=")
+        if not sep or not party or not path:
+            raise click.BadParameter(f"{spec!r}: expected PARTY=KEYFILE", param_hint="--key")
+        keys[party] = load_signing_key(Path(path), setting="--key")
+    return keys
+
+
+@codes.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--kind", type=click.Choice(["issuance", "transfers", "sales"]), required=True)
+@click.option(
+    "--key",
+    "key_specs",
+    multiple=True,
+    metavar="PARTY=KEYFILE",
+    help="Sign as PARTY with its Ed25519 PEM key (repeatable); parties without a "
+    "key are signed for by the platform.",
+)
+@click.option(
+    "--expires-at",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Issuance: the batches' expiry date (UTC midnight).",
+)
+def codes_import(csv_file: str, kind: str, key_specs: tuple[str, ...], expires_at: Any) -> None:
+    """Import a CSV file, all or nothing, reporting bad lines by number.
+
+    \b
+    issuance:  batch,product,serial,pin
+    transfers: from,to, and fingerprint or issuer,product,serial,pin
+    sales:     merchant,buyer,amount,currency, the code as above, and optionally
+               instrument,payment_ref,device,ip
+    """
+    import csv
+    from datetime import UTC
+
+    from provenance import imports
+    from provenance.db import write_transaction
+    from webapp.runtime import current_runtime, db_session
+
+    app = _app()
+    keys = _load_party_keys(key_specs)
+    total = _count_lines(csv_file)
+    with app.app_context():
+        runtime = current_runtime()
+        session = db_session()
+        signers = imports.Signers(runtime.ledger.platform, keys)
+        run = {
+            "issuance": imports.import_issuance,
+            "transfers": imports.import_transfers,
+            "sales": imports.import_sales,
+        }[kind]
+        required = {
+            "issuance": imports.ISSUANCE_COLUMNS,
+            "transfers": ("from", "to"),
+            "sales": imports.SALE_COLUMNS,
+        }[kind]
+        extra: dict[str, Any] = {}
+        if kind == "issuance" and expires_at is not None:
+            extra["expires_at"] = expires_at.replace(tzinfo=UTC)
+        with open(csv_file, encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            try:
+                imports.check_columns(reader.fieldnames, required)
+                with click.progressbar(
+                    length=total, label=f"importing {kind}", file=sys.stderr
+                ) as bar:
+                    done = 0
+
+                    def advance(rows: int) -> None:
+                        nonlocal done
+                        bar.update(rows - done)
+                        done = rows
+
+                    with write_transaction(session):
+                        report = run(
+                            session,
+                            runtime.ledger,
+                            reader,
+                            fingerprint_key=runtime.secrets.fingerprint_key,
+                            signers=signers,
+                            now=runtime.now(),
+                            progress=advance,
+                            **extra,
+                        )
+            except imports.ImportFailedError as e:
+                click.echo(
+                    f"cardtrace: import refused, nothing was imported: {e.total} bad line(s)",
+                    err=True,
+                )
+                for error in e.errors:
+                    click.echo(f"  {error}", err=True)
+                if e.total > len(e.errors):
+                    click.echo(f"  ... and {e.total - len(e.errors)} more", err=True)
+                sys.exit(1)
+    batches = f", batches {', '.join(report.batches)}" if report.batches else ""
+    click.echo(f"imported {report.rows} rows as {report.entries} ledger entries{batches}")
+
+
+@codes.command("verify")
+@click.option("--merchant", required=True, help="The selling merchant's party id.")
+@click.option("--fingerprint", help="The code's fingerprint (hex).")
+@click.option("--issuer")
+@click.option("--product")
+@click.option("--serial")
+@click.option("--json", "as_json", is_flag=True, help="Print the full answer as JSON.")
+def codes_verify(
+    merchant: str,
+    fingerprint: str | None,
+    issuer: str | None,
+    product: str | None,
+    serial: str | None,
+    as_json: bool,
+) -> None:
+    """Verify a code before sale. With --serial, the PIN is read from standard input (or
+    asked for, hidden), never from the command line."""
+    from provenance.verdict import CodeQuery, verify_codes
+    from webapp.api_codes import decode_fingerprint, proofs_json, verdict_json
+    from webapp.runtime import current_runtime, db_session
+
+    app = _app()
+    with app.app_context():
+        runtime = current_runtime()
+        if fingerprint is not None:
+            query = CodeQuery(decode_fingerprint(fingerprint))
+        elif issuer and product and serial:
+            pin = (
+                sys.stdin.readline().strip()
+                if not sys.stdin.isatty()
+                else click.prompt("PIN", hide_input=True)
+            )
+            query = CodeQuery.from_raw(
+                runtime.secrets.fingerprint_key, issuer, product, serial, pin
+            )
+        else:
+            raise click.UsageError("give --fingerprint, or --issuer, --product and --serial")
+        result = verify_codes(db_session(), [query], merchant=merchant, now=runtime.now())
+    verdict = result.verdicts[0]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {**verdict_json(verdict), "proofs": proofs_json(result.proofs)},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    click.echo(f"{verdict.decision.value.upper()}  code {verdict.fingerprint.hex()}")
+    for reason in verdict.reasons:
+        click.echo(f"  - {reason.code.value}: {reason.message}")
+    for step in verdict.custody:
+        signer = "" if step.signer == step.actor else f" (signed by {step.signer})"
+        click.echo(f"  #{step.seq} {step.time:%Y-%m-%d %H:%M} {step.type} by {step.actor}{signer}")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -15,102 +15,117 @@ from flask import Flask
 
 from provenance.bundle import export_bundle, verify_bundle
 from provenance.db import write_transaction
-from provenance.entries import (
-    SignedStatement,
-    Statement,
-    format_time,
-    key_id_for,
-    raw_public_key,
-    sign_statement,
-)
 from provenance.instance import get_identity
-from provenance.ledger import Ledger
-from provenance.parties import Party, key_body
+from provenance.scenario import SupplyChain
+from provenance.verdict import CodeQuery, verify_codes
 from webapp.health import health_report
 from webapp.runtime import current_runtime, db_session
 
-# The demo's supply chain: who takes part, and in which role.
-CAST: tuple[tuple[str, str, str], ...] = (
-    ("tencent-cards", "issuer", "Tencent Game Card Issuing"),
-    ("netease-points", "issuer", "NetEase Points Issuing"),
-    ("china-mobile-topup", "issuer", "China Mobile Top-up Cards"),
-    ("hua-distribution", "distributor", "Huaxia Card Distribution Co."),
-    ("east-wholesale", "distributor", "East Coast Card Wholesale"),
-    ("shop-longmen", "merchant", "Longmen Game Shop"),
-    ("shop-xinyue", "merchant", "Xinyue Top-up Store"),
-    ("shop-fastcard", "merchant", "FastCard Online"),
-    ("antifraud-alliance", "partner", "Payment Anti-Fraud Alliance"),
-)
+EXAMPLES_FILE = "demo-examples.json"
 
 
-def _party_key(directory: Path, party: str, generation: int = 0) -> Ed25519PrivateKey:
+class PartyKeys:
     """Each demo party's signing key, kept (owner-only) beside the platform's keys."""
-    path = directory / f"{party}.{generation}.pem"
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        assert isinstance(key, Ed25519PrivateKey)
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._cache: dict[str, Ed25519PrivateKey] = {}
+
+    def __call__(self, party: str) -> Ed25519PrivateKey:
+        if party in self._cache:
+            return self._cache[party]
+        path = self.directory / f"{party}.pem"
+        if path.exists():
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            assert isinstance(key, Ed25519PrivateKey)
+        else:
+            key = Ed25519PrivateKey.generate()
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(
+                    key.private_bytes(
+                        serialization.Encoding.PEM,
+                        serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption(),
+                    )
+                )
+        self._cache[party] = key
         return key
-    key = Ed25519PrivateKey.generate()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    return key
 
 
-def _register_cast(ledger: Ledger, key_dir: Path, say: Callable[[str], None]) -> None:
+def _load_supply_chain(scale: float, say: Callable[[str], None]) -> None:
+    runtime = current_runtime()
     session = db_session()
-    now = datetime.now(UTC)
-    missing = [c for c in CAST if session.get(Party, c[0]) is None]
-    if not missing:
-        say(f"  parties: {len(CAST)} already registered")
+    examples_path = runtime.settings.instance_path / EXAMPLES_FILE
+    if examples_path.exists():
+        say("  the demo supply chain is already loaded (delete the instance folder to start over)")
         return
-    statements = []
-    for party, kind, name in missing:
-        key = _party_key(key_dir, party)
-        body = {
-            "party": party,
-            "kind": kind,
-            "name": name,
-            "keys": [key_body(raw_public_key(key), now - timedelta(seconds=1))],
-        }
-        statements.append(ledger.statement("party.register", body, now=now))
-    with write_transaction(session):
-        ledger.append_as_platform(session, statements, now=now)
-    say(f"  parties: registered {len(missing)} (issuers, distributors, merchants, a partner)")
-
-    # An issuer rotates its key: it adds a new one, signed with the old, then revokes the old.
-    issuer = "tencent-cards"
-    old, new = _party_key(key_dir, issuer), _party_key(key_dir, issuer, 1)
-    now = datetime.now(UTC)
-
-    def signed(key: Ed25519PrivateKey, type: str, body: dict[str, Any]) -> SignedStatement:
-        statement = Statement(type, now, issuer, key_id_for(raw_public_key(key)), False, body)
-        return sign_statement(statement, key)
-
-    add = {"party": issuer, "key": key_body(raw_public_key(new), now - timedelta(seconds=1))}
-    revoke = {
-        "party": issuer,
-        "key_id": key_id_for(raw_public_key(old)),
-        "revoked_at": format_time(now),
-        "reason": "scheduled rotation",
-    }
-    with write_transaction(session):
-        ledger.append(
-            session,
-            [signed(old, "key.add", add), signed(new, "key.revoke", revoke)],
-            now=now,
+    started = time.monotonic()
+    chain = SupplyChain(
+        session,
+        runtime.ledger,
+        fingerprint_key=runtime.secrets.fingerprint_key,
+        party_keys=PartyKeys(runtime.settings.key_dir / "demo-parties"),
+        clock=runtime.now,
+        scale=scale,
+        say=say,
+    )
+    result = chain.run()
+    key = runtime.secrets.fingerprint_key
+    # The examples are kept by fingerprint only: no PIN is written anywhere.
+    examples = []
+    for example in result.examples:
+        query = CodeQuery.from_raw(
+            key, example.issuer, example.product, example.serial, example.pin
         )
-    say(f"  keys: {issuer} rotated its signing key (old key revoked, on the ledger)")
+        examples.append(
+            {
+                "label": example.label,
+                "merchant": example.merchant,
+                "fingerprint": query.fingerprint.hex(),
+                "serial_fp": query.serial_fp.hex() if query.serial_fp else None,
+                "expect": example.expect,
+            }
+        )
+    examples_path.write_text(json.dumps(examples, indent=2))
+    say(
+        f"  {result.codes:,} codes, {result.sales:,} sales, {result.entries:,} ledger entries "
+        f"in {time.monotonic() - started:.0f} s; {result.double_sales_refused} double sale "
+        "refused by the ledger"
+    )
 
 
-def run_demo(app: Flask, say: Callable[[str], None]) -> None:
+def _show_verdicts(say: Callable[[str], None]) -> bool:
+    runtime = current_runtime()
+    examples = json.loads((runtime.settings.instance_path / EXAMPLES_FILE).read_text())
+    all_as_expected = True
+    for example in examples:
+        serial_fp = bytes.fromhex(example["serial_fp"]) if example["serial_fp"] else None
+        query = CodeQuery(bytes.fromhex(example["fingerprint"]), serial_fp)
+        started = time.perf_counter()
+        result = verify_codes(
+            db_session(), [query], merchant=example["merchant"], now=runtime.now()
+        )
+        elapsed = (time.perf_counter() - started) * 1000
+        verdict = result.verdicts[0]
+        reasons = ", ".join(r.code.value for r in verdict.reasons) or "no reasons"
+        expected = example["expect"]
+        ok = (
+            verdict.decision.value == "allow"
+            if expected == "allow"
+            else expected in {r.code.value for r in verdict.reasons}
+        )
+        all_as_expected &= ok
+        mark = "ok " if ok else "?? "
+        say(
+            f"  {mark}{verdict.decision.value.upper():6} {example['label']:42} {reasons} "
+            f"({elapsed:.1f} ms)"
+        )
+    return all_as_expected
+
+
+def run_demo(app: Flask, say: Callable[[str], None], *, scale: float = 1.0) -> None:
     with app.app_context():
         runtime = current_runtime()
         report = health_report()
@@ -125,19 +140,33 @@ def run_demo(app: Flask, say: Callable[[str], None]) -> None:
         ledger = runtime.ledger
         say(f"  log: {identity.origin}, platform key {ledger.platform.key_id}")
 
-        say("\n1. The signed ledger")
-        _register_cast(ledger, runtime.settings.key_dir / "demo-parties", say)
+        say(f"\n1. A supply chain on the signed ledger (scale {scale})")
+        _load_supply_chain(scale, say)
+
+        say("\n2. Verify before sale: a verdict, and the reasons, for each kind of case")
+        if not _show_verdicts(say):
+            say("  (a verdict above is not the one the scenario expects)")
+
+        say("\n3. Evidence anyone can check offline")
         with write_transaction(session):
-            checkpoint = ledger.issue_checkpoint(session, now=current_runtime().now())
-        say(f"  checkpoint: size {checkpoint.size}, root {checkpoint.root.hex()[:16]}...")
+            checkpoint = ledger.issue_checkpoint(session, now=runtime.now())
+        say(f"  checkpoint: size {checkpoint.size:,}, root {checkpoint.root.hex()[:16]}...")
         bundle_path = runtime.settings.instance_path / "demo-ledger-bundle.jsonl"
+        first = max(checkpoint.size - 5000, 0)
         with open(bundle_path, "wb") as out:
-            export_bundle(session, ledger, out, checkpoint)
+            export_bundle(session, ledger, out, checkpoint, first=first)
         with open(bundle_path, "rb") as stream:
             verified = verify_bundle(stream, ledger.catalog, trusted_key=ledger.platform.public_key)
         digest = hashlib.sha256(bundle_path.read_bytes()).hexdigest()[:16]
-        say(f"  bundle: {bundle_path} (sha256 {digest}...), {verified.stop} entries verified")
+        say(
+            f"  bundle of entries {verified.first:,}..{verified.stop - 1:,}: {bundle_path} "
+            f"(sha256 {digest}...), verified"
+        )
         pub = runtime.settings.key_dir / "log-signing.pub.pem"
-        say("\nVerify the ledger yourself, offline, with the platform's public key:")
+        say("\nTry it yourself:")
         say(f"  cardtrace ledger verify {bundle_path} --platform-key {pub}")
         say("  cardtrace ledger audit")
+        say(
+            "  cardtrace codes verify --merchant shop-longmen --fingerprint <hex from "
+            f"{runtime.settings.instance_path / EXAMPLES_FILE}>"
+        )

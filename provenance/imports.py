@@ -1,0 +1,438 @@
+"""CSV imports of issuance, transfers and sales: all or nothing, with line numbers.
+
+Each import streams its file once and appends as it goes, inside the caller's
+transaction. Every bad line is reported (up to a limit) with its number and the reason;
+if there is any, nothing is applied: the caller rolls the transaction back. Memory does
+not grow with the file: a batch is fingerprinted and appended chunk by chunk.
+
+Raw PINs are read, normalised, fingerprinted and dropped; error messages never repeat a
+value from the file. Buyer accounts, payment instruments, devices and IP addresses are
+turned into keyed pseudonyms; a full card number in the instrument column is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.orm import Session
+from stdnum import luhn
+
+from provenance.codes import MAX_CODES_PER_ENTRY, CodeExistsError, Product, short
+from provenance.entries import (
+    PARTY_ID_RE,
+    SignedStatement,
+    Statement,
+    key_id_for,
+    raw_public_key,
+    sign_statement,
+)
+from provenance.errors import CardtraceError, ValidationError
+from provenance.fingerprints import code_fingerprint, normalise_part, pseudonym
+from provenance.issuance import BatchBuilder
+from provenance.ledger import Ledger, PlatformSigner
+
+MAX_REPORTED_ERRORS = 100
+_FLUSH_ENTRIES = 10  # chunk entries appended per ledger call
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    line: int
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f" ({self.field})" if self.field else ""
+        return f"line {self.line}{where}: {self.message}"
+
+
+class ImportFailedError(ValidationError):
+    """The file had bad lines; nothing was applied."""
+
+    code = "import-failed"
+    title = "Import refused"
+
+    def __init__(self, errors: list[LineError], total: int) -> None:
+        shown = "; ".join(str(e) for e in errors[:5])
+        more = f" (and {total - 5} more)" if total > 5 else ""
+        super().__init__(f"{total} bad line(s), nothing imported: {shown}{more}")
+        self.errors = errors
+        self.total = total
+
+
+@dataclass(slots=True)
+class ImportReport:
+    rows: int = 0
+    entries: int = 0
+    batches: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Signers:
+    """Who signs each party's entries: its own key if the importer holds it, else the
+    platform on its behalf."""
+
+    platform: PlatformSigner
+    keys: Mapping[str, Ed25519PrivateKey] = field(default_factory=dict)
+
+    def sign(
+        self, ledger: Ledger, kind: str, body: dict[str, Any], actor: str, now: datetime
+    ) -> SignedStatement:
+        key = self.keys.get(actor)
+        if key is None:
+            return sign_statement(
+                ledger.statement(kind, body, now=now, actor=actor), self.platform.private_key
+            )
+        statement = Statement(kind, now, actor, key_id_for(raw_public_key(key)), False, body)
+        return sign_statement(statement, key)
+
+
+@dataclass(slots=True)
+class _Run:
+    """Collects errors; once there is one, nothing more is appended."""
+
+    errors: list[LineError] = field(default_factory=list)
+    total: int = 0
+
+    def fail(self, line: int, error: CardtraceError | str, field_name: str | None = None) -> None:
+        self.total += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            message = error.message if isinstance(error, CardtraceError) else error
+            name = getattr(error, "field", None) or field_name
+            self.errors.append(LineError(line, name, message))
+
+    @property
+    def ok(self) -> bool:
+        return self.total == 0
+
+    def finish(self) -> None:
+        if self.total:
+            raise ImportFailedError(self.errors, self.total)
+
+
+def _numbered(
+    rows: Iterable[Mapping[str, str | None]],
+) -> Iterator[tuple[int, Mapping[str, str | None]]]:
+    # Line 1 is the header; data starts on line 2.
+    for index, row in enumerate(rows):
+        yield index + 2, row
+
+
+def _require(row: Mapping[str, str | None], name: str) -> str:
+    value = row.get(name)
+    if value is None or not value.strip():
+        raise ValidationError(f"{name} is missing", field=name)
+    return value.strip()
+
+
+def check_columns(header: Iterable[str] | None, required: Iterable[str]) -> None:
+    """Raises ImportFailedError (line 1) if the header lacks a required column."""
+    present = set(header or ())
+    missing = [c for c in required if c not in present]
+    if missing:
+        raise ImportFailedError(
+            [LineError(1, None, f"the header lacks the column(s) {', '.join(missing)}")], 1
+        )
+
+
+# --- issuance ---------------------------------------------------------------------
+
+
+ISSUANCE_COLUMNS = ("batch", "product", "serial", "pin")
+
+
+def import_issuance(
+    session: Session,
+    ledger: Ledger,
+    rows: Iterable[Mapping[str, str | None]],
+    *,
+    fingerprint_key: bytes,
+    signers: Signers,
+    now: datetime,
+    expires_at: datetime | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Issue the batches in a CSV (columns batch, product, serial, pin; a batch's rows
+    together). Each batch's chunks and its issue entry are signed by the product's
+    issuer (its own key from ``signers``, else the platform on its behalf).
+
+    Raises:
+        ImportFailedError: any bad line; nothing was appended (roll back the transaction).
+    """
+    run = _Run()
+    report = ImportReport()
+    done: set[str] = set()
+    builder: BatchBuilder | None = None
+    lines: dict[bytes, int] = {}
+    pending: list[SignedStatement] = []
+
+    def append(force: bool = False) -> None:
+        if not run.ok:
+            pending.clear()
+            return
+        if pending and (force or len(pending) >= _FLUSH_ENTRIES):
+            try:
+                ledger.append(session, pending, now=now)
+                report.entries += len(pending)
+            except CodeExistsError as e:
+                line = lines.get(e.fingerprint or b"", 0)
+                run.fail(line, "this code is already recorded (issued or attested before)", "pin")
+            except CardtraceError as e:
+                run.fail(0, e)
+            for statement in pending:
+                for pair in statement.statement.body.get("codes", ()):
+                    lines.pop(base64.b64decode(pair[0]), None)
+            pending.clear()
+
+    def chunk_ready(body: dict[str, Any] | None, issuer: str) -> None:
+        if body is not None and run.ok:
+            pending.append(signers.sign(ledger, "batch.codes", body, issuer, now))
+            append()
+
+    def close_batch() -> None:
+        nonlocal builder
+        if builder is None:
+            return
+        chunk_ready(builder.flush(), builder.product.issuer)
+        if run.ok:
+            body = builder.issue_body(expires_at=expires_at)
+            pending.append(signers.sign(ledger, "batch.issue", body, builder.product.issuer, now))
+            append(force=True)
+            report.batches.append(builder.batch)
+        done.add(builder.batch)
+        builder = None
+
+    products: dict[str, Product | None] = {}
+    for line, row in _numbered(rows):
+        report.rows += 1
+        try:
+            batch = _require(row, "batch")
+            product_id = _require(row, "product")
+            if builder is not None and (batch != builder.batch or product_id != builder.product.id):
+                close_batch()
+            if builder is None:
+                if batch in done:
+                    raise ValidationError(
+                        f"batch {batch} appears again after other rows; keep a batch's rows "
+                        "together",
+                        field="batch",
+                    )
+                if product_id not in products:
+                    products[product_id] = session.get(Product, product_id)
+                product = products[product_id]
+                if product is None:
+                    raise ValidationError(
+                        f"no product {product_id!r} is registered", field="product"
+                    )
+                builder = BatchBuilder(fingerprint_key, product, batch)
+            serial = normalise_part(_require(row, "serial"), "serial")
+            pin = normalise_part(_require(row, "pin"), "pin")
+            chunk = builder.add(serial, pin)
+            lines[
+                code_fingerprint(
+                    fingerprint_key, builder.product.issuer, builder.product.id, serial, pin
+                )
+            ] = line
+            chunk_ready(chunk, builder.product.issuer)
+        except CardtraceError as e:
+            run.fail(line, e)
+        if progress is not None and report.rows % 1000 == 0:
+            progress(report.rows)
+    close_batch()
+    append(force=True)
+    run.finish()
+    return report
+
+
+# --- transfers and sales ------------------------------------------------------------
+
+
+def _code_from_row(row: Mapping[str, str | None], key: bytes) -> bytes:
+    """A code named by a fingerprint column (hex) or by issuer, product, serial and pin."""
+    fingerprint = row.get("fingerprint")
+    if fingerprint:
+        try:
+            raw = bytes.fromhex(fingerprint.strip())
+        except ValueError as e:
+            raise ValidationError("fingerprint must be 64 hex digits", field="fingerprint") from e
+        if len(raw) != 32:
+            raise ValidationError("fingerprint must be 64 hex digits", field="fingerprint")
+        return raw
+    issuer = _require(row, "issuer")
+    product = _require(row, "product")
+    serial = normalise_part(_require(row, "serial"), "serial")
+    pin = normalise_part(_require(row, "pin"), "pin")
+    return code_fingerprint(key, issuer, product, serial, pin)
+
+
+def _party(row: Mapping[str, str | None], name: str) -> str:
+    value = _require(row, name)
+    if not PARTY_ID_RE.fullmatch(value):
+        raise ValidationError(f"{name} is not a party id", field=name)
+    return value
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _sold_code(statement: SignedStatement) -> bytes:
+    return base64.b64decode(statement.statement.body["code"])
+
+
+def import_transfers(
+    session: Session,
+    ledger: Ledger,
+    rows: Iterable[Mapping[str, str | None]],
+    *,
+    fingerprint_key: bytes,
+    signers: Signers,
+    now: datetime,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Transfers from a CSV (columns from, to, and fingerprint or issuer/product/serial/
+    pin). Consecutive rows with the same sender and recipient become one entry.
+
+    Raises:
+        ImportFailedError: any bad line, or a transfer custody refuses; nothing applied.
+    """
+    run = _Run()
+    report = ImportReport()
+    group: list[tuple[int, bytes]] = []
+    route: tuple[str, str] | None = None
+
+    def flush() -> None:
+        nonlocal group
+        if group and route is not None and run.ok:
+            body = {"codes": [_b64(fp) for _, fp in group], "from": route[0], "to": route[1]}
+            try:
+                ledger.append(
+                    session, [signers.sign(ledger, "code.transfer", body, route[0], now)], now=now
+                )
+                report.entries += 1
+            except CardtraceError as e:
+                where = next((line for line, fp in group if short(fp) in e.message), group[0][0])
+                run.fail(where, e)
+        group = []
+
+    for line, row in _numbered(rows):
+        report.rows += 1
+        try:
+            sender, recipient = _party(row, "from"), _party(row, "to")
+            fp = _code_from_row(row, fingerprint_key)
+            if route != (sender, recipient) or len(group) >= MAX_CODES_PER_ENTRY:
+                flush()
+                route = (sender, recipient)
+            group.append((line, fp))
+        except CardtraceError as e:
+            run.fail(line, e)
+        if progress is not None and report.rows % 1000 == 0:
+            progress(report.rows)
+    flush()
+    run.finish()
+    return report
+
+
+def instrument_pseudonym(key: bytes, value: str) -> str:
+    """Pseudonymise a payment instrument id or token; refuse a full card number.
+
+    Raises:
+        ValidationError: the value looks like a primary account number (PAN).
+    """
+    digits = value.replace(" ", "").replace("-", "")
+    if digits.isdigit() and 13 <= len(digits) <= 19 and luhn.is_valid(digits):
+        raise ValidationError(
+            "full card numbers are refused; send the payment token or instrument id instead",
+            code="card-number-refused",
+            field="instrument",
+        )
+    return pseudonym(key, "instrument", value)
+
+
+SALE_COLUMNS = ("merchant", "buyer", "amount", "currency")
+
+
+def sale_body(row: Mapping[str, str | None], key: bytes) -> dict[str, Any]:
+    """The ``code.sale`` body for one CSV row (pseudonymising personal data).
+
+    Raises:
+        ValidationError: a field is missing or malformed (named, value not repeated).
+    """
+    fp = _code_from_row(row, key)
+    body: dict[str, Any] = {
+        "code": _b64(fp),
+        "buyer": pseudonym(key, "buyer", _require(row, "buyer")),
+        "amount": _require(row, "amount"),
+        "currency": _require(row, "currency"),
+    }
+    instrument = (row.get("instrument") or "").strip()
+    if instrument:
+        body["instrument"] = instrument_pseudonym(key, instrument)
+    for name in ("payment_ref", "device", "ip"):
+        value = (row.get(name) or "").strip()
+        if value:
+            body[name] = pseudonym(key, name, value)
+    return body
+
+
+def import_sales(
+    session: Session,
+    ledger: Ledger,
+    rows: Iterable[Mapping[str, str | None]],
+    *,
+    fingerprint_key: bytes,
+    signers: Signers,
+    now: datetime,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Sales from a CSV (merchant, buyer, amount, currency, the code, and optionally
+    instrument, payment_ref, device, ip). Each sale is one entry, signed by its merchant.
+
+    Raises:
+        ImportFailedError: any bad line, or a sale custody refuses; nothing applied.
+    """
+    run = _Run()
+    report = ImportReport()
+    pending: list[tuple[int, SignedStatement]] = []
+
+    def flush() -> None:
+        if pending and run.ok:
+            try:
+                ledger.append(session, [s for _, s in pending], now=now)
+                report.entries += len(pending)
+            except CardtraceError as e:
+                where = next(
+                    (
+                        line
+                        for line, s in pending
+                        if s.statement.body["code"]
+                        and short(__import__("base64").b64decode(s.statement.body["code"]))
+                        in e.message
+                    ),
+                    pending[0][0],
+                )
+                run.fail(where, e)
+        pending.clear()
+
+    for line, row in _numbered(rows):
+        report.rows += 1
+        try:
+            merchant = _party(row, "merchant")
+            body = sale_body(row, fingerprint_key)
+            pending.append((line, signers.sign(ledger, "code.sale", body, merchant, now)))
+        except CardtraceError as e:
+            run.fail(line, e)
+        if len(pending) >= 500:
+            flush()
+        if progress is not None and report.rows % 1000 == 0:
+            progress(report.rows)
+    flush()
+    run.finish()
+    return report
