@@ -215,7 +215,12 @@ def import_issuance(
         try:
             batch = _require(row, "batch")
             product_id = _require(row, "product")
-            if builder is not None and (batch != builder.batch or product_id != builder.product.id):
+            if product_id not in products:
+                products[product_id] = session.get(Product, product_id)
+            product = products[product_id]
+            if product is None:
+                raise ValidationError(f"no product {product_id!r} is registered", field="product")
+            if builder is not None and batch != builder.batch:
                 close_batch()
             if builder is None:
                 if batch in done:
@@ -224,14 +229,12 @@ def import_issuance(
                         "together",
                         field="batch",
                     )
-                if product_id not in products:
-                    products[product_id] = session.get(Product, product_id)
-                product = products[product_id]
-                if product is None:
-                    raise ValidationError(
-                        f"no product {product_id!r} is registered", field="product"
-                    )
                 builder = BatchBuilder(fingerprint_key, product, batch)
+            elif product.id != builder.product.id:
+                raise ValidationError(
+                    f"batch {batch} holds {builder.product.id}; a batch has one product",
+                    field="product",
+                )
             serial = normalise_part(_require(row, "serial"), "serial")
             pin = normalise_part(_require(row, "pin"), "pin")
             chunk = builder.add(serial, pin)

@@ -1,0 +1,187 @@
+"""CSV imports: all or nothing, bad lines named by number, no PIN left behind."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from provenance.codes import Code, CodeBatch
+from provenance.imports import (
+    ImportFailedError,
+    Signers,
+    import_issuance,
+    import_sales,
+    import_transfers,
+    instrument_pseudonym,
+)
+from provenance.ledger import LedgerEntry
+from tests.codes_support import DIST, ISSUER, PRODUCT, SHOP, Chain, build_chain, fp, pin, serial
+from tests.keys import FINGERPRINT_KEY
+from tests.ledger_support import NOW
+from webapp.runtime import current_runtime
+
+
+def rows(text: str) -> list[dict[str, str | None]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def count(session: Session, model: Any) -> int:
+    return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+@pytest.fixture()
+def chain(app: Flask, session: Session) -> Chain:
+    with app.app_context():
+        return build_chain(session, current_runtime().ledger)
+
+
+def issue(session: Session, chain: Chain, text: str, keys: bool = True) -> Any:
+    signers = Signers(chain.ledger.platform, {ISSUER: chain.keys[ISSUER]} if keys else {})
+    return import_issuance(
+        session, chain.ledger, rows(text), fingerprint_key=FINGERPRINT_KEY, signers=signers, now=NOW
+    )
+
+
+def issuance_csv(batch: str, first: int, n: int) -> str:
+    lines = ["batch,product,serial,pin"]
+    lines += [f"{batch},{PRODUCT},{serial(i)},{pin(i)}" for i in range(first, first + n)]
+    return "\n".join(lines) + "\n"
+
+
+def test_issuance_import_issues_each_batch_signed_by_its_issuer(
+    session: Session, chain: Chain
+) -> None:
+    text = issuance_csv("imp-1", 1000, 1203) + issuance_csv("imp-2", 3000, 7).split("\n", 1)[1]
+    report = issue(session, chain, text)
+    assert report.rows == 1210
+    assert report.batches == ["imp-1", "imp-2"]
+    batch = session.get(CodeBatch, "imp-1")
+    assert batch is not None and batch.status == "active" and batch.count == 1203
+    assert batch.origin == "issuer-signed"
+    assert session.get(Code, fp(1500)) is not None
+
+
+def test_issuance_without_the_issuers_key_is_signed_on_its_behalf(
+    session: Session, chain: Chain
+) -> None:
+    issue(session, chain, issuance_csv("imp-3", 5000, 3), keys=False)
+    batch = session.get(CodeBatch, "imp-3")
+    assert batch is not None and batch.origin == "issuer-on-behalf"
+
+
+def test_bad_lines_are_all_reported_and_nothing_is_imported(session: Session, chain: Chain) -> None:
+    before = count(session, LedgerEntry), count(session, Code)
+    text = issuance_csv("imp-4", 6000, 1100)
+    lines = text.splitlines()
+    lines[3] = f"imp-4,{PRODUCT},{serial(6001)},12ab"  # bad PIN characters
+    lines[700] = f"imp-4,no-such-product,{serial(6698)},{pin(6698)}"
+    lines[900] = f"imp-4,{PRODUCT},,{pin(6898)}"
+    with pytest.raises(ImportFailedError) as info, session.begin_nested():
+        issue(session, chain, "\n".join(lines) + "\n")
+    where = [(e.line, e.field) for e in info.value.errors]
+    assert (4, "pin") in where
+    assert (701, "product") in where
+    assert (901, "serial") in where
+    assert "12ab" not in str(info.value)
+    assert (count(session, LedgerEntry), count(session, Code)) == before
+
+
+def test_code_already_issued_is_reported_with_its_line(session: Session, chain: Chain) -> None:
+    text = issuance_csv("imp-5", 7000, 5) + f"imp-5,{PRODUCT},{serial(3)},{pin(3)}\n"
+    with pytest.raises(ImportFailedError) as info:
+        issue(session, chain, text)
+    assert [(e.line, e.field) for e in info.value.errors] == [(7, "pin")]
+
+
+def test_batch_split_across_the_file_is_refused(session: Session, chain: Chain) -> None:
+    text = (
+        issuance_csv("imp-6", 8000, 2)
+        + issuance_csv("imp-7", 8100, 2).split("\n", 1)[1]
+        + f"imp-6,{PRODUCT},{serial(8200)},{pin(8200)}\n"
+    )
+    with pytest.raises(ImportFailedError) as info:
+        issue(session, chain, text)
+    assert info.value.errors[0].line == 6
+    assert info.value.errors[0].field == "batch"
+
+
+def test_transfers_import_moves_codes_in_groups(session: Session, chain: Chain) -> None:
+    text = "from,to,fingerprint\n" + "".join(
+        f"{DIST},{SHOP},{fp(i).hex()}\n" for i in range(10, 15)
+    )
+    report = import_transfers(
+        session,
+        chain.ledger,
+        rows(text),
+        fingerprint_key=FINGERPRINT_KEY,
+        signers=Signers(chain.ledger.platform, {DIST: chain.keys[DIST]}),
+        now=NOW,
+    )
+    assert report.entries == 1
+    assert {session.get(Code, fp(i)).holder for i in range(10, 15)} == {SHOP}  # type: ignore[union-attr]
+
+
+def test_transfer_not_from_the_holder_names_its_line(session: Session, chain: Chain) -> None:
+    text = "from,to,issuer,product,serial,pin\n"
+    text += f"{DIST},{SHOP},{ISSUER},{PRODUCT},{serial(11)},{pin(11)}\n"
+    text += (
+        f"{SHOP},{DIST},{ISSUER},{PRODUCT},{serial(12)},{pin(12)}\n"  # the shop does not hold 12
+    )
+    with pytest.raises(ImportFailedError) as info:
+        import_transfers(
+            session,
+            chain.ledger,
+            rows(text),
+            fingerprint_key=FINGERPRINT_KEY,
+            signers=Signers(chain.ledger.platform),
+            now=NOW,
+        )
+    assert info.value.errors[0].line == 3
+    assert info.value.errors[0].message.startswith("code")
+
+
+def test_sales_import_pseudonymises_buyers_and_refuses_card_numbers(
+    session: Session, chain: Chain
+) -> None:
+    header = "merchant,buyer,instrument,amount,currency,fingerprint\n"
+    good = f"{SHOP},alice@example.com,tok_123,100.00,CNY,{fp(0).hex()}\n"
+    bad = f"{SHOP},bob@example.com,4111 1111 1111 1111,100.00,CNY,{fp(1).hex()}\n"
+    with pytest.raises(ImportFailedError) as info, session.begin_nested():
+        import_sales(
+            session,
+            chain.ledger,
+            rows(header + good + bad),
+            fingerprint_key=FINGERPRINT_KEY,
+            signers=Signers(chain.ledger.platform),
+            now=NOW,
+        )
+    assert (info.value.errors[0].line, info.value.errors[0].field) == (3, "instrument")
+    assert "4111" not in str(info.value)
+    assert session.get(Code, fp(0)).state == "listed"  # type: ignore[union-attr]
+    import_sales(
+        session,
+        chain.ledger,
+        rows(header + good),
+        fingerprint_key=FINGERPRINT_KEY,
+        signers=Signers(chain.ledger.platform),
+        now=NOW,
+    )
+    records = b"".join(session.scalars(select(LedgerEntry.record)))
+    assert b"alice" not in records and b"tok_123" not in records
+    assert session.get(Code, fp(0)).state == "sold"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("value", ["4111111111111111", "5500-0000-0000-0004", "378282246310005"])
+def test_full_card_numbers_are_refused(value: str) -> None:
+    with pytest.raises(Exception, match="full card numbers are refused"):
+        instrument_pseudonym(FINGERPRINT_KEY, value)
+
+
+def test_instrument_token_is_pseudonymised() -> None:
+    assert len(instrument_pseudonym(FINGERPRINT_KEY, "4111111111111112")) == 32  # fails Luhn
