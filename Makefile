@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PYTEST_ARGS ?=
+DEMO_SCALE ?= 1.0
 
 .PHONY: setup demo test lint bench clean
 
@@ -18,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(BIN)/cardtrace init
-	$(BIN)/cardtrace demo
+	$(BIN)/cardtrace demo --scale $(DEMO_SCALE)
 
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
