@@ -13,6 +13,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NewType
 
 from provenance.errors import ProvenanceError
@@ -99,6 +100,13 @@ def inclusion_plan(index: int, size: int) -> Plan:
     """
     if not 0 <= index < size:
         raise ProofError(f"leaf {index} is not in a tree of size {size}")
+    return _inclusion_plan(index, size)
+
+
+# Plans are pure and small; verify-before-sale asks for the same few (a batch's issue
+# entry, its chunks) again and again.
+@lru_cache(maxsize=1 << 16)
+def _inclusion_plan(index: int, size: int) -> Plan:
     top_down: list[tuple[int, int]] = []
     lo, hi = 0, size
     while hi - lo > 1:

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from provenance.codes import (
@@ -244,18 +245,81 @@ def _decide(reasons: Iterable[Reason]) -> Decision:
     return decision
 
 
-def _merchant_reasons(session: Session, merchant: str) -> list[Reason]:
-    party = session.get(Party, merchant)
-    if party is None or party.kind != PartyKind.MERCHANT.value:
+# Statements are built once: verify runs before every sale, and building a statement
+# costs as much as running it. Lists go in through expanding bind parameters.
+_PARTY = select(Party.kind, Party.status).where(Party.id == bindparam("party"))
+_CODES = (
+    select(
+        Code.fingerprint,
+        Code.product,
+        Code.batch,
+        Code.origin,
+        Code.holder,
+        Code.state,
+        Code.frozen,
+        Code.tainted,
+        Code.issued_seq,
+        CodeBatch.status.label("batch_status"),
+        CodeBatch.issue_seq,
+        CodeBatch.expires_at,
+    )
+    .outerjoin(CodeBatch, CodeBatch.id == Code.batch)
+    .where(Code.fingerprint.in_(bindparam("fps", expanding=True)))
+)
+_SERIALS = select(Code.serial_fp).where(Code.serial_fp.in_(bindparam("sfps", expanding=True)))
+_EVENTS = select(CodeEvent.fingerprint, CodeEvent.seq).where(
+    CodeEvent.fingerprint.in_(bindparam("fps", expanding=True))
+)
+_ENTRIES = (
+    select(
+        LedgerEntry.seq,
+        LedgerEntry.type,
+        LedgerEntry.time,
+        LedgerEntry.actor,
+        LedgerEntry.leaf_hash,
+        PartyKey.party_id,
+    )
+    .outerjoin(PartyKey, PartyKey.key_id == LedgerEntry.key_id)
+    .where(LedgerEntry.seq.in_(bindparam("seqs", expanding=True)))
+)
+_CHECKPOINT = (
+    select(StoredCheckpoint.size, StoredCheckpoint.root, StoredCheckpoint.note)
+    .order_by(StoredCheckpoint.size.desc())
+    .limit(1)
+)
+_NODES = select(MerkleNode.id, MerkleNode.hash).where(
+    MerkleNode.id.in_(bindparam("ids", expanding=True))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _CodeRow:
+    fingerprint: bytes
+    product: str
+    batch: str | None
+    origin: str
+    holder: str
+    state: str
+    frozen: bool
+    tainted: bool
+    issued_seq: int
+    batch_status: str | None
+    issue_seq: int | None
+    expires_at: datetime | None
+
+
+def _merchant_reasons(connection: Connection, merchant: str) -> list[Reason]:
+    row = connection.execute(_PARTY, {"party": merchant}).first()
+    if row is None or row.kind != PartyKind.MERCHANT.value:
         return [Reason.of(ReasonCode.MERCHANT_UNKNOWN)]
-    if party.status in (PartyStatus.SUSPENDED.value, PartyStatus.TERMINATED.value):
+    if row.status in (PartyStatus.SUSPENDED.value, PartyStatus.TERMINATED.value):
         return [Reason.of(ReasonCode.MERCHANT_SUSPENDED)]
-    if party.status != PartyStatus.APPROVED.value:
+    if row.status != PartyStatus.APPROVED.value:
         return [Reason.of(ReasonCode.MERCHANT_NOT_APPROVED)]
     return []
 
 
-def _chunks(values: Sequence[bytes] | Sequence[int] | Sequence[str]) -> Iterable[list]:  # type: ignore[type-arg]
+def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
     items = list(dict.fromkeys(values))
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
@@ -273,45 +337,32 @@ def verify_codes(
     Args:
         queries: the codes (at most what the caller allows; the API caps it at 10,000).
     """
-    merchant_reasons = _merchant_reasons(session, merchant)
-    fingerprints = [q.fingerprint for q in queries]
-    codes: dict[bytes, Code] = {}
-    for chunk in _chunks(fingerprints):
-        for row in session.scalars(select(Code).where(Code.fingerprint.in_(chunk))):
-            codes[row.fingerprint] = row
+    # Core statements on the session's connection: the ORM layer adds nothing here.
+    connection = session.connection()
+    merchant_reasons = _merchant_reasons(connection, merchant)
+    codes: dict[bytes, _CodeRow] = {}
+    for chunk in _chunks(q.fingerprint for q in queries):
+        for row in connection.execute(_CODES, {"fps": chunk}):
+            codes[row.fingerprint] = _CodeRow(**row._mapping)
     unknown_serials = [
         q.serial_fp for q in queries if q.fingerprint not in codes and q.serial_fp is not None
     ]
     known_serials: set[bytes] = set()
     for chunk in _chunks(unknown_serials):
-        known_serials.update(
-            session.scalars(select(Code.serial_fp).where(Code.serial_fp.in_(chunk)))
-        )
-    batches: dict[str, CodeBatch] = {}
-    batch_ids = [c.batch for c in codes.values() if c.batch is not None]
-    for chunk in _chunks(batch_ids):
-        for found in session.scalars(select(CodeBatch).where(CodeBatch.id.in_(chunk))):
-            batches[found.id] = found
-    events: dict[bytes, list[int]] = {}
-    for chunk in _chunks(list(codes)):
-        for fp, seq in session.execute(
-            select(CodeEvent.fingerprint, CodeEvent.seq).where(CodeEvent.fingerprint.in_(chunk))
-        ):
-            events.setdefault(fp, []).append(seq)
-
-    chains: dict[bytes, list[int]] = {}
-    for fp, row in codes.items():
-        seqs = {row.issued_seq, *events.get(fp, ())}
-        owner = batches.get(row.batch) if row.batch else None
-        if owner is not None and owner.issue_seq is not None:
-            seqs.add(owner.issue_seq)
-        chains[fp] = sorted(seqs)
-    entries = _entries(session, [s for chain in chains.values() for s in chain])
+        known_serials.update(connection.scalars(_SERIALS, {"sfps": chunk}))
+    chains: dict[bytes, set[int]] = {
+        fp: {row.issued_seq} | ({row.issue_seq} if row.issue_seq is not None else set())
+        for fp, row in codes.items()
+    }
+    for chunk in _chunks(codes):
+        for fp, seq in connection.execute(_EVENTS, {"fps": chunk}):
+            chains[fp].add(seq)
+    entries = _entries(connection, [seq for chain in chains.values() for seq in chain])
 
     verdicts = []
     for query in queries:
-        found_code = codes.get(query.fingerprint)
-        if found_code is None:
+        code = codes.get(query.fingerprint)
+        if code is None:
             reason = (
                 ReasonCode.SAME_SERIAL_DIFFERENT_PIN
                 if query.serial_fp is not None and query.serial_fp in known_serials
@@ -322,9 +373,7 @@ def verify_codes(
                 CodeVerdict(query.fingerprint, _decide(reasons), tuple(reasons), None, ())
             )
             continue
-        code = found_code
-        batch = batches.get(code.batch) if code.batch else None
-        reasons = [*_code_reasons(code, batch, merchant, now), *merchant_reasons]
+        reasons = [*_code_reasons(code, merchant, now), *merchant_reasons]
         summary = CodeSummary(
             product=code.product,
             batch=code.batch,
@@ -333,21 +382,19 @@ def verify_codes(
             state=code.state,
             frozen=code.frozen,
             tainted=code.tainted,
-            expires_at=batch.expires_at if batch else None,
+            expires_at=code.expires_at,
         )
-        custody = tuple(entries[s][0] for s in chains[code.fingerprint] if s in entries)
+        custody = tuple(entries[s][0] for s in sorted(chains[code.fingerprint]) if s in entries)
         verdicts.append(
             CodeVerdict(code.fingerprint, _decide(reasons), tuple(reasons), summary, custody)
         )
-    proofs = _proofs(session, entries)
+    proofs = _proofs(connection, entries)
     return VerifyResult(merchant, tuple(verdicts), proofs)
 
 
-def _code_reasons(
-    code: Code, batch: CodeBatch | None, merchant: str, now: datetime
-) -> list[Reason]:
+def _code_reasons(code: _CodeRow, merchant: str, now: datetime) -> list[Reason]:
     reasons: list[Reason] = []
-    if batch is not None and batch.status != BatchStatus.ACTIVE.value:
+    if code.batch is not None and code.batch_status != BatchStatus.ACTIVE.value:
         reasons.append(Reason.of(ReasonCode.ISSUANCE_INCOMPLETE))
     if code.origin == Origin.SUPPLIER_ATTESTED.value:
         reasons.append(Reason.of(ReasonCode.SUPPLIER_ATTESTED))
@@ -366,48 +413,25 @@ def _code_reasons(
         reasons.append(Reason.of(ReasonCode.FROZEN))
     if code.tainted:
         reasons.append(Reason.of(ReasonCode.TAINTED))
-    if batch is not None and batch.expires_at is not None and batch.expires_at <= now:
+    if code.expires_at is not None and code.expires_at <= now:
         reasons.append(Reason.of(ReasonCode.EXPIRED))
     return reasons
 
 
-def _entries(session: Session, seqs: Sequence[int]) -> dict[int, tuple[CustodyStep, bytes]]:
+def _entries(connection: Connection, seqs: Sequence[int]) -> dict[int, tuple[CustodyStep, bytes]]:
     """seq -> (custody step, leaf hash) for the entries behind the verdicts."""
-    rows_by_seq: list[tuple[int, str, datetime, str, bytes, str]] = []
+    found: dict[int, tuple[CustodyStep, bytes]] = {}
     for chunk in _chunks(seqs):
-        rows = session.execute(
-            select(
-                LedgerEntry.seq,
-                LedgerEntry.type,
-                LedgerEntry.time,
-                LedgerEntry.actor,
-                LedgerEntry.leaf_hash,
-                LedgerEntry.key_id,
-            ).where(LedgerEntry.seq.in_(chunk))
-        )
-        rows_by_seq.extend(
-            (seq, kind, time, actor, leaf, key_id) for seq, kind, time, actor, leaf, key_id in rows
-        )
-    key_ids = list({row[5] for row in rows_by_seq})
-    owners: dict[str, str] = {}
-    for chunk in _chunks(key_ids):
-        owner_rows = session.execute(
-            select(PartyKey.key_id, PartyKey.party_id).where(PartyKey.key_id.in_(chunk))
-        )
-        owners.update({key_id: party for key_id, party in owner_rows})
-    return {
-        seq: (CustodyStep(seq, kind, time, actor, owners.get(key_id, actor)), leaf)
-        for seq, kind, time, actor, leaf, key_id in rows_by_seq
-    }
+        for seq, kind, time, actor, leaf, signer in connection.execute(_ENTRIES, {"seqs": chunk}):
+            found[seq] = (CustodyStep(seq, kind, time, actor, signer or actor), leaf)
+    return found
 
 
-def _proofs(session: Session, entries: dict[int, tuple[CustodyStep, bytes]]) -> Proofs:
-    checkpoint = session.scalars(
-        select(StoredCheckpoint).order_by(StoredCheckpoint.size.desc()).limit(1)
-    ).first()
+def _proofs(connection: Connection, entries: dict[int, tuple[CustodyStep, bytes]]) -> Proofs:
+    checkpoint = connection.execute(_CHECKPOINT).first()
     if checkpoint is None:
         return Proofs(0, None, None, {}, tuple(sorted(entries)))
-    size = checkpoint.size
+    size, root, note = checkpoint
     covered = sorted(s for s in entries if s < size)
     plans = {seq: inclusion_plan(seq, size) for seq in covered}
     ids: set[NodeId] = set()
@@ -415,18 +439,10 @@ def _proofs(session: Session, entries: dict[int, tuple[CustodyStep, bytes]]) -> 
         ids |= plan_node_ids(plan)
     nodes: dict[NodeId, bytes] = {}
     for chunk in _chunks(sorted(ids)):
-        for node, value in session.execute(
-            select(MerkleNode.id, MerkleNode.hash).where(MerkleNode.id.in_(chunk))
-        ):
+        for node, value in connection.execute(_NODES, {"ids": chunk}):
             nodes[NodeId(node)] = value
     proofs = {
         seq: EntryProof(seq, entries[seq][1], tuple(assemble(plan, nodes)))
         for seq, plan in plans.items()
     }
-    return Proofs(
-        size,
-        checkpoint.root,
-        checkpoint.note,
-        proofs,
-        tuple(sorted(s for s in entries if s >= size)),
-    )
+    return Proofs(size, root, note, proofs, tuple(sorted(s for s in entries if s >= size)))
