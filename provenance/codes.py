@@ -37,7 +37,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from provenance.catalog import AppliedEntry, Body, EntryType, each
 from provenance.db import Base
 from provenance.entries import parse_time
-from provenance.errors import ConflictError, NotFoundError
+from provenance.errors import ConflictError, NotFoundError, ValidationError
 from provenance.merkle import CompactRange, leaf_hash
 from provenance.parties import (
     PLATFORM_PARTY,
@@ -737,3 +737,22 @@ def get_code(session: Session, fingerprint: bytes) -> Code:
     if code is None:
         raise NotFoundError(f"no code {short(fingerprint)}")
     return code
+
+
+def require_product(session: Session, issuer: str, product: str) -> Product:
+    """The product a raw code claims to be, if its issuer registered it.
+
+    Raises:
+        ValidationError: ``unknown-issuer`` or ``unknown-product`` (naming the field).
+    """
+    party = session.get(Party, issuer)
+    if party is None or party.kind != PartyKind.ISSUER.value:
+        raise ValidationError(
+            f"no issuer {issuer!r} is registered", code="unknown-issuer", field="issuer"
+        )
+    found = session.get(Product, product)
+    if found is None or found.issuer != issuer:
+        raise ValidationError(
+            f"{issuer} has no product {product!r}", code="unknown-product", field="product"
+        )
+    return found

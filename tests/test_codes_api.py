@@ -114,6 +114,28 @@ def test_verify_by_fingerprint(chain: Chain, client: FlaskClient) -> None:
     assert verify(client, fingerprint=b64(fp(1)))["decision"] == "allow"
 
 
+@pytest.mark.parametrize(
+    ("code", "problem", "field"),
+    [
+        (raw(0, issuer="ghost-issuer"), "unknown-issuer", "code.issuer"),
+        (raw(0, issuer=SHOP), "unknown-issuer", "code.issuer"),
+        (raw(0, product="acme-cards.nothing"), "unknown-product", "code.product"),
+    ],
+)
+def test_unknown_issuer_or_product_is_a_clear_error(
+    chain: Chain, client: FlaskClient, code: dict[str, str], problem: str, field: str
+) -> None:
+    response = client.post("/api/v1/codes/verify", json={"merchant": SHOP, "code": code})
+    assert response.status_code == 422
+    assert (response.get_json()["code"], response.get_json()["field"]) == (problem, field)
+    batch = client.post(
+        "/api/v1/codes/verify-batch",
+        json={"merchant": SHOP, "items": [{"code": raw(1)}, {"code": code}]},
+    )
+    assert batch.status_code == 422
+    assert batch.get_json()["field"] == f"items.1.{field}"
+
+
 def test_unknown_origin(chain: Chain, client: FlaskClient) -> None:
     answer = verify(client, code=raw(0, serial="880099999999", pin="123456789"))
     assert answer["decision"] == "block"

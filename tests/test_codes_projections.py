@@ -44,7 +44,9 @@ def test_rebuilding_projections_gives_the_same_state(app: Flask, session: Sessio
             "reason": "stolen",
         }
         chain.append(session, PARTNER, "payment.stolen", report)
-        chain.platform(session, "party.status", {"party": SHOP, "status": "suspended", "reason": "x"})
+        chain.platform(
+            session, "party.status", {"party": SHOP, "status": "suspended", "reason": "x"}
+        )
         session.flush()
         before = snapshot(session)
         assert len(before["code"]) == 20 and any(row for row in before["stolen_payment"])

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from provenance.codes import get_code
+from provenance.codes import get_code, require_product
 from provenance.db import write_transaction
 from provenance.entries import SignedStatement, format_time
 from provenance.errors import ValidationError
@@ -95,9 +95,10 @@ def _query(item: CodeItem, key: bytes, index: int | None = None) -> CodeQuery:
     code = item.code
     assert code is not None
     try:
+        require_product(db_session(), code.issuer, code.product)
         return CodeQuery.from_raw(key, code.issuer, code.product, code.serial, code.pin)
     except ValidationError as e:
-        raise ValidationError(str(e), field=f"{prefix}code.{e.field}") from e
+        raise ValidationError(str(e), code=e.code, field=f"{prefix}code.{e.field}") from e
 
 
 def _b64(raw: bytes) -> str:
