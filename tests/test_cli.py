@@ -68,7 +68,7 @@ def test_unreadable_key_file_ends_with_one_clear_line(tmp_path: Path) -> None:
 
 def test_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
     assert run(["init"], tmp_path).returncode == 0
-    result = run(["demo"], tmp_path)
+    result = run(["demo", "--scale", "0.003"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "database: ok" in result.stdout
 

@@ -108,7 +108,7 @@ def test_no_checkpoint_yet_is_not_found(app: Flask, client: FlaskClient) -> None
 def instance(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("cli")
     assert run(["init"], folder).returncode == 0
-    demo = run(["demo"], folder)
+    demo = run(["demo", "--scale", "0.003"], folder)
     assert demo.returncode == 0, demo.stderr
     return folder
 
@@ -156,7 +156,7 @@ def test_audit_of_the_demo_passes(instance: Path) -> None:
 def test_consistency_between_two_saved_checkpoints(tmp_path: Path) -> None:
     assert run(["init"], tmp_path).returncode == 0
     old = run(["ledger", "checkpoint"], tmp_path).stdout
-    assert run(["demo"], tmp_path).returncode == 0
+    assert run(["demo", "--scale", "0.003"], tmp_path).returncode == 0
     new = run(["ledger", "checkpoint"], tmp_path).stdout
     (tmp_path / "old.note").write_text(old)
     (tmp_path / "new.note").write_text(new)
