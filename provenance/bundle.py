@@ -12,8 +12,10 @@ A bundle is a text file of JSON lines (each line canonical RFC 8785 JSON), in or
 5. The records ``first .. stop - 1`` themselves, one per line, byte for byte.
 6. ``{"kind":"later", ...}``: every key-management entry in ``[stop, tree_size)``, with
    its inclusion proof, so the verifier knows who could sign at the checkpoint's size.
-7. ``{"kind":"right", ...}``: the perfect subtrees covering ``[stop, tree_size)``.
-8. ``{"kind":"end","count": n}``.
+7. ``{"kind":"tail", ...}`` (unless the range ends the log): the log's last entry with
+   its proof; its ``keyprev`` shows the key chain shown is the whole chain.
+8. ``{"kind":"right", ...}``: the perfect subtrees covering ``[stop, tree_size)``.
+9. ``{"kind":"end","count": n}``.
 
 Verification streams the file once, holding O(log n) hashes and the key registry, so
 its memory does not grow with the bundle. ``docs/LEDGER_FORMAT.md`` has the details.
@@ -166,10 +168,20 @@ def export_bundle(
         .order_by(LedgerEntry.seq)
     ):
         out.write(_key_line("later", ledger, session, seq, record, size))
+    if _needs_tail(first, stop, size):
+        tail = session.scalar(select(LedgerEntry.record).where(LedgerEntry.seq == size - 1))
+        assert tail is not None
+        out.write(_key_line("tail", ledger, session, size - 1, tail, size))
     right = _fetch_nodes(session, aligned_nodes(stop, size))
     out.write(_line({"kind": "right", "hashes": [_b64(h) for h in right]}))
     out.write(_line({"kind": "end", "count": stop - first}))
     return ExportSummary(first, stop, size, context)
+
+
+def _needs_tail(first: int, stop: int, size: int) -> bool:
+    """Whether the tree's last entry must be shown: its ``keyprev`` proves that the key
+    chain the bundle shows ends where the log's does (none left out after the range)."""
+    return size > 0 and not (first < stop == size)
 
 
 def _key_line(
@@ -251,12 +263,11 @@ class _Lines:
                 f"line {self.number}: expected the {kind!r} line", code="bad-bundle"
             )
         try:
-            if canonical(value) != raw:
-                raise VerificationError(
-                    f"line {self.number}: not in canonical form", code="bad-bundle"
-                )
+            canonical_form = canonical(value)
         except CardtraceError as e:
             raise VerificationError(f"line {self.number}: {e}", code="bad-bundle") from e
+        if canonical_form != raw:
+            raise VerificationError(f"line {self.number}: not in canonical form", code="bad-bundle")
         return value
 
     def next_kind(self) -> str | None:
@@ -423,7 +434,7 @@ def verify_bundle(
             progress(verifier.size - first)
     verifier.finish()
     # Key changes after the range, up to the checkpoint: who could sign at its size.
-    _replay_key_entries(
+    last_key = _replay_key_entries(
         lines,
         "later",
         catalog,
@@ -434,6 +445,8 @@ def verify_bundle(
         size=size,
         root=root,
     )
+    if _needs_tail(first, stop, size):
+        _check_tail(lines, last_key, size, root)
     check_platform_key(registry, key)
 
     right_line = lines.take_object("right")
@@ -458,6 +471,35 @@ def verify_bundle(
     if lines.peek() is not None:
         raise VerificationError(f"line {lines.number + 1}: data after the end", code="bad-bundle")
     return BundleReport(origin, first, stop, size, root, key, trusted_key is not None)
+
+
+def _check_tail(lines: _Lines, last_key: int, size: int, root: bytes) -> None:
+    """The log's last entry, proven in the tree: its ``keyprev`` (or itself, if it is a key
+    entry) must be the last key entry the bundle showed."""
+    value = lines.take_object("tail")
+    n = lines.number
+    raw_text = value.get("record")
+    if set(value) != {"kind", "seq", "record", "proof"} or not isinstance(raw_text, str):
+        raise VerificationError(f"line {n}: malformed tail line", code="bad-bundle")
+    if _int(value.get("seq"), "seq", n) != size - 1:
+        raise VerificationError(f"line {n}: the tail must be entry {size - 1}", code="bad-bundle")
+    raw = raw_text.encode("utf-8")
+    try:
+        verify_inclusion(leaf_hash(raw), size - 1, size, _proof(value.get("proof"), n), root)
+        record = decode_record(raw)
+    except CardtraceError as e:
+        raise VerificationError(f"line {n}: entry {size - 1}: {e}", code=e.code) from e
+    if record.seq != size - 1:
+        raise VerificationError(
+            f"line {n}: the tail record is not entry {size - 1}", code="bad-bundle"
+        )
+    ends_here = record.statement.type in KEY_MANAGEMENT_TYPES and last_key == size - 1
+    if not ends_here and record.keyprev != last_key:
+        raise VerificationError(
+            f"line {n}: the log's key changes end at entry {record.keyprev}, but the bundle's "
+            f"at {last_key} (a change of keys is missing)",
+            code="key-chain-broken",
+        )
 
 
 def _replay_key_entries(

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -126,15 +126,13 @@ def _fingerprint(value: str) -> str:
     return value
 
 
+_MONEY_RE = re.compile(r"(0|[1-9][0-9]{0,14})(\.[0-9]{1,4})?")
+
+
 def _money(value: str) -> str:
-    try:
-        amount = Decimal(value)
-    except InvalidOperation as e:
-        raise ValueError("must be a decimal amount such as '100.00'") from e
-    if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -4:  # type: ignore[operator]
-        raise ValueError("must be a non-negative amount with at most 4 decimals")
-    if value != value.strip() or "e" in value.lower() or value.startswith("+"):
-        raise ValueError("must be written plainly, such as '100.00'")
+    # ASCII digits only, no sign, exponent, separators or leading zeros: one spelling each.
+    if not _MONEY_RE.fullmatch(value):
+        raise ValueError("must be a non-negative amount written like '100.00' (at most 4 decimals)")
     return value
 
 
@@ -363,13 +361,16 @@ class _Row:
     state: str
     frozen: bool
     product: str
+    batch_status: str | None
 
 
 def _load(session: Session, fingerprints: Sequence[bytes]) -> dict[bytes, _Row]:
     rows = session.execute(
-        select(Code.fingerprint, Code.holder, Code.state, Code.frozen, Code.product).where(
-            Code.fingerprint.in_(fingerprints)
+        select(
+            Code.fingerprint, Code.holder, Code.state, Code.frozen, Code.product, CodeBatch.status
         )
+        .outerjoin(CodeBatch, CodeBatch.id == Code.batch)
+        .where(Code.fingerprint.in_(fingerprints))
     )
     found = {r[0]: _Row(*r) for r in rows}
     for fp in fingerprints:
@@ -384,6 +385,12 @@ _FINAL = {CodeState.SOLD.value, CodeState.REDEEMED.value, CodeState.VOIDED.value
 
 
 def _movable(row: _Row, holder: str, what: str) -> None:
+    if row.batch_status is not None and row.batch_status != BatchStatus.ACTIVE.value:
+        raise CustodyError(
+            f"code {short(row.fingerprint)} belongs to a batch its issuer has not signed for; "
+            f"it cannot be {what}",
+            code="code-not-issued",
+        )
     if row.state in _FINAL:
         raise CustodyError(
             f"code {short(row.fingerprint)} is {row.state}; it cannot be {what}",

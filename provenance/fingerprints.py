@@ -52,7 +52,9 @@ def normalise_part(value: str, field: str) -> str:
     """
     if not isinstance(value, str):
         raise CodeFormatError(f"{field} must be text", field=field)
-    cleaned = value.translate(_SEPARATORS).upper()
+    cleaned = value.translate(_SEPARATORS)
+    # Check before upper-casing: Unicode case rules would turn "ß" into "SS".
+    cleaned = cleaned.upper() if cleaned.isascii() else ""
     if not cleaned or len(cleaned) > MAX_CODE_PART or not _CODE_PART_RE.fullmatch(cleaned):
         raise CodeFormatError(
             f"{field} must be 1-{MAX_CODE_PART} letters or digits (spaces and dashes ignored)",

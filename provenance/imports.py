@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pydantic
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 from stdnum import luhn
 
-from provenance.codes import MAX_CODES_PER_ENTRY, CodeExistsError, Product, short
+from provenance.codes import MAX_CODES_PER_ENTRY, CodeExistsError, Product, SaleBody, short
 from provenance.entries import (
     PARTY_ID_RE,
     SignedStatement,
@@ -182,10 +183,10 @@ def import_issuance(
                 ledger.append(session, pending, now=now)
                 report.entries += len(pending)
             except CodeExistsError as e:
-                line = lines.get(e.fingerprint or b"", 0)
+                line = lines.get(e.fingerprint or b"", batch_line)
                 run.fail(line, "this code is already recorded (issued or attested before)", "pin")
             except CardtraceError as e:
-                run.fail(0, e)
+                run.fail(batch_line, e)
             for statement in pending:
                 for pair in statement.statement.body.get("codes", ()):
                     lines.pop(base64.b64decode(pair[0]), None)
@@ -210,6 +211,7 @@ def import_issuance(
         builder = None
 
     products: dict[str, Product | None] = {}
+    batch_line = 2
     for line, row in _numbered(rows):
         report.rows += 1
         try:
@@ -230,6 +232,7 @@ def import_issuance(
                         field="batch",
                     )
                 builder = BatchBuilder(fingerprint_key, product, batch)
+                batch_line = line
             elif product.id != builder.product.id:
                 raise ValidationError(
                     f"batch {batch} holds {builder.product.id}; a batch has one product",
@@ -382,6 +385,13 @@ def sale_body(row: Mapping[str, str | None], key: bytes) -> dict[str, Any]:
         value = (row.get(name) or "").strip()
         if value:
             body[name] = pseudonym(key, name, value)
+    # Checked here, so a bad amount is reported on its own line.
+    try:
+        SaleBody.model_validate(body)
+    except pydantic.ValidationError as e:
+        first = e.errors(include_url=False, include_input=False)[0]
+        where = str(first["loc"][0]) if first["loc"] else "row"
+        raise ValidationError(f"{where}: {first['msg']}", field=where) from e
     return body
 
 

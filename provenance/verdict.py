@@ -284,7 +284,7 @@ _ENTRIES = (
 )
 _CHECKPOINT = (
     select(StoredCheckpoint.size, StoredCheckpoint.root, StoredCheckpoint.note)
-    .order_by(StoredCheckpoint.size.desc())
+    .order_by(StoredCheckpoint.size.desc(), StoredCheckpoint.issued_at.desc())
     .limit(1)
 )
 _NODES = select(MerkleNode.id, MerkleNode.hash).where(

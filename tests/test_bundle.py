@@ -238,3 +238,24 @@ def test_audit_checks_checkpoints_signed_before_a_rotation(
     )
     assert report.checkpoints_checked == 2
     assert {key for _, key in seen} == {filled.platform.public_key, raw_public_key(new_key)}
+
+
+def test_hidden_last_key_change_after_the_range_is_refused(
+    session: Session, filled: Ledger
+) -> None:
+    raw = bundle(session, filled, 3, 10)
+    lines = raw.split(b"\n")
+    later = [i for i, line in enumerate(lines) if line.startswith(b'{"kind":"later"')]
+    assert len(later) == 2
+    assert any(line.startswith(b'{"kind":"tail"') for line in lines)
+    hidden = b"\n".join(lines[: later[-1]] + lines[later[-1] + 1 :])
+    with pytest.raises(VerificationError) as info:
+        verify(hidden, filled.platform.public_key)
+    assert info.value.code == "key-chain-broken"
+
+
+@pytest.mark.parametrize(("first", "stop"), [(27, 27), (0, 0), (5, 5)])
+def test_empty_range_bundles_still_prove_the_key_chain(
+    session: Session, filled: Ledger, first: int, stop: int
+) -> None:
+    verify(bundle(session, filled, first, stop), filled.platform.public_key)

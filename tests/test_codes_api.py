@@ -465,3 +465,47 @@ def test_replayed_custody_event_is_refused(
     assert replay.status_code == 409
     assert replay.get_json()["code"] == "replayed-entry"
     assert ledger_size(session) == before
+
+
+def test_codes_of_an_unsigned_batch_cannot_move(
+    session: Session, chain: Chain, client: FlaskClient
+) -> None:
+    from provenance.issuance import BatchBuilder
+
+    product = session.get(Product, PRODUCT)
+    assert product is not None
+    builder = BatchBuilder(FINGERPRINT_KEY, product, "b-pending")
+    builder.add(serial(500), pin(500))
+    chain.append(session, ISSUER, "batch.codes", builder.flush() or {})
+    transfer = chain.signed(
+        ISSUER, "code.transfer", {"codes": [b64(fp(500))], "from": ISSUER, "to": DIST}
+    )
+    response = client.post("/api/v1/entries", json=entries(chain, transfer))
+    assert response.status_code == 409
+    assert response.get_json()["code"] == "code-not-issued"
+
+
+@pytest.mark.parametrize("value", ["ß" * 10, "１２３４５６７８９０", "١٢٣٤٥٦٧٨٩٠"])
+def test_non_ascii_serials_are_refused(chain: Chain, client: FlaskClient, value: str) -> None:
+    response = client.post(
+        "/api/v1/codes/verify", json={"merchant": SHOP, "code": raw(0, serial=value)}
+    )
+    assert response.status_code == 422
+    assert response.get_json()["field"] == "code.serial"
+
+
+@pytest.mark.parametrize("amount", ["-0", "1_000", ".5", "١٠٠", "100.", "01.00", "1.00000"])
+def test_amounts_have_one_plain_spelling(
+    session: Session, chain: Chain, client: FlaskClient, amount: str
+) -> None:
+    sale = chain.signed(SHOP, "code.sale", {**sale_body(0), "amount": amount})
+    response = client.post("/api/v1/entries", json=entries(chain, sale))
+    assert response.status_code == 422
+    assert response.get_json()["field"].endswith("body.amount")
+
+
+def test_every_problem_type_uri_dereferences(chain: Chain, client: FlaskClient) -> None:
+    sale = entries(chain, chain.signed(SHOP, "code.sale", sale_body(12)))
+    problem = client.post("/api/v1/entries", json=sale).get_json()
+    assert problem["code"] == "not-holder"
+    assert client.get(problem["type"]).status_code == 200

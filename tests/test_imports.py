@@ -185,3 +185,28 @@ def test_full_card_numbers_are_refused(value: str) -> None:
 
 def test_instrument_token_is_pseudonymised() -> None:
     assert len(instrument_pseudonym(FINGERPRINT_KEY, "4111111111111112")) == 32  # fails Luhn
+
+
+def test_bad_amount_in_a_sale_is_reported_on_its_own_line(session: Session, chain: Chain) -> None:
+    header = "merchant,buyer,amount,currency,fingerprint\n"
+    text = header + "".join(
+        f"{SHOP},buyer-{i},{'1e3' if i == 3 else '100.00'},CNY,{fp(i).hex()}\n" for i in range(5)
+    )
+    with pytest.raises(ImportFailedError) as info, session.begin_nested():
+        import_sales(
+            session,
+            chain.ledger,
+            rows(text),
+            fingerprint_key=FINGERPRINT_KEY,
+            signers=Signers(chain.ledger.platform),
+            now=NOW,
+        )
+    assert [(e.line, e.field) for e in info.value.errors] == [(5, "amount")]
+
+
+def test_reused_batch_id_is_reported_at_the_batch_first_line(
+    session: Session, chain: Chain
+) -> None:
+    with pytest.raises(ImportFailedError) as info, session.begin_nested():
+        issue(session, chain, issuance_csv("b1", 9000, 3))  # "b1" was issued by the chain
+    assert info.value.errors[0].line == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from flask import Blueprint, Flask, Response, jsonify, request, url_for
@@ -54,6 +55,7 @@ _HTTP_CODES = {
 }
 
 bp = Blueprint("problems", __name__)
+_SLUG = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +141,13 @@ def describe(code: str) -> Response:
     known = {cls.code: cls.title for cls in _all_error_classes()} | {
         c: c.replace("-", " ").capitalize() for c in _HTTP_CODES.values()
     }
-    if code not in known:
+    # Errors may carry a more specific code than their class (e.g. "code-sold"); every
+    # code the API can send is a lower-case slug, and its URI answers with its name.
+    if code not in known and not _SLUG.fullmatch(code):
         return problem_response(
             Problem(404, "not-found", "Not Found", f"No problem type is named {code!r}.")
         )
-    return jsonify({"code": code, "title": known[code]})
+    return jsonify({"code": code, "title": known.get(code, code.replace("-", " ").capitalize())})
 
 
 def _all_error_classes() -> list[type[CardtraceError]]:
