@@ -493,8 +493,14 @@ def _check_tail(lines: _Lines, last_key: int, size: int, root: bytes) -> None:
         raise VerificationError(
             f"line {n}: the tail record is not entry {size - 1}", code="bad-bundle"
         )
-    ends_here = record.statement.type in KEY_MANAGEMENT_TYPES and last_key == size - 1
-    if not ends_here and record.keyprev != last_key:
+    if record.statement.type in KEY_MANAGEMENT_TYPES:
+        # A key change at the very end must itself have been shown.
+        if last_key != size - 1:
+            raise VerificationError(
+                f"line {n}: the log's last entry is a change of keys the bundle does not show",
+                code="key-chain-broken",
+            )
+    elif record.keyprev != last_key:
         raise VerificationError(
             f"line {n}: the log's key changes end at entry {record.keyprev}, but the bundle's "
             f"at {last_key} (a change of keys is missing)",

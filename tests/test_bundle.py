@@ -259,3 +259,15 @@ def test_empty_range_bundles_still_prove_the_key_chain(
     session: Session, filled: Ledger, first: int, stop: int
 ) -> None:
     verify(bundle(session, filled, first, stop), filled.platform.public_key)
+
+
+def test_hidden_key_change_that_ends_the_log_is_refused(session: Session, filled: Ledger) -> None:
+    register_party(session, filled, "late-party")  # the log now ends with a key change
+    raw = bundle(session, filled, 0, 1)
+    lines = raw.split(b"\n")
+    later = [i for i, line in enumerate(lines) if line.startswith(b'{"kind":"later"')]
+    hidden = b"\n".join(lines[: later[-1]] + lines[later[-1] + 1 :])
+    verify(raw, filled.platform.public_key)
+    with pytest.raises(VerificationError) as info:
+        verify(hidden, filled.platform.public_key)
+    assert info.value.code == "key-chain-broken"
