@@ -25,6 +25,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    bindparam,
     delete,
     insert,
     select,
@@ -145,6 +146,13 @@ class StoredCheckpoint(Base):
     note: Mapped[str] = mapped_column(Text)
 
 
+# Read paths built once (proofs are asked for on every verify and by every auditor).
+_NODES = select(MerkleNode.id, MerkleNode.hash).where(
+    MerkleNode.id.in_(bindparam("ids", expanding=True))
+)
+_HEAD_SIZE = select(LedgerHead.size).where(LedgerHead.id == 1)
+
+
 # --- values -----------------------------------------------------------------------
 
 
@@ -239,9 +247,14 @@ class Ledger:
     def append_as_platform(
         self, session: Session, statements: Sequence[Statement], *, now: datetime
     ) -> list[AppendedEntry]:
-        """Sign statements with the platform key and append them."""
+        """Sign statements with the platform key and append them.
+
+        The signatures were made here, with the key the platform signs with, so they are
+        not verified again; every other check still applies.
+        """
         key = self.platform.private_key
-        return self.append(session, [sign_statement(s, key) for s in statements], now=now)
+        signed = [sign_statement(s, key) for s in statements]
+        return self._append(session, signed, now=now, signed_here=True)
 
     def append(
         self, session: Session, batch: Sequence[SignedStatement], *, now: datetime
@@ -256,6 +269,16 @@ class Ledger:
             SignatureError: a key may not sign an entry, or a signature does not verify.
             ConflictError: an entry replays one already in the ledger, or contradicts it.
         """
+        return self._append(session, batch, now=now, signed_here=False)
+
+    def _append(
+        self,
+        session: Session,
+        batch: Sequence[SignedStatement],
+        *,
+        now: datetime,
+        signed_here: bool,
+    ) -> list[AppendedEntry]:
         if not batch:
             return []
         if len(batch) > MAX_BATCH:
@@ -272,7 +295,13 @@ class Ledger:
             party_ids |= more_parties
         registry = load_registry(session, key_ids, party_ids, self.platform.party)
         signers = self._authorize(registry, pending)
-        self._verify_signatures(pending, signers)
+        if signed_here:
+            # Only the platform's own key may have signed them, and it is the key in use.
+            own = self.platform.public_key
+            if any(key.public_key != own for key in signers):
+                raise SignatureError("the platform's key is not the one registered for it")
+        else:
+            self._verify_signatures(pending, signers)
         # Projections may still refuse an entry (a custody rule); the savepoint then takes
         # back this batch's rows, so a refused batch writes nothing even if the caller
         # carries on with its transaction.
@@ -431,11 +460,13 @@ class Ledger:
         return decode_record(raw)
 
     def _nodes(self, session: Session, ids: set[NodeId]) -> dict[NodeId, bytes]:
-        rows = session.execute(select(MerkleNode.id, MerkleNode.hash).where(MerkleNode.id.in_(ids)))
+        rows = session.connection().execute(_NODES, {"ids": list(ids)})
         return {NodeId(i): h for i, h in rows}
 
     def _check_size(self, session: Session, size: int) -> None:
-        current = self.tree_head(session).size
+        current = session.connection().execute(_HEAD_SIZE).scalar()
+        if current is None:
+            raise NotFoundError("the ledger is not initialised; run 'cardtrace init'")
         if not 0 <= size <= current:
             raise ProofError(f"the ledger has {current} entries; there is no tree of size {size}")
 

@@ -47,6 +47,9 @@ def make_engine(url: URL, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("connect_timeout", 5)
+    # No server-side prepared statements: a generic plan made while a table was nearly
+    # empty (a sequential scan) would stay in use as the table grows.
+    connect_args.setdefault("prepare_threshold", None)
     return create_engine(url, connect_args=connect_args, **kwargs)
 
 
