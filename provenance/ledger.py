@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     bindparam,
     delete,
@@ -151,6 +152,8 @@ _NODES = select(MerkleNode.id, MerkleNode.hash).where(
     MerkleNode.id.in_(bindparam("ids", expanding=True))
 )
 _HEAD_SIZE = select(LedgerHead.size).where(LedgerHead.id == 1)
+_ENTRY_TABLE = cast(Table, LedgerEntry.__table__)
+_NODE_TABLE = cast(Table, MerkleNode.__table__)
 
 
 # --- values -----------------------------------------------------------------------
@@ -176,14 +179,14 @@ class PlatformSigner:
     private_key: Ed25519PrivateKey = field(repr=False)
     origin: str = "cardtrace.local/log"
     party: str = "platform"
+    public_key: bytes = field(init=False, repr=False)
+    key_id: str = field(init=False)
 
-    @property
-    def public_key(self) -> bytes:
-        return raw_public_key(self.private_key)
-
-    @property
-    def key_id(self) -> str:
-        return key_id_for(self.public_key)
+    def __post_init__(self) -> None:
+        # Derived once: every platform statement names the key id.
+        public = raw_public_key(self.private_key)
+        object.__setattr__(self, "public_key", public)
+        object.__setattr__(self, "key_id", key_id_for(public))
 
 
 @dataclass(slots=True)
@@ -433,8 +436,10 @@ class Ledger:
             if statement.type in KEY_MANAGEMENT_TYPES:
                 keyprev = seq
             seq += 1
-        session.execute(insert(LedgerEntry), entry_rows)
-        session.execute(insert(MerkleNode), [{"id": i, "hash": h} for i, h in created])
+        # Core inserts on the tables: the ORM's bulk path adds nothing for plain rows.
+        connection = session.connection()
+        connection.execute(insert(_ENTRY_TABLE), entry_rows)
+        connection.execute(insert(_NODE_TABLE), [{"id": i, "hash": h} for i, h in created])
         head.size = seq
         head.last_leaf = prev
         head.last_key_seq = keyprev
