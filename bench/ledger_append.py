@@ -16,7 +16,8 @@ platform
     ``rfc8785.dumps``, one Ed25519 signature, SHA-256 and the raw INSERT. Target >= 50%.
 
 Ledger and bare batches alternate, so both see the same machine load. The first batch
-of each is a warm-up and is not counted.
+of each is a warm-up and is not counted; after it, PostgreSQL's statistics are collected
+(``ANALYZE``, as autovacuum would do; ``--no-analyze`` skips it).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from bench._common import (
     RawTable,
     actor_key_id,
     add_database_options,
+    analyze,
     database_kinds,
     header,
     make_ledger,
@@ -144,7 +146,8 @@ def run_actor(
             profiler.enable()
         u0 = time.perf_counter()
         batch = [
-            SignedStatement.from_json(j, s) for j, s in zip(jsons[lo:hi], sigs_b64[lo:hi], strict=True)
+            SignedStatement.from_json(j, s)
+            for j, s in zip(jsons[lo:hi], sigs_b64[lo:hi], strict=True)
         ]
         u1 = time.perf_counter()
         with Session(db.engine) as session, write_transaction(session):
@@ -164,6 +167,8 @@ def run_actor(
             ours.add("from_json", u1 - u0)
             ours.add("append_commit", u2 - u1)
             progress.update(ours.entries)
+        elif not args.no_analyze:
+            analyze(db.engine)
     pool.shutdown()
     if profiler:
         _print_profile(profiler, f"{db.label} actor: from_json + Ledger.append")
@@ -217,6 +222,8 @@ def run_platform(
             ours.entries += len(part)
             ours.add("append_commit", u1 - u0)
             progress.update(ours.entries)
+        elif not args.no_analyze:
+            analyze(db.engine)
     if profiler:
         _print_profile(profiler, f"{db.label} platform: Ledger.append_as_platform")
     return ModeResult(db.label, "platform", ours.entries, ours, bare)
@@ -230,6 +237,9 @@ def _print_profile(profiler: cProfile.Profile, title: str) -> None:
 
 
 def report(results: list[ModeResult], versions: dict[str, str]) -> None:
+    if not results:
+        print("No database was measured.")
+        return
     rows: list[list[object]] = []
     for r in results:
         if r.mode == "actor":
@@ -314,7 +324,9 @@ def report(results: list[ModeResult], versions: dict[str, str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog=f"python -m {MODULE}", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog=f"python -m {MODULE}",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
     )
     parser.add_argument(
         "--entries", type=int, default=50_000, help="entries per mode (default 50,000)"

@@ -2,7 +2,8 @@
 
 Setup (not measured as proof time): a log of ``--size`` entries is built with
 ``Ledger.append_as_platform`` in transactions of ``--build-batch`` entries; its build
-rate is reported beside pymerkle's append rate.
+rate is reported beside pymerkle's append rate. On PostgreSQL, ``ANALYZE`` runs after
+the first batch, as autovacuum would (``--no-analyze`` skips it).
 
 Measured, per proof, on SQLite and PostgreSQL:
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from bench._common import (
     Latency,
     Progress,
     add_database_options,
+    analyze,
     database_kinds,
     header,
     make_ledger,
@@ -93,8 +95,12 @@ class PeerResult:
     consistency_warm: Latency
 
 
-def build(db: Database, ledger: Ledger, size: int, batch: int) -> float:
-    """Append ``size`` entries in all (genesis included); returns entries per second."""
+def build(db: Database, ledger: Ledger, size: int, batch: int, stats: bool = True) -> float:
+    """Append ``size`` entries in all (genesis included); returns entries per second.
+
+    With ``stats``, PostgreSQL's planner statistics are collected after the first batch,
+    as autovacuum would do on a default server.
+    """
     prepare_ledger(db.engine, ledger, actors=())
     progress = Progress(f"{db.label}: building the log (setup)", size)
     with Session(db.engine) as session:
@@ -107,6 +113,8 @@ def build(db: Database, ledger: Ledger, size: int, batch: int) -> float:
         with Session(db.engine) as session, write_transaction(session):
             ledger.append_as_platform(session, statements, now=NOW)
         elapsed += time.perf_counter() - start
+        if stats and done <= 1:
+            analyze(db.engine)
         done += n
         progress.update(done)
     return (size - 1) / elapsed
@@ -148,12 +156,11 @@ def measure_ours(
     mark = "?" if engine.dialect.name == "sqlite" else "%s"
     floor_conn: Any = engine.raw_connection()
 
-    def floor(ids: list[int]) -> None:
+    def floor(ids: Sequence[int]) -> None:
         cur = floor_conn.cursor()
-        cur.execute(
-            f"SELECT id, hash FROM merkle_node WHERE id IN ({', '.join([mark] * len(ids))})",
-            ids,
-        )
+        marks = ", ".join([mark] * len(ids))
+        # Only placeholders are formatted in; the ids are bound parameters.
+        cur.execute(f"SELECT id, hash FROM merkle_node WHERE id IN ({marks})", ids)  # noqa: S608
         cur.fetchall()
         cur.close()
         floor_conn.rollback()
@@ -162,23 +169,22 @@ def measure_ours(
     consistency_ids = [sorted(plan_node_ids(consistency_plan(o, size))) for o in olds]
 
     label = f"{db.label} at {size:,}"
-    # Alternate ours and the floor in rounds, so that both see the same machine load.
     ours_inc: list[float] = []
     ours_con: list[float] = []
     floor_inc: list[float] = []
     floor_con: list[float] = []
-    rounds = 4
-    step = -(-proofs // rounds)
-    for r in range(rounds):
-        part = range(r * step, min(proofs, (r + 1) * step))
-        if not part:
-            break
-        offset = part.start
-        n = len(part)
-        ours_inc += _timed(n, lambda i: inclusion(offset + i), f"{label}: inclusion {r + 1}/4")
-        floor_inc += _timed(n, lambda i: floor(inclusion_ids[offset + i]), f"{label}: floor")
-        ours_con += _timed(n, lambda i: consistency(offset + i), f"{label}: consistency {r + 1}/4")
-        floor_con += _timed(n, lambda i: floor(consistency_ids[offset + i]), f"{label}: floor")
+
+    def one_round(r: int, part: range) -> None:
+        n, at = len(part), part.start
+        ours_inc.extend(_timed(n, lambda i: inclusion(at + i), f"{label}: inclusion {r}/4"))
+        floor_inc.extend(_timed(n, lambda i: floor(inclusion_ids[at + i]), f"{label}: floor"))
+        ours_con.extend(_timed(n, lambda i: consistency(at + i), f"{label}: consistency {r}/4"))
+        floor_con.extend(_timed(n, lambda i: floor(consistency_ids[at + i]), f"{label}: floor"))
+
+    # Alternate ours and the floor in rounds, so that both see the same machine load.
+    step = -(-proofs // 4)
+    for r, begin in enumerate(range(0, proofs, step), start=1):
+        one_round(r, range(begin, min(proofs, begin + step)))
     floor_conn.close()
 
     with Session(engine) as session:
@@ -278,6 +284,9 @@ def measure_pymerkle(
 
 
 def report(results: list[ProofResult], peer: PeerResult | None) -> None:
+    if not results:
+        print("No database was measured.")
+        return
     rows: list[list[object]] = []
     for r in results:
         target = TARGET_MS[r.database]
@@ -355,7 +364,9 @@ def report(results: list[ProofResult], peer: PeerResult | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog=f"python -m {MODULE}", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog=f"python -m {MODULE}",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
     )
     parser.add_argument("--size", type=int, default=1_000_000, help="log size (default 1,000,000)")
     parser.add_argument(
@@ -399,25 +410,29 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             ledger = make_ledger()
             try:
-                build_rate = build(db, ledger, args.size, args.build_batch)
+                build_rate = build(db, ledger, args.size, args.build_batch, not args.no_analyze)
                 results.append(
                     measure_ours(db, ledger, args.size, args.proofs, args.seed, build_rate)
                 )
-                print(f"  {db.label}: inclusion {results[-1].inclusion}", flush=True)
-                print(f"  {db.label}: consistency {results[-1].consistency}", flush=True)
+                done = results[-1]
+                print(
+                    f"  {db.label}: built at {rate(build_rate)}; inclusion {done.inclusion}; "
+                    f"consistency {done.consistency}",
+                    flush=True,
+                )
                 if peer is None and pymerkle_size and kind == "sqlite":
                     folder = Path(str(db.engine.url.database)).parent
                     peer = measure_pymerkle(
                         db, ledger, folder, pymerkle_size, args.pymerkle_proofs, args.seed
                     )
+                    print(
+                        f"  pymerkle: appended at {rate(peer.append_rate)}; cold inclusion "
+                        f"{peer.inclusion_cold}; cold consistency {peer.consistency_cold}",
+                        flush=True,
+                    )
             finally:
                 ledger.close()
-    if peer is not None:
-        print(
-            f"  pymerkle: cold inclusion {peer.inclusion_cold}; "
-            f"cold consistency {peer.consistency_cold}",
-            flush=True,
-        )
+    print()
     report(results, peer)
 
 
