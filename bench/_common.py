@@ -178,9 +178,11 @@ def server_version(engine: Engine) -> str:
 def analyze(engine: Engine) -> None:
     """Collect planner statistics on PostgreSQL, as autovacuum would on a default server.
 
-    Without statistics, a statement psycopg prepared while the log was nearly empty keeps
-    a generic plan made for an empty table: the replay check then scans ``ledger_entry``
-    in full on every batch (see docs/BENCHMARKS.md). ``--no-analyze`` skips this.
+    Before commit e45567d turned psycopg's prepared statements off, a statement prepared
+    while the log was nearly empty kept a generic plan made for an empty table, and the
+    replay check scanned ``ledger_entry`` in full on every batch until statistics
+    existed (see docs/BENCHMARKS.md). ``--no-analyze`` skips this, to check that nothing
+    depends on it.
     """
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -241,8 +243,8 @@ def add_database_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-analyze",
         action="store_true",
-        help="do not ANALYZE the PostgreSQL database after the first batch (this server runs "
-        "with autovacuum off; without statistics the replay check degrades to a full scan)",
+        help="do not ANALYZE the PostgreSQL database after the first batch (the local server "
+        "runs with autovacuum off, so there are then no planner statistics)",
     )
 
 
