@@ -363,8 +363,14 @@ def _sales(key: Ed25519PrivateKey, layout: Layout) -> Iterator[SignedStatement]:
             yield _signed(key, MERCHANT, "code.sale", body)
 
 
-def build_store(engine: Engine, layout: Layout, say: Say) -> StoreReport:
+def build_store(
+    engine: Engine, layout: Layout, say: Say, *, analyze_stats: bool = True
+) -> StoreReport:
     """Fill an empty database with the store described in the module docstring.
+
+    Args:
+        analyze_stats: on PostgreSQL, run ``ANALYZE`` once the store is built (see
+            :func:`analyze`); ``--no-analyze`` turns it off.
 
     Returns:
         The duration and size of each phase.
@@ -457,7 +463,10 @@ def build_store(engine: Engine, layout: Layout, say: Say) -> StoreReport:
             size = ledger.issue_checkpoint(session, now=NOW).size
         report.checkpoint_size = size
         say(f"  setup: checkpoint of size {size:,} issued")
-        report.analyzed = analyze(engine, say)
+        if analyze_stats:
+            report.analyzed = analyze(engine, say)
+        else:
+            report.analyzed = "none (--no-analyze)"
     finally:
         ledger.close()
     return report

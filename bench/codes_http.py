@@ -320,7 +320,9 @@ class DatabaseResult:
 def measure(db: Database, args: argparse.Namespace, folder: Path) -> DatabaseResult:
     layout = Layout(args.codes, args.batch_size)
     say(f"{db.label}: building a store of {args.codes:,} codes")
-    setup = build_store(db.engine, layout, say)
+    setup = build_store(
+        db.engine, layout, say, analyze_stats=not getattr(args, "no_analyze", False)
+    )
     db.engine.dispose()
     chosen = samples(layout, args.bodies, seed=5)
     bodies = [verify_body(s) for s in chosen]

@@ -19,7 +19,8 @@ import
     root twice (issuer side and projection) and writes the ledger and its tree.
 
 Target: the import at >= 50% of the raw rate, and memory that does not grow with the
-file. Memory is the subprocess's resident set (``/proc/self/status``): before the
+file. Both runs start on empty tables, so no ``ANALYZE`` is run (``--no-analyze`` changes
+nothing here). Memory is the subprocess's resident set (``/proc/self/status``): before the
 import, sampled at each tenth of the rows, and the peak (``VmHWM``).
 """
 

@@ -22,7 +22,9 @@ batch
     rows by primary key, 500 per ``SELECT ... IN``. Target: <= 1 s.
 
 Every verdict is checked (decision, reasons, one proof per custody entry, nothing
-pending) outside the timing.
+pending) outside the timing. On PostgreSQL the store is analyzed once built (see
+``bench._codes_common.analyze``; ``--no-analyze`` skips it). ``--profile`` adds where the
+time of a single verify goes (session, statements, Python) and cProfile tables.
 """
 
 from __future__ import annotations
@@ -326,7 +328,9 @@ class DatabaseResult:
 def measure(db: Database, args: argparse.Namespace) -> DatabaseResult:
     layout = Layout(args.codes, args.batch_size)
     say(f"{db.label}: building a store of {args.codes:,} codes")
-    setup = build_store(db.engine, layout, say)
+    setup = build_store(
+        db.engine, layout, say, analyze_stats=not getattr(args, "no_analyze", False)
+    )
     say(f"{db.label}: warming up")
     single(db.engine, samples(layout, min(300, args.single), seed=99), by_fingerprint=False)
     say(f"{db.label}: {args.single:,} single verifies by raw code")
