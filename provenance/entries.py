@@ -34,6 +34,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, NewType
 
 import rfc8785
@@ -121,7 +122,17 @@ def canonical(value: Any) -> bytes:
         EntryFormatError: the value holds a float or a huge integer (a record could not be
             read back exactly), or is not representable.
     """
-    _check_numbers(value)
+    if _inspect(value):
+        # Every key is ASCII: sorted keys, no whitespace and only the mandatory escapes
+        # are then exactly RFC 8785 (see _fast_canonical), at the speed of the C encoder.
+        try:
+            text = _FAST_ENCODER.encode(value)
+        except (TypeError, ValueError) as e:
+            raise EntryFormatError(f"value cannot be canonicalised: {e}") from e
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate
+            raise EntryFormatError("entry text is not valid Unicode") from e
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
@@ -143,14 +154,16 @@ def _bounded_int(text: str) -> int:
     return value
 
 
+# Built once: ``json.loads`` with hooks constructs a new decoder on every call.
+_DECODER = json.JSONDecoder(
+    parse_float=_reject_float, parse_constant=_reject_float, parse_int=_bounded_int
+)
+
+
 def _loads(raw: bytes) -> Any:
     try:
-        return json.loads(
-            raw,
-            parse_float=_reject_float,
-            parse_constant=_reject_float,
-            parse_int=_bounded_int,
-        )
+        # Records and statements are UTF-8 (RFC 8785 section 3.2.3); no other encoding.
+        return _DECODER.decode(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise EntryFormatError(f"not JSON: {e}") from e
 
@@ -190,16 +203,8 @@ class Statement:
         """
         if not isinstance(value, dict):
             raise EntryFormatError("an entry must be a JSON object", field="entry")
-        missing = _STATEMENT_FIELDS - value.keys()
-        unknown = value.keys() - _STATEMENT_FIELDS
-        if missing:
-            raise EntryFormatError(
-                f"entry is missing {', '.join(sorted(missing))}", field=sorted(missing)[0]
-            )
-        if unknown:
-            raise EntryFormatError(
-                f"entry has unknown fields {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
-            )
+        if value.keys() != _STATEMENT_FIELDS:
+            _refuse_fields(value)
         if value["v"] != FORMAT_VERSION or isinstance(value["v"], bool):
             raise EntryFormatError(f"entry format version must be {FORMAT_VERSION}", field="v")
         kind = value["type"]
@@ -228,6 +233,26 @@ class Statement:
         )
 
 
+def _refuse_fields(value: dict[str, Any]) -> None:
+    missing = _STATEMENT_FIELDS - value.keys()
+    if missing:
+        raise EntryFormatError(
+            f"entry is missing {', '.join(sorted(missing))}", field=sorted(missing)[0]
+        )
+    unknown = sorted(value.keys() - _STATEMENT_FIELDS)
+    raise EntryFormatError(f"entry has unknown fields {', '.join(unknown)}", field=unknown[0])
+
+
+@lru_cache(maxsize=4096)
+def load_public_key(raw: bytes) -> Ed25519PublicKey:
+    """The key object for 32 raw bytes, kept: a log has few keys and many entries.
+
+    Raises:
+        ValueError: ``raw`` is not an Ed25519 public key.
+    """
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
 def sign_statement(statement: Statement, private_key: Ed25519PrivateKey) -> SignedStatement:
     """Sign a statement with an actor's (or the platform's) key."""
     payload = statement.to_bytes()
@@ -250,9 +275,7 @@ class SignedStatement:
     def verify(self, public_key: bytes) -> None:
         """Raises SignatureError unless the signature is ``public_key``'s over the payload."""
         try:
-            Ed25519PublicKey.from_public_bytes(public_key).verify(
-                self.signature, SIGNATURE_CONTEXT + self.payload
-            )
+            load_public_key(public_key).verify(self.signature, SIGNATURE_CONTEXT + self.payload)
         except (InvalidSignature, ValueError) as e:
             raise SignatureError(
                 f"the signature on this {self.statement.type} entry does not verify with key "
@@ -278,18 +301,36 @@ class SignedStatement:
         return cls(statement, payload, decode_signature(signature_b64))
 
 
-def _check_numbers(value: Any) -> None:
-    """Refuse floats and integers beyond 2**53 anywhere in a client's statement."""
+def _inspect(value: Any) -> bool:
+    """Refuse floats and integers beyond 2**53 anywhere; say whether every key is ASCII.
+
+    Raises:
+        EntryFormatError: the value holds a float or an integer beyond 2**53.
+    """
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise EntryFormatError("integers in entries must be below 2**53")
+        return True
     if isinstance(value, float):
         raise EntryFormatError("numbers in entries must be integers; write amounts as strings")
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
-        raise EntryFormatError("integers in entries must be below 2**53")
     if isinstance(value, dict):
-        for item in value.values():
-            _check_numbers(item)
-    elif isinstance(value, list):
+        ascii_keys = True
+        for key, item in value.items():
+            if not (isinstance(key, str) and key.isascii()):
+                ascii_keys = False
+            if not _inspect(item):
+                ascii_keys = False
+        return ascii_keys
+    if isinstance(value, list | tuple):
+        ascii_keys = True
         for item in value:
-            _check_numbers(item)
+            if not _inspect(item):
+                ascii_keys = False
+        return ascii_keys
+    # Anything else is left to the RFC 8785 library, which refuses it.
+    return False
 
 
 def decode_signature(value: Any) -> bytes:
@@ -348,6 +389,7 @@ class Record:
         return self.signed.statement
 
 
+_HEX64_RE = re.compile(r"[0-9a-f]{64}")
 _RECORD_PREFIX = b'{"entry":'
 _RECORD_FIELDS = frozenset({"entry", "keyprev", "prev", "seq", "sig"})
 
@@ -369,7 +411,7 @@ def decode_record(raw: bytes) -> Record:
         raise EntryFormatError(
             "record keyprev must be -1 or the number of an earlier entry", field="keyprev"
         )
-    if not isinstance(prev_hex, str) or not re.fullmatch(r"[0-9a-f]{64}", prev_hex):
+    if not isinstance(prev_hex, str) or not _HEX64_RE.fullmatch(prev_hex):
         raise EntryFormatError("record prev must be 64 lower-case hex digits", field="prev")
     signature = decode_signature(sig_b64)
     statement = Statement.from_json(value["entry"])
@@ -394,13 +436,18 @@ def _fast_canonical(value: Any) -> bytes:
     every key is ASCII (code-point order equals UTF-16 order). Otherwise the library
     decides.
     """
-    fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    fast = _FAST_ENCODER.encode(value)
     if not (fast.isascii() or _keys_are_ascii(value)):
         return canonical(value)
     try:
         return fast.encode("utf-8")
     except UnicodeEncodeError as e:  # a lone surrogate escaped in the JSON
         raise EntryFormatError("entry text is not valid Unicode") from e
+
+
+_FAST_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
 
 
 def _keys_are_ascii(value: Any) -> bool:

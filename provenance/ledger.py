@@ -11,7 +11,7 @@ read O(log n) rows by primary key.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from provenance.catalog import AppliedEntry, EntryCatalog, EntryType
@@ -287,7 +288,7 @@ class Ledger:
         if len(batch) > MAX_BATCH:
             raise BatchError(f"a batch holds at most {MAX_BATCH} entries; got {len(batch)}")
         pending = [self._validate(i, signed, now) for i, signed in enumerate(batch)]
-        self._refuse_replays(session, pending)
+        _refuse_repeats(pending)
 
         head = self._lock_head(session)
         key_ids: set[str] = set()
@@ -297,19 +298,45 @@ class Ledger:
             key_ids |= more_keys
             party_ids |= more_parties
         registry = load_registry(session, key_ids, party_ids, self.platform.party)
-        signers = self._authorize(registry, pending)
+        try:
+            signers = self._authorize(registry, pending)
+        except (SignatureError, ConflictError):
+            # A replayed entry is named as a replay, even if its key has since lapsed.
+            self._refuse_replays(session, pending)
+            raise
+        checks: _SignatureChecks | None = None
         if signed_here:
             # Only the platform's own key may have signed them, and it is the key in use.
             own = self.platform.public_key
             if any(key.public_key != own for key in signers):
                 raise SignatureError("the platform's key is not the one registered for it")
         else:
-            self._verify_signatures(pending, signers)
-        # Projections may still refuse an entry (a custody rule); the savepoint then takes
-        # back this batch's rows, so a refused batch writes nothing even if the caller
-        # carries on with its transaction.
-        with session.begin_nested():
-            return self._write(session, head, pending)
+            checks = self._start_signature_checks(pending, signers)
+        # Signatures are checked on other threads while this one writes. The rows go in a
+        # savepoint: a bad signature, a replay (the unique statement hash) or a projection
+        # refusing an entry (a custody rule) takes this batch's rows back, so a refused
+        # batch writes nothing even if the caller carries on with its transaction.
+        integrity_error = _integrity_errors(session)
+        try:
+            with session.begin_nested():
+                appended = self._write(session, head, pending)
+                if checks is not None:
+                    checks.result()
+                return appended
+        except integrity_error:
+            # The earlier of the first bad signature and the first replay is named.
+            bad = checks.first_bad() if checks is not None else None
+            replay = self._first_replay(session, pending)
+            if checks is not None and bad is not None and (replay is None or bad < replay[0]):
+                checks.result()
+            if replay is not None:
+                raise _replay_error(*replay) from None
+            raise
+        except Exception:
+            # A bad signature is the first thing wrong with a batch, whatever else is.
+            if checks is not None:
+                checks.result()
+            raise
 
     def _validate(self, index: int, signed: SignedStatement, now: datetime) -> _Pending:
         statement = signed.statement
@@ -331,24 +358,25 @@ class Ledger:
         return _Pending(signed, entry_type, body, signed.statement_hash)
 
     def _refuse_replays(self, session: Session, pending: list[_Pending]) -> None:
-        seen: dict[bytes, int] = {}
-        for i, p in enumerate(pending):
-            if p.statement_hash in seen:
-                raise ReplayError(f"entry {i} repeats entry {seen[p.statement_hash]} of this batch")
-            seen[p.statement_hash] = i
-        hashes = list(seen)
+        """Raises ReplayError naming the first entry already in the ledger, if any."""
+        replay = self._first_replay(session, pending)
+        if replay is not None:
+            raise _replay_error(*replay)
+
+    def _first_replay(self, session: Session, pending: list[_Pending]) -> tuple[int, int] | None:
+        """The batch position and ledger seq of the first entry already in the ledger."""
+        position = {p.statement_hash: i for i, p in enumerate(pending)}
+        hashes = list(position)
+        found: list[tuple[int, int]] = []
         for start in range(0, len(hashes), _IN_CHUNK):
             chunk = hashes[start : start + _IN_CHUNK]
-            found = session.execute(
+            rows = session.execute(
                 select(LedgerEntry.statement_hash, LedgerEntry.seq).where(
                     LedgerEntry.statement_hash.in_(chunk)
                 )
-            ).first()
-            if found is not None:
-                raise ReplayError(
-                    f"entry {seen[found[0]]} of this batch is already in the ledger as "
-                    f"entry {found[1]}"
-                )
+            )
+            found.extend((position[h], seq) for h, seq in rows)
+        return min(found) if found else None
 
     def _lock_head(self, session: Session) -> LedgerHead:
         if session.get_bind().dialect.name == "sqlite":
@@ -378,7 +406,11 @@ class Ledger:
             keys.append(key)
         return keys
 
-    def _verify_signatures(self, pending: list[_Pending], keys: list[KeyState]) -> None:
+    def _start_signature_checks(
+        self, pending: list[_Pending], keys: list[KeyState]
+    ) -> _SignatureChecks:
+        """Check every signature: on this thread for a small batch, else on the pool."""
+
         def check(start: int, stop: int) -> int | None:
             for i in range(start, stop):
                 try:
@@ -389,20 +421,14 @@ class Ledger:
 
         n = len(pending)
         if n < PARALLEL_VERIFY_THRESHOLD or self._verify_threads < 2:
-            failed = [check(0, n)]
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._verify_threads, "cardtrace-verify")
-            step = -(-n // self._verify_threads)
-            bounds = [(s, min(s + step, n)) for s in range(0, n, step)]
-            failed = list(self._pool.map(lambda b: check(*b), bounds))
-        bad = [i for i in failed if i is not None]
-        if bad:
-            first = min(bad)
-            try:
-                pending[first].signed.verify(keys[first].public_key)
-            except SignatureError as e:
-                raise _at(e, first) from e
+            done: Future[int | None] = Future()
+            done.set_result(check(0, n))
+            return _SignatureChecks(pending, keys, [done])
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._verify_threads, "cardtrace-verify")
+        step = -(-n // self._verify_threads)
+        futures = [self._pool.submit(check, s, min(s + step, n)) for s in range(0, n, step)]
+        return _SignatureChecks(pending, keys, futures)
 
     def _write(
         self, session: Session, head: LedgerHead, pending: list[_Pending]
@@ -436,10 +462,8 @@ class Ledger:
             if statement.type in KEY_MANAGEMENT_TYPES:
                 keyprev = seq
             seq += 1
-        # Core inserts on the tables: the ORM's bulk path adds nothing for plain rows.
-        connection = session.connection()
-        connection.execute(insert(_ENTRY_TABLE), entry_rows)
-        connection.execute(insert(_NODE_TABLE), [{"id": i, "hash": h} for i, h in created])
+        _insert_rows(session, _ENTRY_TABLE, entry_rows)
+        _insert_rows(session, _NODE_TABLE, [{"id": i, "hash": h} for i, h in created])
         head.size = seq
         head.last_leaf = prev
         head.last_key_seq = keyprev
@@ -558,6 +582,76 @@ class Ledger:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+
+def _replay_error(index: int, seq: int) -> ReplayError:
+    return ReplayError(f"entry {index} of this batch is already in the ledger as entry {seq}")
+
+
+def _refuse_repeats(pending: list[_Pending]) -> None:
+    seen: dict[bytes, int] = {}
+    for i, p in enumerate(pending):
+        if p.statement_hash in seen:
+            raise ReplayError(f"entry {i} repeats entry {seen[p.statement_hash]} of this batch")
+        seen[p.statement_hash] = i
+
+
+class _SignatureChecks:
+    """Signature checks under way; :meth:`result` waits and names the first bad entry."""
+
+    def __init__(
+        self, pending: list[_Pending], keys: list[KeyState], futures: list[Future[int | None]]
+    ) -> None:
+        self._pending = pending
+        self._keys = keys
+        self._futures = futures
+
+    def first_bad(self) -> int | None:
+        """Wait for every check; the position of the first entry that fails, if any."""
+        bad = [i for i in (f.result() for f in self._futures) if i is not None]
+        return min(bad) if bad else None
+
+    def result(self) -> None:
+        """Wait for every check (also when another error is on its way out).
+
+        Raises:
+            SignatureError: prefixed with the position of the first entry that fails.
+        """
+        first = self.first_bad()
+        if first is not None:
+            try:
+                self._pending[first].signed.verify(self._keys[first].public_key)
+            except SignatureError as e:
+                raise _at(e, first) from e
+
+
+def _integrity_errors(session: Session) -> tuple[type[BaseException], ...]:
+    """What the database raises for a broken unique key: SQLAlchemy's and the driver's."""
+    dbapi = session.get_bind().dialect.dbapi
+    driver = getattr(dbapi, "IntegrityError", None) if dbapi is not None else None
+    return (IntegrityError, driver) if isinstance(driver, type) else (IntegrityError,)
+
+
+# PostgreSQL takes rows through COPY several times faster than through INSERT; below
+# this many rows the extra round trip of COPY is not worth it.
+_COPY_THRESHOLD = 16
+
+
+def _insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or len(rows) < _COPY_THRESHOLD:
+        # Core inserts: the ORM's bulk path adds nothing for plain rows.
+        connection.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
 def _at(error: Any, index: int) -> Any:

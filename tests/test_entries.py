@@ -17,6 +17,7 @@ from provenance.entries import (
     SignedStatement,
     Statement,
     _fast_canonical,
+    canonical,
     decode_record,
     encode_record,
     format_time,
@@ -60,6 +61,37 @@ def statement(body: dict[str, object]) -> Statement:
 def test_fast_canonical_form_equals_rfc8785(body: dict[str, object]) -> None:
     value = statement(body).to_json()
     assert _fast_canonical(value) == rfc8785.dumps(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(bodies)
+def test_canonical_equals_rfc8785_for_every_body(body: dict[str, object]) -> None:
+    value = statement(body).to_json()
+    assert canonical(value) == rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"amount": 1.5},
+        {"nested": [{"deep": (1, 2.0)}]},
+        {"big": 2**53},
+        {"\u00e9t\u00e9": [-(2**60)]},
+    ],
+    ids=["float", "float-in-a-tuple", "integer-beyond-2-53", "huge-integer-under-non-ascii-key"],
+)
+def test_canonical_refuses_numbers_that_would_not_read_back(value: object) -> None:
+    with pytest.raises(EntryFormatError):
+        canonical(value)
+
+
+def test_canonical_refuses_lone_surrogates_and_foreign_types() -> None:
+    with pytest.raises(EntryFormatError):
+        canonical({"text": "\ud800"})
+    with pytest.raises(EntryFormatError):
+        canonical({"when": NOW})
+    with pytest.raises(EntryFormatError):
+        canonical({1: "integer key"})
 
 
 @settings(max_examples=200, deadline=None)

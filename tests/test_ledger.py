@@ -187,6 +187,29 @@ def test_forged_signature_is_refused(session: Session, genesis: Ledger) -> None:
     assert size(session) == before
 
 
+def test_replay_of_an_entry_whose_key_was_revoked_since_is_named_a_replay(
+    session: Session, genesis: Ledger
+) -> None:
+    old = register_party(session, genesis, "acme")
+    early = signed_by(old, "acme", body={"text": "before the revocation"})
+    genesis.append(session, [early], now=NOW)
+    new = party_key("acme", 1)
+    add = {"party": "acme", "key": key_body(raw_public_key(new), NOW - timedelta(hours=1))}
+    genesis.append(session, [signed_by(old, "acme", "key.add", add)], now=NOW)
+    revoke = {
+        "party": "acme",
+        "key_id": early.statement.key,
+        "revoked_at": "2026-11-26T11:59:00.000000Z",
+        "reason": "lost",
+    }
+    genesis.append(session, [signed_by(new, "acme", "key.revoke", revoke)], now=NOW)
+    before = size(session)
+    with pytest.raises(CardtraceError) as info:
+        genesis.append(session, [early], now=NOW)
+    assert info.value.code == "replayed-entry"
+    assert size(session) == before
+
+
 def test_replayed_entry_is_refused(session: Session, genesis: Ledger) -> None:
     key = register_party(session, genesis, "acme")
     entry = signed_by(key, "acme")
@@ -215,6 +238,69 @@ def test_bad_entry_in_a_batch_writes_nothing(session: Session, genesis: Ledger) 
         genesis.append(session, [*batch[:150], bad, *batch[150:]], now=NOW)
     assert "entry 150" in str(info.value)
     assert size(session) == before
+
+
+def forged(entry: SignedStatement) -> SignedStatement:
+    """The same statement with one bit of its signature flipped."""
+    signature = bytes([entry.signature[0] ^ 1]) + entry.signature[1:]
+    return SignedStatement(entry.statement, entry.payload, signature)
+
+
+def test_forged_signature_deep_in_a_large_batch_is_named_and_writes_nothing(
+    session: Session, genesis: Ledger
+) -> None:
+    # Large enough that the signatures are checked on the pool while the rows are written.
+    key = register_party(session, genesis, "acme")
+    batch = [signed_by(key, "acme", body={"text": f"n{i}"}) for i in range(400)]
+    batch[333] = forged(batch[333])
+    before = size(session)
+    with pytest.raises(CardtraceError) as info:
+        genesis.append(session, batch, now=NOW)
+    assert info.value.code == "bad-signature"
+    assert "entry 333" in str(info.value)
+    assert size(session) == before
+    assert genesis.tree_head(session).size == before
+
+
+def test_replay_inside_a_large_batch_is_named_and_writes_nothing(
+    session: Session, genesis: Ledger
+) -> None:
+    key = register_party(session, genesis, "acme")
+    old = [signed_by(key, "acme", body={"text": f"old{i}"}) for i in range(40)]
+    appended = genesis.append(session, old, now=NOW)
+    before = size(session)
+    root = genesis.tree_head(session).root
+    batch = [signed_by(key, "acme", body={"text": f"new{i}"}) for i in range(100)]
+    batch[70] = old[12]
+    with pytest.raises(CardtraceError) as info:
+        genesis.append(session, batch, now=NOW)
+    assert info.value.code == "replayed-entry"
+    assert f"entry 70 of this batch is already in the ledger as entry {appended[12].seq}" in str(
+        info.value
+    )
+    assert size(session) == before
+    assert genesis.tree_head(session).root == root
+    # The batch without the replay goes in whole afterwards: nothing was left half-written.
+    del batch[70]
+    assert len(genesis.append(session, batch, now=NOW)) == 99
+
+
+def test_the_earlier_of_a_replay_and_a_forged_signature_is_named(
+    session: Session, genesis: Ledger
+) -> None:
+    key = register_party(session, genesis, "acme")
+    old = [signed_by(key, "acme", body={"text": f"old{i}"}) for i in range(5)]
+    genesis.append(session, old, now=NOW)
+    batch = [signed_by(key, "acme", body={"text": f"new{i}"}) for i in range(100)]
+    batch[80] = old[0]
+    batch[90] = forged(batch[90])
+    with pytest.raises(CardtraceError) as info:
+        genesis.append(session, batch, now=NOW)
+    assert (info.value.code, "entry 80" in str(info.value)) == ("replayed-entry", True)
+    batch[20] = forged(batch[20])
+    with pytest.raises(CardtraceError) as info:
+        genesis.append(session, batch, now=NOW)
+    assert (info.value.code, "entry 20" in str(info.value)) == ("bad-signature", True)
 
 
 def test_batch_is_chained_and_its_tree_proves_every_entry(
