@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 LOG_SIGNING_SEED = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
 FINGERPRINT_KEY = bytes(range(32))
 SESSION_KEY = "test-session-key-0123456789abcdef0123456789abcdef"
+PERSONAL_DATA_KEY = bytes(range(32, 64))
 
 
 def write_key_dir(directory: Path) -> Path:
@@ -23,6 +24,7 @@ def write_key_dir(directory: Path) -> Path:
         ("log-signing.pem", pem),
         ("fingerprint.key", FINGERPRINT_KEY),
         ("session.key", SESSION_KEY.encode()),
+        ("personal-data.key", PERSONAL_DATA_KEY),
     ):
         path = directory / name
         path.write_bytes(content)

@@ -28,6 +28,7 @@ SESSION_KEY_FILE = "session.key"
 FINGERPRINT_KEY_FILE = "fingerprint.key"
 LOG_SIGNING_KEY_FILE = "log-signing.pem"
 LOG_PUBLIC_KEY_FILE = "log-signing.pub.pem"
+PERSONAL_DATA_KEY_FILE = "personal-data.key"
 
 # Values people paste from tutorials; production refuses them.
 _WEAK_SECRETS = frozenset(
@@ -320,6 +321,11 @@ def ensure_secrets(settings: Settings) -> list[str]:
         _write_private(fp_path, os.urandom(32))
         created.append(FINGERPRINT_KEY_FILE)
 
+    pd_path = settings.key_dir / PERSONAL_DATA_KEY_FILE
+    if not pd_path.exists():
+        _write_private(pd_path, os.urandom(32))
+        created.append(PERSONAL_DATA_KEY_FILE)
+
     log_path = settings.key_dir / LOG_SIGNING_KEY_FILE
     if not log_path.exists():
         key = Ed25519PrivateKey.generate()
@@ -339,4 +345,25 @@ def ensure_secrets(settings: Settings) -> list[str]:
         created.append(LOG_PUBLIC_KEY_FILE)
 
     load_secrets(settings)
+    load_personal_data_key(settings)
     return created
+
+
+def load_personal_data_key(settings: Settings) -> bytes:
+    """The key that encrypts personal data at rest (ID numbers, bank accounts, documents).
+
+    Kept apart from :class:`Secrets` so that the ledger and card codes run without it.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, readable by others (production), or
+            not 32 bytes.
+    """
+    path = settings.key_dir / PERSONAL_DATA_KEY_FILE
+    if path.exists():
+        _check_private(path, settings)
+    key = _read_secret_file(path)
+    if len(key) != 32:
+        raise ConfigError(
+            f"CARDTRACE_KEY_DIR: {path} must hold exactly 32 bytes; it holds {len(key)}"
+        )
+    return key

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 # Each import registers its tables on the shared metadata.
+import merchant_onboarding.models
+import merchant_onboarding.screening_models
 import provenance.codes
 import provenance.instance
 import provenance.ledger
@@ -11,4 +13,4 @@ from provenance.db import Base
 
 metadata = Base.metadata
 
-__all__ = ["metadata", "provenance"]
+__all__ = ["merchant_onboarding", "metadata", "provenance"]
