@@ -11,6 +11,7 @@ import click
 from flask import Flask
 
 from provenance.errors import CardtraceError
+from webapp.cli_watchlist import watchlist
 from webapp.config import load_settings
 
 
@@ -637,3 +638,6 @@ def codes_verify(
     for step in verdict.custody:
         signer = "" if step.signer == step.actor else f" (signed by {step.signer})"
         click.echo(f"  #{step.seq} {step.time:%Y-%m-%d %H:%M} {step.type} by {step.actor}{signer}")
+
+
+cli.add_command(watchlist)
