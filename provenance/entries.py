@@ -304,33 +304,41 @@ class SignedStatement:
 def _inspect(value: Any) -> bool:
     """Refuse floats and integers beyond 2**53 anywhere; say whether every key is ASCII.
 
+    Walks with a stack rather than recursion: statements are small but numerous.
+
     Raises:
         EntryFormatError: the value holds a float or an integer beyond 2**53.
     """
-    if isinstance(value, str) or value is None or isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INTEGER:
-            raise EntryFormatError("integers in entries must be below 2**53")
-        return True
-    if isinstance(value, float):
-        raise EntryFormatError("numbers in entries must be integers; write amounts as strings")
-    if isinstance(value, dict):
-        ascii_keys = True
-        for key, item in value.items():
-            if not (isinstance(key, str) and key.isascii()):
-                ascii_keys = False
-            if not _inspect(item):
-                ascii_keys = False
-        return ascii_keys
-    if isinstance(value, list | tuple):
-        ascii_keys = True
-        for item in value:
-            if not _inspect(item):
-                ascii_keys = False
-        return ascii_keys
-    # Anything else is left to the RFC 8785 library, which refuses it.
-    return False
+    ascii_keys = True
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or item is None or kind is bool:
+            continue
+        if kind is dict:
+            for key, child in item.items():
+                if type(key) is not str or not key.isascii():
+                    ascii_keys = False
+                if type(child) is not str:
+                    stack.append(child)
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif isinstance(item, bool | str):
+            continue
+        elif isinstance(item, int):
+            if abs(item) > MAX_SAFE_INTEGER:
+                raise EntryFormatError("integers in entries must be below 2**53")
+        elif isinstance(item, float):
+            raise EntryFormatError("numbers in entries must be integers; write amounts as strings")
+        elif isinstance(item, dict | list | tuple):
+            # Subclasses: walked like their base, but left to the library to encode.
+            stack.extend(item.values() if isinstance(item, dict) else item)
+            ascii_keys = False
+        else:
+            # Anything else is left to the RFC 8785 library, which refuses it.
+            ascii_keys = False
+    return ascii_keys
 
 
 def decode_signature(value: Any) -> bytes:

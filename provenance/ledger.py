@@ -638,20 +638,67 @@ _COPY_THRESHOLD = 16
 
 
 def _insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Write plain rows straight through the driver: this is the append's hot path.
+
+    Values are converted as the columns' types would (SQLite keeps times as text), but
+    without the per-parameter work of a compiled statement.
+    """
     if not rows:
         return
     connection = session.connection()
-    if connection.dialect.name != "postgresql" or len(rows) < _COPY_THRESHOLD:
-        # Core inserts: the ORM's bulk path adds nothing for plain rows.
-        connection.execute(insert(table), rows)
-        return
+    dialect = connection.dialect
     columns = list(rows[0])
     driver = connection.connection.driver_connection
     assert driver is not None
-    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
+    if dialect.name == "postgresql" and len(rows) >= _COPY_THRESHOLD:
+        statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+        return
+    sql, processors, positional = _raw_insert(table, dialect, tuple(columns))
+    converted = (
+        [
+            row[c] if convert is None else convert(row[c])
+            for c, convert in zip(columns, processors, strict=True)
+        ]
+        for row in rows
+    )
+    values: list[Any] = (
+        [tuple(v) for v in converted]
+        if positional
+        else [dict(zip(columns, v, strict=True)) for v in converted]
+    )
+    cursor = driver.cursor()
+    try:
+        cursor.executemany(sql, values)
+    finally:
+        cursor.close()
+
+
+_RAW_INSERTS: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[Any], bool]] = {}
+
+
+def _raw_insert(
+    table: Table, dialect: Any, columns: tuple[str, ...]
+) -> tuple[str, list[Any], bool]:
+    """The driver-level INSERT for these columns, each column's value converter, and
+    whether the driver takes parameters by position (else by name)."""
+    key = (table.name, dialect.name, columns)
+    cached = _RAW_INSERTS.get(key)
+    if cached is None:
+        compiled = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=dialect)
+        if compiled.positional and list(compiled.positiontup or []) != list(columns):
+            raise RuntimeError(f"unexpected parameter order for {table.name}")
+        processors = [
+            # Bytes go to the drivers as they are; other types convert as SQLAlchemy would.
+            None
+            if isinstance(table.c[c].type, LargeBinary)
+            else table.c[c].type.bind_processor(dialect)
+            for c in columns
+        ]
+        cached = _RAW_INSERTS[key] = (str(compiled), processors, compiled.positional)
+    return cached
 
 
 def _at(error: Any, index: int) -> Any:
