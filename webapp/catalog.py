@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from functools import cache
 
+from merchant_onboarding.workflow import onboarding_catalog
 from provenance.catalog import EntryCatalog
 from provenance.core import core_catalog
 
 
 @cache
 def build_catalog() -> EntryCatalog:
-    return core_catalog()
+    return core_catalog().merge(onboarding_catalog())
