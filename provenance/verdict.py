@@ -8,14 +8,28 @@ entries behind the verdict against the latest signed checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    any_,
+    bindparam,
+    exists,
+    literal,
+    select,
+    true,
+    union,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from provenance.codes import (
     BatchStatus,
@@ -26,6 +40,7 @@ from provenance.codes import (
     Origin,
 )
 from provenance.fingerprints import code_fingerprint, normalise_part, serial_fingerprint
+from provenance.instance import InstanceInfo
 from provenance.ledger import LedgerEntry, MerkleNode, StoredCheckpoint
 from provenance.merkle import NodeId, assemble, inclusion_plan, plan_node_ids
 from provenance.parties import Party, PartyKey, PartyKind, PartyStatus
@@ -245,51 +260,176 @@ def _decide(reasons: Iterable[Reason]) -> Decision:
     return decision
 
 
+LogKey = tuple[str | None, str, bytes | None]
+"""A log as the node cache knows it: instance id, checkpoint origin, genesis leaf hash."""
+
+
+class NodeCache:
+    """Hashes of the log's perfect subtrees, kept in the process between verifies.
+
+    A perfect subtree's hash never changes once its last leaf is in the log, so a hash
+    read once answers every later proof that needs it. Hashes are kept per log, known by
+    its instance id, origin and genesis leaf, so that one process reading two stores
+    never serves one store's tree to the other; at most ``max_nodes`` per log and
+    ``max_logs`` logs, the least recently used going first.
+
+    Give a cache only to sessions that read committed data: a node read inside a
+    transaction that is later rolled back would outlive it. Safe to share between threads.
+    """
+
+    def __init__(self, max_nodes: int = 65_536, max_logs: int = 4) -> None:
+        if max_nodes < 1 or max_logs < 1:
+            raise ValueError("a node cache holds at least one node of one log")
+        self.max_nodes = max_nodes
+        self.max_logs = max_logs
+        self._logs: OrderedDict[LogKey, OrderedDict[NodeId, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def lookup(
+        self, log: LogKey, ids: Iterable[NodeId]
+    ) -> tuple[dict[NodeId, bytes], list[NodeId]]:
+        """The cached hashes of ``ids`` in ``log``, and the ids it does not hold."""
+        found: dict[NodeId, bytes] = {}
+        missing: list[NodeId] = []
+        with self._lock:
+            nodes = self._logs.get(log)
+            if nodes is None:
+                return found, list(ids)
+            self._logs.move_to_end(log)
+            for nid in ids:
+                value = nodes.get(nid)
+                if value is None:
+                    missing.append(nid)
+                else:
+                    nodes.move_to_end(nid)
+                    found[nid] = value
+        return found, missing
+
+    def store(self, log: LogKey, nodes: Mapping[NodeId, bytes]) -> None:
+        """Remember hashes read from ``log``'s tree."""
+        with self._lock:
+            cached = self._logs.get(log)
+            if cached is None:
+                cached = self._logs[log] = OrderedDict()
+                while len(self._logs) > self.max_logs:
+                    self._logs.popitem(last=False)
+            else:
+                self._logs.move_to_end(log)
+            cached.update(nodes)
+            while len(cached) > self.max_nodes:
+                cached.popitem(last=False)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(nodes) for nodes in self._logs.values())
+
+
 # Statements are built once: verify runs before every sale, and building a statement
-# costs as much as running it. Lists go in through expanding bind parameters.
-_PARTY = select(Party.kind, Party.status).where(Party.id == bindparam("party"))
-_CODES = (
-    select(
-        Code.fingerprint,
-        Code.product,
-        Code.batch,
-        Code.origin,
-        Code.holder,
-        Code.state,
-        Code.frozen,
-        Code.tainted,
-        Code.issued_seq,
-        CodeBatch.status.label("batch_status"),
-        CodeBatch.issue_seq,
-        CodeBatch.expires_at,
-    )
-    .outerjoin(CodeBatch, CodeBatch.id == Code.batch)
-    .where(Code.fingerprint.in_(bindparam("fps", expanding=True)))
+# costs as much as running it. A single code (the common case, before each sale) is read
+# with its batch, custody entries and their signers in one statement; lists of codes go
+# in chunks, through expanding IN lists on SQLite and one array parameter (``= ANY``) on
+# PostgreSQL, whose SQL text then stays the same for every list length.
+_CODE_COLUMNS = (
+    Code.fingerprint,
+    Code.product,
+    Code.batch,
+    Code.origin,
+    Code.holder,
+    Code.state,
+    Code.frozen,
+    Code.tainted,
+    Code.issued_seq,
+    CodeBatch.status.label("batch_status"),
+    CodeBatch.issue_seq,
+    CodeBatch.expires_at,
 )
-_SERIALS = select(Code.serial_fp).where(Code.serial_fp.in_(bindparam("sfps", expanding=True)))
-_EVENTS = select(CodeEvent.fingerprint, CodeEvent.seq).where(
-    CodeEvent.fingerprint.in_(bindparam("fps", expanding=True))
+_ENTRY_COLUMNS = (
+    LedgerEntry.seq,
+    LedgerEntry.type,
+    LedgerEntry.time,
+    LedgerEntry.actor,
+    LedgerEntry.leaf_hash,
+    PartyKey.party_id,
 )
-_ENTRIES = (
-    select(
-        LedgerEntry.seq,
-        LedgerEntry.type,
-        LedgerEntry.time,
-        LedgerEntry.actor,
-        LedgerEntry.leaf_hash,
-        PartyKey.party_id,
-    )
-    .outerjoin(PartyKey, PartyKey.key_id == LedgerEntry.key_id)
-    .where(LedgerEntry.seq.in_(bindparam("seqs", expanding=True)))
-)
-_CHECKPOINT = (
+_LATEST = (
     select(StoredCheckpoint.size, StoredCheckpoint.root, StoredCheckpoint.note)
     .order_by(StoredCheckpoint.size.desc(), StoredCheckpoint.issued_at.desc())
     .limit(1)
+    .subquery("latest")
 )
-_NODES = select(MerkleNode.id, MerkleNode.hash).where(
-    MerkleNode.id.in_(bindparam("ids", expanding=True))
+_MERCHANT = select(Party.kind, Party.status).where(Party.id == bindparam("party")).subquery("m")
+_ONE = select(literal(1).label("one")).subquery("one")
+# The merchant, the latest checkpoint, the log's identity and (for one raw code) whether
+# its serial is known, in one round trip.
+_HEAD = select(
+    _MERCHANT.c.kind,
+    _MERCHANT.c.status,
+    _LATEST.c.size,
+    _LATEST.c.root,
+    _LATEST.c.note,
+    select(InstanceInfo.instance_id)
+    .where(InstanceInfo.id == 1)
+    .scalar_subquery()
+    .label("instance_id"),
+    select(LedgerEntry.leaf_hash).where(LedgerEntry.seq == 0).scalar_subquery().label("genesis"),
+    exists().where(Code.serial_fp == bindparam("sfp")).label("serial_known"),
+).select_from(_ONE.outerjoin(_MERCHANT, true()).outerjoin(_LATEST, true()))
+
+_ONE_CODE = (
+    select(*_CODE_COLUMNS)
+    .outerjoin(CodeBatch, CodeBatch.id == Code.batch)
+    .where(Code.fingerprint == bindparam("fp"))
+    .cte("c")
 )
+_ONE_CHAIN = union(
+    select(_ONE_CODE.c.issued_seq.label("seq")),
+    select(_ONE_CODE.c.issue_seq).where(_ONE_CODE.c.issue_seq.is_not(None)),
+    select(CodeEvent.seq).where(CodeEvent.fingerprint == bindparam("fp")),
+).subquery("chain")
+_CODE_AND_CHAIN = select(
+    *_ONE_CODE.c,
+    *(column.label(f"entry_{column.key}") for column in _ENTRY_COLUMNS),
+).select_from(
+    _ONE_CODE.outerjoin(_ONE_CHAIN, true())
+    .outerjoin(LedgerEntry, LedgerEntry.seq == _ONE_CHAIN.c.seq)
+    .outerjoin(PartyKey, PartyKey.key_id == LedgerEntry.key_id)
+)
+
+
+def _listed(column: InstrumentedAttribute[Any], name: str, postgresql: bool) -> ColumnElement[bool]:
+    if postgresql:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+@dataclass(frozen=True, slots=True)
+class _ListStatements:
+    codes: Select[*tuple[Any, ...]]
+    serials: Select[*tuple[Any, ...]]
+    events: Select[*tuple[Any, ...]]
+    entries: Select[*tuple[Any, ...]]
+    nodes: Select[*tuple[Any, ...]]
+
+    @classmethod
+    def build(cls, postgresql: bool) -> _ListStatements:
+        return cls(
+            codes=select(*_CODE_COLUMNS)
+            .outerjoin(CodeBatch, CodeBatch.id == Code.batch)
+            .where(_listed(Code.fingerprint, "fps", postgresql)),
+            serials=select(Code.serial_fp).where(_listed(Code.serial_fp, "sfps", postgresql)),
+            events=select(CodeEvent.fingerprint, CodeEvent.seq).where(
+                _listed(CodeEvent.fingerprint, "fps", postgresql)
+            ),
+            entries=select(*_ENTRY_COLUMNS)
+            .outerjoin(PartyKey, PartyKey.key_id == LedgerEntry.key_id)
+            .where(_listed(LedgerEntry.seq, "seqs", postgresql)),
+            nodes=select(MerkleNode.id, MerkleNode.hash).where(
+                _listed(MerkleNode.id, "ids", postgresql)
+            ),
+        )
+
+
+_BY_DIALECT = {False: _ListStatements.build(False), True: _ListStatements.build(True)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,15 +448,30 @@ class _CodeRow:
     expires_at: datetime | None
 
 
-def _merchant_reasons(connection: Connection, merchant: str) -> list[Reason]:
-    row = connection.execute(_PARTY, {"party": merchant}).first()
-    if row is None or row.kind != PartyKind.MERCHANT.value:
-        return [Reason.of(ReasonCode.MERCHANT_UNKNOWN)]
-    if row.status in (PartyStatus.SUSPENDED.value, PartyStatus.TERMINATED.value):
-        return [Reason.of(ReasonCode.MERCHANT_SUSPENDED)]
-    if row.status != PartyStatus.APPROVED.value:
-        return [Reason.of(ReasonCode.MERCHANT_NOT_APPROVED)]
-    return []
+@dataclass(frozen=True, slots=True)
+class _Head:
+    merchant_reasons: list[Reason]
+    checkpoint: tuple[int, bytes, str] | None
+    log: LogKey | None
+    serial_known: bool
+
+
+def _head(connection: Connection, merchant: str, serial_fp: bytes | None) -> _Head:
+    kind, status, size, root, note, instance_id, genesis, serial_known = connection.execute(
+        _HEAD, {"party": merchant, "sfp": serial_fp}
+    ).one()
+    if kind != PartyKind.MERCHANT.value:
+        reasons = [Reason.of(ReasonCode.MERCHANT_UNKNOWN)]
+    elif status in (PartyStatus.SUSPENDED.value, PartyStatus.TERMINATED.value):
+        reasons = [Reason.of(ReasonCode.MERCHANT_SUSPENDED)]
+    elif status != PartyStatus.APPROVED.value:
+        reasons = [Reason.of(ReasonCode.MERCHANT_NOT_APPROVED)]
+    else:
+        reasons = []
+    if size is None:
+        return _Head(reasons, None, None, bool(serial_known))
+    origin = note.split("\n", 1)[0]
+    return _Head(reasons, (size, root, note), (instance_id, origin, genesis), bool(serial_known))
 
 
 def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
@@ -331,33 +486,28 @@ def verify_codes(
     *,
     merchant: str,
     now: datetime,
+    nodes: NodeCache | None = None,
 ) -> VerifyResult:
     """Judge each code for a sale by ``merchant`` at ``now``; write nothing.
 
     Args:
         queries: the codes (at most what the caller allows; the API caps it at 10,000).
+        nodes: where to keep tree hashes between calls (see :class:`NodeCache`); the
+            answer is the same with or without it.
     """
     # Core statements on the session's connection: the ORM layer adds nothing here.
     connection = session.connection()
-    merchant_reasons = _merchant_reasons(connection, merchant)
-    codes: dict[bytes, _CodeRow] = {}
-    for chunk in _chunks(q.fingerprint for q in queries):
-        for row in connection.execute(_CODES, {"fps": chunk}):
-            codes[row.fingerprint] = _CodeRow(**row._mapping)
-    unknown_serials = [
-        q.serial_fp for q in queries if q.fingerprint not in codes and q.serial_fp is not None
-    ]
-    known_serials: set[bytes] = set()
-    for chunk in _chunks(unknown_serials):
-        known_serials.update(connection.scalars(_SERIALS, {"sfps": chunk}))
-    chains: dict[bytes, set[int]] = {
-        fp: {row.issued_seq} | ({row.issue_seq} if row.issue_seq is not None else set())
-        for fp, row in codes.items()
-    }
-    for chunk in _chunks(codes):
-        for fp, seq in connection.execute(_EVENTS, {"fps": chunk}):
-            chains[fp].add(seq)
-    entries = _entries(connection, [seq for chain in chains.values() for seq in chain])
+    postgresql = connection.dialect.name == "postgresql"
+    statements = _BY_DIALECT[postgresql]
+    distinct = {q.fingerprint for q in queries}
+    if len(distinct) == 1:
+        serial_fp = next((q.serial_fp for q in queries if q.serial_fp is not None), None)
+        head = _head(connection, merchant, serial_fp)
+        codes, chains, entries = _one_code(connection, queries[0].fingerprint)
+        known_serials = {serial_fp} if head.serial_known and serial_fp is not None else set()
+    else:
+        head = _head(connection, merchant, None)
+        codes, chains, entries, known_serials = _many_codes(connection, statements, queries)
 
     verdicts = []
     for query in queries:
@@ -368,12 +518,12 @@ def verify_codes(
                 if query.serial_fp is not None and query.serial_fp in known_serials
                 else ReasonCode.UNKNOWN_ORIGIN
             )
-            reasons = [Reason.of(reason), *merchant_reasons]
+            reasons = [Reason.of(reason), *head.merchant_reasons]
             verdicts.append(
                 CodeVerdict(query.fingerprint, _decide(reasons), tuple(reasons), None, ())
             )
             continue
-        reasons = [*_code_reasons(code, merchant, now), *merchant_reasons]
+        reasons = [*_code_reasons(code, merchant, now), *head.merchant_reasons]
         summary = CodeSummary(
             product=code.product,
             batch=code.batch,
@@ -388,8 +538,62 @@ def verify_codes(
         verdicts.append(
             CodeVerdict(code.fingerprint, _decide(reasons), tuple(reasons), summary, custody)
         )
-    proofs = _proofs(connection, entries)
+    proofs = _proofs(connection, statements, head, entries, nodes)
     return VerifyResult(merchant, tuple(verdicts), proofs)
+
+
+_Entries = dict[int, tuple[CustodyStep, bytes]]
+"""seq -> (custody step, leaf hash) for the entries behind the verdicts."""
+
+
+def _one_code(
+    connection: Connection, fingerprint: bytes
+) -> tuple[dict[bytes, _CodeRow], dict[bytes, set[int]], _Entries]:
+    codes: dict[bytes, _CodeRow] = {}
+    chain: set[int] = set()
+    entries: _Entries = {}
+    width = len(_CODE_COLUMNS)
+    for row in connection.execute(_CODE_AND_CHAIN, {"fp": fingerprint}):
+        if not codes:
+            code = _CodeRow(*row[:width])
+            codes[fingerprint] = code
+            chain.add(code.issued_seq)
+            if code.issue_seq is not None:
+                chain.add(code.issue_seq)
+        seq, kind, time, actor, leaf, signer = row[width:]
+        if seq is not None:
+            chain.add(seq)
+            entries[seq] = (CustodyStep(seq, kind, time, actor, signer or actor), leaf)
+    return codes, ({fingerprint: chain} if codes else {}), entries
+
+
+def _many_codes(
+    connection: Connection, statements: _ListStatements, queries: Sequence[CodeQuery]
+) -> tuple[dict[bytes, _CodeRow], dict[bytes, set[int]], _Entries, set[bytes]]:
+    codes: dict[bytes, _CodeRow] = {}
+    for chunk in _chunks(q.fingerprint for q in queries):
+        for row in connection.execute(statements.codes, {"fps": chunk}):
+            codes[row.fingerprint] = _CodeRow(*row)
+    unknown_serials = [
+        q.serial_fp for q in queries if q.fingerprint not in codes and q.serial_fp is not None
+    ]
+    known_serials: set[bytes] = set()
+    for chunk in _chunks(unknown_serials):
+        known_serials.update(connection.scalars(statements.serials, {"sfps": chunk}))
+    chains: dict[bytes, set[int]] = {
+        fp: {row.issued_seq} | ({row.issue_seq} if row.issue_seq is not None else set())
+        for fp, row in codes.items()
+    }
+    for chunk in _chunks(codes):
+        for fp, seq in connection.execute(statements.events, {"fps": chunk}):
+            chains[fp].add(seq)
+    entries: _Entries = {}
+    for chunk in _chunks(seq for chain in chains.values() for seq in chain):
+        for seq, kind, time, actor, leaf, signer in connection.execute(
+            statements.entries, {"seqs": chunk}
+        ):
+            entries[seq] = (CustodyStep(seq, kind, time, actor, signer or actor), leaf)
+    return codes, chains, entries, known_serials
 
 
 def _code_reasons(code: _CodeRow, merchant: str, now: datetime) -> list[Reason]:
@@ -418,29 +622,33 @@ def _code_reasons(code: _CodeRow, merchant: str, now: datetime) -> list[Reason]:
     return reasons
 
 
-def _entries(connection: Connection, seqs: Sequence[int]) -> dict[int, tuple[CustodyStep, bytes]]:
-    """seq -> (custody step, leaf hash) for the entries behind the verdicts."""
-    found: dict[int, tuple[CustodyStep, bytes]] = {}
-    for chunk in _chunks(seqs):
-        for seq, kind, time, actor, leaf, signer in connection.execute(_ENTRIES, {"seqs": chunk}):
-            found[seq] = (CustodyStep(seq, kind, time, actor, signer or actor), leaf)
-    return found
-
-
-def _proofs(connection: Connection, entries: dict[int, tuple[CustodyStep, bytes]]) -> Proofs:
-    checkpoint = connection.execute(_CHECKPOINT).first()
-    if checkpoint is None:
+def _proofs(
+    connection: Connection,
+    statements: _ListStatements,
+    head: _Head,
+    entries: _Entries,
+    cache: NodeCache | None,
+) -> Proofs:
+    if head.checkpoint is None or head.log is None:
         return Proofs(0, None, None, {}, tuple(sorted(entries)))
-    size, root, note = checkpoint
+    size, root, note = head.checkpoint
     covered = sorted(s for s in entries if s < size)
     plans = {seq: inclusion_plan(seq, size) for seq in covered}
     ids: set[NodeId] = set()
     for plan in plans.values():
         ids |= plan_node_ids(plan)
-    nodes: dict[NodeId, bytes] = {}
-    for chunk in _chunks(sorted(ids)):
-        for node, value in connection.execute(_NODES, {"ids": chunk}):
-            nodes[NodeId(node)] = value
+    if cache is None:
+        nodes: dict[NodeId, bytes] = {}
+        missing: list[NodeId] = sorted(ids)
+    else:
+        nodes, missing = cache.lookup(head.log, ids)
+    read: dict[NodeId, bytes] = {}
+    for chunk in _chunks(sorted(missing)):
+        for node, value in connection.execute(statements.nodes, {"ids": chunk}):
+            read[NodeId(node)] = value
+    if cache is not None and read:
+        cache.store(head.log, read)
+    nodes.update(read)
     proofs = {
         seq: EntryProof(seq, entries[seq][1], tuple(assemble(plan, nodes)))
         for seq, plan in plans.items()
