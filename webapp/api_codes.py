@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
+from flask.blueprints import BlueprintSetupState
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from provenance.codes import get_code, require_product
 from provenance.db import write_transaction
 from provenance.entries import SignedStatement, format_time
 from provenance.errors import ValidationError
-from provenance.verdict import CodeQuery, CodeVerdict, Proofs, VerifyResult, verify_codes
+from provenance.verdict import (
+    CodeQuery,
+    CodeVerdict,
+    NodeCache,
+    Proofs,
+    VerifyResult,
+    verify_codes,
+)
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -21,6 +30,30 @@ bp = Blueprint("codes_api", __name__, url_prefix="/api/v1")
 
 MAX_VERIFY_BATCH = 10_000
 MAX_ENTRIES = 1_000
+
+
+@dataclass
+class CodesState:
+    """What verify keeps in the process between requests.
+
+    ``products`` holds the (issuer, product) pairs already found registered: products are
+    only ever added and never change issuer, so a pair once known stays valid, and an
+    unknown one is looked up again (and refused) every time. ``nodes`` keeps the log's
+    tree hashes, which never change either.
+    """
+
+    nodes: NodeCache = field(default_factory=NodeCache)
+    products: set[tuple[str, str]] = field(default_factory=set)
+
+
+@bp.record_once
+def _init_state(state: BlueprintSetupState) -> None:
+    state.app.extensions["cardtrace.codes"] = CodesState()
+
+
+def codes_state() -> CodesState:
+    found: CodesState = current_app.extensions["cardtrace.codes"]
+    return found
 
 
 class RawCode(BaseModel):
@@ -88,14 +121,18 @@ def decode_fingerprint(value: str, field: str = "fingerprint") -> bytes:
     return raw
 
 
-def _query(item: CodeItem, key: bytes, index: int | None = None) -> CodeQuery:
+def _query(
+    item: CodeItem, key: bytes, products: set[tuple[str, str]], index: int | None = None
+) -> CodeQuery:
     prefix = "" if index is None else f"items.{index}."
     if item.fingerprint is not None:
         return CodeQuery(decode_fingerprint(item.fingerprint, prefix + "fingerprint"))
     code = item.code
     assert code is not None
     try:
-        require_product(db_session(), code.issuer, code.product)
+        if (code.issuer, code.product) not in products:
+            require_product(db_session(), code.issuer, code.product)
+            products.add((code.issuer, code.product))
         return CodeQuery.from_raw(key, code.issuer, code.product, code.serial, code.pin)
     except ValidationError as e:
         raise ValidationError(str(e), code=e.code, field=f"{prefix}code.{e.field}") from e
@@ -175,9 +212,11 @@ def _result_json(result: VerifyResult, single: bool) -> dict[str, Any]:
 def verify() -> Response:
     """Verify one code before sale; writes nothing."""
     body = parse_body(VerifyRequest)
-    key = current_runtime().secrets.fingerprint_key
+    runtime = current_runtime()
+    state = codes_state()
+    query = _query(body, runtime.secrets.fingerprint_key, state.products)
     result = verify_codes(
-        db_session(), [_query(body, key)], merchant=body.merchant, now=current_runtime().now()
+        db_session(), [query], merchant=body.merchant, now=runtime.now(), nodes=state.nodes
     )
     return jsonify(_result_json(result, single=True))
 
@@ -186,10 +225,12 @@ def verify() -> Response:
 def verify_batch() -> Response:
     """Verify up to 10,000 codes before sale; writes nothing."""
     body = parse_body(VerifyBatchRequest)
-    key = current_runtime().secrets.fingerprint_key
-    queries = [_query(item, key, i) for i, item in enumerate(body.items)]
+    runtime = current_runtime()
+    state = codes_state()
+    key = runtime.secrets.fingerprint_key
+    queries = [_query(item, key, state.products, i) for i, item in enumerate(body.items)]
     result = verify_codes(
-        db_session(), queries, merchant=body.merchant, now=current_runtime().now()
+        db_session(), queries, merchant=body.merchant, now=runtime.now(), nodes=state.nodes
     )
     return jsonify(_result_json(result, single=False))
 
@@ -200,7 +241,13 @@ def code_status(fingerprint: str) -> Response:
     session = db_session()
     fp = decode_fingerprint(fingerprint)
     get_code(session, fp)  # 404 for an unknown code
-    result = verify_codes(session, [CodeQuery(fp)], merchant="", now=current_runtime().now())
+    result = verify_codes(
+        session,
+        [CodeQuery(fp)],
+        merchant="",
+        now=current_runtime().now(),
+        nodes=codes_state().nodes,
+    )
     verdict = verdict_json(result.verdicts[0])
     verdict.pop("decision")
     verdict.pop("reasons")
