@@ -171,31 +171,37 @@ def import_issuance(
     report = ImportReport()
     done: set[str] = set()
     builder: BatchBuilder | None = None
-    lines: dict[bytes, int] = {}
+    # Where each code not yet appended came from, to name the line of a code refused as
+    # already recorded: the codes of the builder's open chunk, and those of pending entries.
+    chunk_lines: dict[bytes, int] = {}
+    pending_lines: dict[bytes, int] = {}
     pending: list[SignedStatement] = []
 
     def append(force: bool = False) -> None:
         if not run.ok:
             pending.clear()
+            pending_lines.clear()
             return
         if pending and (force or len(pending) >= _FLUSH_ENTRIES):
             try:
                 ledger.append(session, pending, now=now)
                 report.entries += len(pending)
             except CodeExistsError as e:
-                line = lines.get(e.fingerprint or b"", batch_line)
+                line = pending_lines.get(e.fingerprint or b"", batch_line)
                 run.fail(line, "this code is already recorded (issued or attested before)", "pin")
             except CardtraceError as e:
                 run.fail(batch_line, e)
-            for statement in pending:
-                for pair in statement.statement.body.get("codes", ()):
-                    lines.pop(base64.b64decode(pair[0]), None)
             pending.clear()
+            pending_lines.clear()
 
     def chunk_ready(body: dict[str, Any] | None, issuer: str) -> None:
-        if body is not None and run.ok:
+        if body is None:
+            return
+        if run.ok:
+            pending_lines.update(chunk_lines)
             pending.append(signers.sign(ledger, "batch.codes", body, issuer, now))
             append()
+        chunk_lines.clear()
 
     def close_batch() -> None:
         nonlocal builder
@@ -240,12 +246,8 @@ def import_issuance(
                 )
             serial = normalise_part(_require(row, "serial"), "serial")
             pin = normalise_part(_require(row, "pin"), "pin")
-            chunk = builder.add(serial, pin)
-            lines[
-                code_fingerprint(
-                    fingerprint_key, builder.product.issuer, builder.product.id, serial, pin
-                )
-            ] = line
+            fp, chunk = builder.add_normalised(serial, pin)
+            chunk_lines[fp] = line
             chunk_ready(chunk, builder.product.issuer)
         except CardtraceError as e:
             run.fail(line, e)
@@ -426,8 +428,7 @@ def import_sales(
                         line
                         for line, s in pending
                         if s.statement.body["code"]
-                        and short(__import__("base64").b64decode(s.statement.body["code"]))
-                        in e.message
+                        and short(base64.b64decode(s.statement.body["code"])) in e.message
                     ),
                     pending[0][0],
                 )

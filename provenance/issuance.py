@@ -20,7 +20,12 @@ from sqlalchemy.orm import Session
 from provenance.codes import CHUNK_SIZE, FINGERPRINT_SCHEME, MAX_BATCH_SIZE, Product
 from provenance.entries import Statement, format_time, key_id_for, raw_public_key, sign_statement
 from provenance.errors import ValidationError
-from provenance.fingerprints import code_fingerprint, normalise_part, serial_fingerprint
+from provenance.fingerprints import (
+    CodeFingerprint,
+    code_fingerprint,
+    normalise_part,
+    serial_fingerprint,
+)
 from provenance.ledger import AppendedEntry, Ledger
 from provenance.merkle import CompactRange, leaf_hash
 
@@ -65,8 +70,19 @@ class BatchBuilder:
         Raises:
             ValidationError: the code is malformed for the product (no value echoed).
         """
-        serial = normalise_part(serial, "serial")
-        pin = normalise_part(pin, "pin")
+        return self.add_normalised(normalise_part(serial, "serial"), normalise_part(pin, "pin"))[1]
+
+    def add_normalised(
+        self, serial: str, pin: str
+    ) -> tuple[CodeFingerprint, dict[str, Any] | None]:
+        """Add one code whose serial and PIN :func:`normalise_part` already returned.
+
+        Returns:
+            The code's fingerprint, and a full chunk's body when one is ready.
+
+        Raises:
+            ValidationError: the code is malformed for the product (no value echoed).
+        """
         check_format(self.product, serial, pin)
         if self._count >= MAX_BATCH_SIZE:
             raise ValidationError(f"a batch holds at most {MAX_BATCH_SIZE} codes", code="bad-batch")
@@ -77,8 +93,8 @@ class BatchBuilder:
         self._tree.push_leaf(leaf_hash(fp))
         self._count += 1
         if len(self._chunk) >= CHUNK_SIZE:
-            return self.flush()
-        return None
+            return fp, self.flush()
+        return fp, None
 
     def flush(self) -> dict[str, Any] | None:
         """The body of the codes not yet handed out, if any."""
