@@ -334,7 +334,8 @@ def score_names(query: NormalisedName, listed: NormalisedName) -> NameScore:
 
     * the normalised names, character by character (``fuzz.ratio``), and with their
       words sorted (``word-order``), and with all spaces removed (``spacing``);
-    * if either starts with a region, without it (``region-prefix``);
+    * if either starts with a region, without it, and if both do and one region is part
+      of the other (``深圳市``, ``广东省深圳市``), both without it (``region-prefix``);
     * if exactly one of them is Chinese, its pinyin against the other (``pinyin``).
 
     Two Chinese names are compared by their characters, never by pinyin: two different
@@ -359,6 +360,13 @@ def _views(query: NormalisedName, listed: NormalisedName) -> list[tuple[float, N
         views.append((fuzz.ratio(query.stripped, listed.compact), Normalisation.REGION_PREFIX))
     if listed.stripped is not None:
         views.append((fuzz.ratio(query.compact, listed.stripped), Normalisation.REGION_PREFIX))
+    if query.stripped is not None and listed.stripped is not None:
+        # 深圳市 and 广东省深圳市 are one place written more or less fully; 北京市 and
+        # 深圳市 are two places, and two companies.
+        q_region = query.compact[: -len(query.stripped)]
+        c_region = listed.compact[: -len(listed.stripped)]
+        if q_region in c_region or c_region in q_region:
+            views.append((fuzz.ratio(query.stripped, listed.stripped), Normalisation.REGION_PREFIX))
     if query.has_chinese != listed.has_chinese:
         q, c = query.latin, listed.latin
         views.append((fuzz.ratio(q.replace(" ", ""), c.replace(" ", "")), Normalisation.PINYIN))

@@ -636,7 +636,10 @@ def _score(
     if query.stripped is not None:
         over(query.stripped, everyone, compacts, fuzz.ratio)
     with_region = [i for i, f in enumerate(forms) if f.stripped is not None]
-    over(query.compact, with_region, [forms[i].stripped or "" for i in with_region], fuzz.ratio)
+    regionless = [forms[i].stripped or "" for i in with_region]
+    over(query.compact, with_region, regionless, fuzz.ratio)
+    if query.stripped is not None:
+        over(query.stripped, with_region, regionless, fuzz.ratio)
     other_script = [i for i, f in enumerate(forms) if f.has_chinese != query.has_chinese]
     if other_script:
         latin = [forms[i].latin for i in other_script]
