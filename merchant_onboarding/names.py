@@ -371,7 +371,17 @@ def _views(query: NormalisedName, listed: NormalisedName) -> list[tuple[float, N
         q, c = query.latin, listed.latin
         views.append((fuzz.ratio(q.replace(" ", ""), c.replace(" ", "")), Normalisation.PINYIN))
         views.append((fuzz.token_sort_ratio(q, c), Normalisation.PINYIN))
+        views.append(
+            (fuzz.token_sort_ratio(family_first(q), family_first(c)), Normalisation.PINYIN)
+        )
     return views
+
+
+def family_first(romanised: str) -> str:
+    """A romanised name as a Chinese name is usually written in Latin letters: the family
+    name's syllable, then the given name's syllables as one word (``huang xiaoming``)."""
+    first, _, rest = romanised.partition(" ")
+    return f"{first} {rest.replace(' ', '')}" if rest else first
 
 
 def _numbers(text: str) -> list[str]:

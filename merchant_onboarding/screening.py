@@ -53,6 +53,7 @@ from merchant_onboarding.names import (
     Normalisation,
     NormalisedName,
     blocking_keys,
+    family_first,
     key_hash,
     normalise_name,
     score_names,
@@ -650,6 +651,12 @@ def _score(
             fuzz.ratio,
         )
         over(query.latin, other_script, latin, fuzz.token_sort_ratio)
+        over(
+            family_first(query.latin),
+            other_script,
+            [family_first(t) for t in latin],
+            fuzz.token_sort_ratio,
+        )
     scored = []
     for i in passed:
         score = score_names(query, forms[i])
