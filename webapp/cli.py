@@ -11,6 +11,7 @@ import click
 from flask import Flask
 
 from provenance.errors import CardtraceError
+from webapp.cli_onboarding import onboarding
 from webapp.cli_watchlist import watchlist
 from webapp.config import load_settings
 
@@ -641,3 +642,4 @@ def codes_verify(
 
 
 cli.add_command(watchlist)
+cli.add_command(onboarding)

@@ -61,6 +61,10 @@ def beat_schedule(checkpoint_interval_s: int) -> dict[str, dict[str, Any]]:
             "task": "cardtrace.issue_checkpoint",
             "schedule": float(checkpoint_interval_s),
         },
+        "onboarding-schedule": {
+            "task": "cardtrace.onboarding_schedule",
+            "schedule": 3600.0,
+        },
     }
 
 
@@ -84,3 +88,17 @@ def issue_checkpoint() -> dict[str, Any]:
     with write_transaction(session):
         checkpoint = current_runtime().ledger.issue_checkpoint(session, now=current_runtime().now())
     return {"size": checkpoint.size, "root": checkpoint.root.hex()}
+
+
+@shared_task(name="cardtrace.onboarding_schedule", acks_late=True)  # type: ignore[untyped-decorator]
+def onboarding_schedule() -> dict[str, Any]:
+    """Suspend merchants whose approval expired and start due re-reviews (idempotent)."""
+    from webapp.onboarding import onboarding_service
+
+    session = db_session()
+    with write_transaction(session):
+        report = onboarding_service().run_schedule(session, now=current_runtime().now())
+    return {
+        "reviews_started": report.reviews_started,
+        "suspended_expired": report.suspended_expired,
+    }

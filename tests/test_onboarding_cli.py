@@ -1,0 +1,162 @@
+"""The onboarding CLI (officers act by token, four eyes hold) and the re-review beat task."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from merchant_onboarding.applications import ApplicationInput
+from merchant_onboarding.documents import DocumentKind, check_document
+from merchant_onboarding.officers import Actor, Role, add_officer, authenticate
+from merchant_onboarding.workflow import Recommendation
+from provenance.db import write_transaction
+from tests.ledger_support import NOW
+from tests.onboarding_support import (
+    BANK_ACCOUNT,
+    ApplicationPayload,
+    enterprise_extract,
+    enterprise_record,
+    pdf,
+)
+from webapp import create_app
+from webapp.bootstrap import initialise
+from webapp.cli import cli
+from webapp.config import load_settings
+from webapp.onboarding import onboarding_service
+from webapp.runtime import current_runtime, db_session
+
+
+@pytest.fixture()
+def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith("CARDTRACE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CARDTRACE_INSTANCE", str(tmp_path / "instance"))
+    initialise(load_settings())
+    return tmp_path
+
+
+def run(*args: str, token: str | None = None) -> Any:
+    env = {"CARDTRACE_OFFICER_TOKEN": token} if token else {}
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def add(officer_id: str, *roles: str) -> str:
+    options = [part for role in roles for part in ("--role", role)]
+    result = run("onboarding", "officer", "add", officer_id, "--name", officer_id, *options)
+    assert result.exit_code == 0, result.output
+    token: str = result.output.strip().splitlines()[-1]
+    return token
+
+
+def submitted_application(payload: dict[str, Any]) -> int:
+    with create_app().app_context():
+        service, session = onboarding_service(), db_session()
+        now = current_runtime().now()
+        with write_transaction(session):
+            created = service.create(session, ApplicationInput.model_validate(payload), now=now)
+            app_id = created.application.id
+            applicant = Actor.applicant(app_id)
+            service.add_document(
+                session,
+                app_id,
+                DocumentKind.CLEARING_AGREEMENT,
+                check_document(pdf(), "a.pdf"),
+                actor=applicant,
+                now=now,
+            )
+            service.submit(session, app_id, actor=applicant, now=now)
+    return app_id
+
+
+def test_officers_decide_through_the_cli_with_four_eyes(instance: Path) -> None:
+    reviewer, approver, both = (
+        add("li", "reviewer"),
+        add("wang", "approver"),
+        add("chen", "reviewer", "approver"),
+    )
+    assert reviewer.startswith("cto_")
+    payload = ApplicationPayload()
+    extract = instance / "enterprises.json"
+    extract.write_bytes(enterprise_extract(enterprise_record(payload)))
+    imported = run("onboarding", "registry-import", str(extract), "--kind", "enterprise")
+    assert "1 records from 企查查 export, extract of 2026-11-01" in imported.output
+    app_id = submitted_application(payload)
+
+    assert f"#{app_id}" in run("onboarding", "queue").output
+    assert "in_review" in run("onboarding", "review", str(app_id), token=reviewer).output
+    run("onboarding", "recommend", str(app_id), "approve", "--reason", "ok", token=both)
+    alone = run("onboarding", "decide", str(app_id), "approve", "--reason", "ok", token=both)
+    assert alone.exit_code == 2 and "a different officer must approve" in alone.output
+    no_role = run("onboarding", "decide", str(app_id), "approve", "--reason", "ok", token=reviewer)
+    assert no_role.exit_code == 2 and "approver role" in no_role.output
+    decided = run("onboarding", "decide", str(app_id), "approve", "--reason", "ok", token=approver)
+    assert decided.exit_code == 0 and "approved (by wang)" in decided.output
+
+    shown = json.loads(run("onboarding", "show", str(app_id)).output)
+    assert shown["status"]["state"] == "approved"
+    assert shown["payments"]["bank_account"] == "6222***********0123"
+    assert BANK_ACCOUNT not in json.dumps(shown)
+
+
+def test_a_forged_token_does_nothing(instance: Path) -> None:
+    result = run("onboarding", "review", "1", token="cto_forged")
+    assert result.exit_code == 2 and "not valid" in result.output
+
+
+def test_a_bad_registry_line_is_named(instance: Path) -> None:
+    extract = instance / "icp.csv"
+    extract.write_text("icp_number,domain,holder_name,holder_kind\n京ICP备12345678号,,x,企业\n")
+    result = run(
+        "onboarding", "registry-import", str(extract), "--kind", "icp",
+        "--source", "MIIT", "--date", "2026-11-01",
+    )  # fmt: skip
+    assert result.exit_code == 2 and "line 2: domain" in result.output
+
+
+def test_the_beat_task_starts_due_re_reviews_once(app: Flask, session: Session) -> None:
+    from webapp.tasks import beat_schedule, onboarding_schedule
+
+    with app.app_context():
+        long_ago = NOW - timedelta(days=181)
+        current_runtime().ledger.ensure_genesis(session, name="test", now=long_ago)
+        service = onboarding_service()
+        officer_r = authenticate(
+            session, add_officer(session, "li", "li", {Role.REVIEWER}, now=NOW).token
+        )
+        officer_a = authenticate(
+            session, add_officer(session, "wang", "wang", {Role.APPROVER}, now=NOW).token
+        )
+        created = service.create(
+            session, ApplicationInput.model_validate(ApplicationPayload()), now=long_ago
+        )
+        app_id = created.application.id
+        applicant = Actor.applicant(app_id)
+        service.add_document(
+            session,
+            app_id,
+            DocumentKind.CLEARING_AGREEMENT,
+            check_document(pdf(), "a.pdf"),
+            actor=applicant,
+            now=long_ago,
+        )
+        service.submit(session, app_id, actor=applicant, now=long_ago)
+        service.start_review(session, app_id, actor=officer_r, now=long_ago)
+        service.recommend(
+            session, app_id, Recommendation.APPROVE, ["ok"], actor=officer_r, now=long_ago
+        )
+        service.approve(session, app_id, ["ok"], actor=officer_a, now=long_ago)
+        session.flush()
+        first = onboarding_schedule.delay().get(timeout=10)
+        again = onboarding_schedule.delay().get(timeout=10)
+    assert first == {"reviews_started": [app_id], "suspended_expired": []}
+    assert again == {"reviews_started": [], "suspended_expired": []}
+    assert beat_schedule(60)["onboarding-schedule"]["task"] == "cardtrace.onboarding_schedule"

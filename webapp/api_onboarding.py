@@ -1,0 +1,303 @@
+"""Merchant onboarding API: applications, documents, checks, the workflow and the queue.
+
+Who acts comes only from ``Authorization: Bearer <token>``: an officer's token (roles
+reviewer and/or approver, from ``cardtrace onboarding officer add``) or the applicant's
+token returned when the application was created. No request field names the actor, so
+four eyes cannot be bypassed by claiming another identity.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from merchant_onboarding.applications import ApplicationChanges, ApplicationInput
+from merchant_onboarding.documents import MAX_DOCUMENT_BYTES, DocumentKind, check_document
+from merchant_onboarding.errors import (
+    AuthenticationError,
+    DocumentTooLargeError,
+    PermissionDeniedError,
+)
+from merchant_onboarding.officers import Actor, ActorKind, authenticate
+from merchant_onboarding.workflow import Onboarding, Recommendation, State
+from provenance.db import write_transaction
+from provenance.errors import ValidationError
+from webapp.errors import Problem, problem_response
+from webapp.onboarding import application_json, onboarding_service, queue_json
+from webapp.runtime import current_runtime, db_session
+from webapp.validation import parse_body
+
+bp = Blueprint("onboarding_api", __name__, url_prefix="/api/v1/onboarding")
+
+Reason = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Empty(_Request):
+    pass
+
+
+class ReasonsRequest(_Request):
+    reasons: list[Reason] = Field(min_length=1, max_length=20)
+
+
+class RecommendationRequest(ReasonsRequest):
+    recommendation: Recommendation
+
+
+class DecisionRequest(ReasonsRequest):
+    decision: Recommendation
+
+
+class QuestionsRequest(_Request):
+    questions: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+        min_length=1, max_length=20
+    )
+
+
+class AnswersRequest(_Request):
+    answers: dict[int, Annotated[str, Field(min_length=1, max_length=4000)]] = Field(
+        min_length=1, max_length=20
+    )
+
+
+def _actor() -> Actor:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("send 'Authorization: Bearer <token>'")
+    return authenticate(db_session(), token.strip())
+
+
+def _officer() -> Actor:
+    actor = _actor()
+    actor.require_officer("do this")
+    return actor
+
+
+def _no_body() -> None:
+    """Steps without parameters accept no body, or an empty JSON object."""
+    if request.get_data(cache=True):
+        parse_body(Empty)
+
+
+def _render(service: Onboarding, application_id: int, status: int = 200) -> tuple[Response, int]:
+    runtime = current_runtime()
+    return jsonify(application_json(db_session(), service, application_id, runtime.now())), status
+
+
+@bp.errorhandler(AuthenticationError)
+def _unauthenticated(error: AuthenticationError) -> Response:
+    response = problem_response(Problem(401, error.code, error.title, error.message))
+    response.headers["WWW-Authenticate"] = 'Bearer realm="cardtrace onboarding"'
+    return response
+
+
+@bp.errorhandler(PermissionDeniedError)
+def _forbidden(error: PermissionDeniedError) -> Response:
+    return problem_response(Problem(403, error.code, error.title, error.message))
+
+
+@bp.errorhandler(DocumentTooLargeError)
+def _too_large(error: DocumentTooLargeError) -> Response:
+    return problem_response(Problem(413, error.code, error.title, error.message, error.field))
+
+
+@bp.post("/applications")
+def create_application() -> tuple[Response, int]:
+    """Open a draft; the applicant's token is in the answer, once."""
+    body = parse_body(ApplicationInput)
+    service, session, now = onboarding_service(), db_session(), current_runtime().now()
+    with write_transaction(session):
+        created = service.create(session, body, now=now)
+        application_id = created.application.id
+    response, status = _render(service, application_id, 201)
+    document = response.get_json()
+    document["applicant_token"] = created.applicant_token
+    return jsonify(document), status
+
+
+@bp.get("/applications/<int:application_id>")
+def show_application(application_id: int) -> tuple[Response, int]:
+    actor = _actor()
+    if actor.kind is ActorKind.APPLICANT:
+        actor.require_applicant_of(application_id, "see it")
+    return _render(onboarding_service(), application_id)
+
+
+@bp.patch("/applications/<int:application_id>")
+def change_application(application_id: int) -> tuple[Response, int]:
+    actor = _actor()
+    body = parse_body(ApplicationChanges)
+    service, session = onboarding_service(), db_session()
+    with write_transaction(session):
+        service.update(session, application_id, body, actor=actor, now=current_runtime().now())
+    return _render(service, application_id)
+
+
+_DOCUMENT_FORM = frozenset({"kind"})
+
+
+@bp.post("/applications/<int:application_id>/documents")
+def add_document(application_id: int) -> tuple[Response, int]:
+    """``multipart/form-data`` with ``kind`` and ``file``; the type is read from the bytes."""
+    actor = _actor()
+    unknown = (set(request.form) - _DOCUMENT_FORM) | (set(request.files) - {"file"})
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ValidationError(f"{name}: unknown field", field=name)
+    try:
+        kind = DocumentKind(request.form.get("kind", ""))
+    except ValueError as e:
+        choices = ", ".join(k.value for k in DocumentKind)
+        raise ValidationError(f"kind: must be one of {choices}", field="kind") from e
+    upload = request.files.get("file")
+    if upload is None:
+        raise ValidationError("file: attach the document as 'file'", field="file")
+    content = upload.stream.read(MAX_DOCUMENT_BYTES + 1)
+    document = check_document(content, upload.filename or "document")
+    service, session = onboarding_service(), db_session()
+    with write_transaction(session):
+        service.add_document(
+            session, application_id, kind, document, actor=actor, now=current_runtime().now()
+        )
+    return _render(service, application_id, 201)
+
+
+@bp.post("/applications/<int:application_id>/submit")
+def submit(application_id: int) -> tuple[Response, int]:
+    actor = _actor()
+    _no_body()
+    service, session = onboarding_service(), db_session()
+    with write_transaction(session):
+        service.submit(session, application_id, actor=actor, now=current_runtime().now())
+    return _render(service, application_id)
+
+
+@bp.post("/applications/<int:application_id>/answers")
+def answer(application_id: int) -> tuple[Response, int]:
+    actor = _actor()
+    body = parse_body(AnswersRequest)
+    service, session = onboarding_service(), db_session()
+    with write_transaction(session):
+        service.answer(
+            session, application_id, body.answers, actor=actor, now=current_runtime().now()
+        )
+    return _render(service, application_id)
+
+
+@bp.post("/applications/<int:application_id>/checks")
+def rerun_checks(application_id: int) -> tuple[Response, int]:
+    actor = _officer()
+    _no_body()
+    service, session = onboarding_service(), db_session()
+    with write_transaction(session):
+        service.run_checks(session, application_id, actor=actor, now=current_runtime().now())
+    return _render(service, application_id)
+
+
+@bp.post("/applications/<int:application_id>/review")
+def start_review(application_id: int) -> tuple[Response, int]:
+    actor = _officer()
+    _no_body()
+    service, session = onboarding_service(), db_session()
+    with write_transaction(session):
+        service.start_review(session, application_id, actor=actor, now=current_runtime().now())
+    return _render(service, application_id)
+
+
+@bp.post("/applications/<int:application_id>/questions")
+def ask(application_id: int) -> tuple[Response, int]:
+    actor = _officer()
+    body = parse_body(QuestionsRequest)
+    service, session = onboarding_service(), db_session()
+    with write_transaction(session):
+        service.request_information(
+            session, application_id, body.questions, actor=actor, now=current_runtime().now()
+        )
+    return _render(service, application_id)
+
+
+@bp.post("/applications/<int:application_id>/recommendation")
+def recommend(application_id: int) -> tuple[Response, int]:
+    actor = _officer()
+    body = parse_body(RecommendationRequest)
+    service, session = onboarding_service(), db_session()
+    with write_transaction(session):
+        service.recommend(
+            session,
+            application_id,
+            body.recommendation,
+            body.reasons,
+            actor=actor,
+            now=current_runtime().now(),
+        )
+    return _render(service, application_id)
+
+
+@bp.post("/applications/<int:application_id>/decision")
+def decide(application_id: int) -> tuple[Response, int]:
+    """``approve`` or ``reject`` after a recommendation by another officer."""
+    actor = _officer()
+    body = parse_body(DecisionRequest)
+    if body.decision is Recommendation.REINSTATE:
+        raise ValidationError(
+            "decision: approve or reject; reinstate a suspended merchant at /reinstate",
+            field="decision",
+        )
+    service, session = onboarding_service(), db_session()
+    decide = service.approve if body.decision is Recommendation.APPROVE else service.reject
+    with write_transaction(session):
+        decide(session, application_id, body.reasons, actor=actor, now=current_runtime().now())
+    return _render(service, application_id)
+
+
+def _step(application_id: int, name: str) -> tuple[Response, int]:
+    actor = _officer()
+    body = parse_body(ReasonsRequest)
+    service, session = onboarding_service(), db_session()
+    method: Any = getattr(service, name)
+    with write_transaction(session):
+        method(session, application_id, body.reasons, actor=actor, now=current_runtime().now())
+    return _render(service, application_id)
+
+
+@bp.post("/applications/<int:application_id>/suspend")
+def suspend(application_id: int) -> tuple[Response, int]:
+    """Takes effect at once: verify-before-sale blocks the merchant from this commit on."""
+    return _step(application_id, "suspend")
+
+
+@bp.post("/applications/<int:application_id>/reinstate")
+def reinstate(application_id: int) -> tuple[Response, int]:
+    """After a recommendation to reinstate by another officer."""
+    return _step(application_id, "reinstate")
+
+
+@bp.post("/applications/<int:application_id>/terminate")
+def terminate(application_id: int) -> tuple[Response, int]:
+    return _step(application_id, "terminate")
+
+
+@bp.get("/queue")
+def queue() -> Response:
+    """Applications waiting for an officer, oldest first; ``?state=`` narrows (repeatable)."""
+    _officer()
+    names = request.args.getlist("state")
+    try:
+        states = [State(n) for n in names] if names else None
+    except ValueError as e:
+        raise ValidationError("state: not an application state", field="state") from e
+    service = onboarding_service()
+    now = current_runtime().now()
+    items = (
+        service.queue(db_session(), now=now, states=states)
+        if states
+        else service.queue(db_session(), now=now)
+    )
+    return jsonify({"applications": [queue_json(i) for i in items]})

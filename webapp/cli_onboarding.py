@@ -1,0 +1,297 @@
+"""``cardtrace onboarding``: officers, registry extracts, the queue and the workflow. Thin.
+
+Workflow steps act as the officer whose token is in ``CARDTRACE_OFFICER_TOKEN`` (or is
+typed at a hidden prompt), never one named on the command line, so four eyes hold here
+as in the API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import click
+from flask import Flask
+
+TOKEN_VARIABLE = "CARDTRACE_OFFICER_TOKEN"  # noqa: S105 (the variable's name)
+
+
+def _app() -> Flask:
+    from webapp import create_app
+
+    return create_app()
+
+
+def _token() -> str:
+    token = os.environ.get(TOKEN_VARIABLE)
+    if token:
+        return token
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().strip()
+    value: str = click.prompt("Officer token", hide_input=True)
+    return value
+
+
+@click.group("onboarding")
+def onboarding() -> None:
+    """Merchant onboarding: officers, registry extracts, queue, decisions (docs/ONBOARDING.md)."""
+
+
+# --- officers --------------------------------------------------------------------------
+
+
+@onboarding.group("officer")
+def officer() -> None:
+    """Compliance officers and their API tokens."""
+
+
+@officer.command("add")
+@click.argument("officer_id")
+@click.option("--name", required=True)
+@click.option(
+    "--role",
+    "roles",
+    type=click.Choice(["reviewer", "approver"]),
+    multiple=True,
+    required=True,
+    help="reviewer (recommends) and/or approver (decides); repeatable.",
+)
+def officer_add(officer_id: str, name: str, roles: tuple[str, ...]) -> None:
+    """Register an officer and print their token (shown once, stored only as a hash)."""
+    from merchant_onboarding.officers import Role, add_officer
+    from provenance.db import write_transaction
+    from webapp.runtime import current_runtime, db_session
+
+    with _app().app_context():
+        session = db_session()
+        with write_transaction(session):
+            created = add_officer(
+                session, officer_id, name, {Role(r) for r in roles}, now=current_runtime().now()
+            )
+    click.echo(f"officer {officer_id} ({', '.join(sorted(roles))}) added; token (shown once):")
+    click.echo(created.token)
+
+
+@officer.command("token")
+@click.argument("officer_id")
+def officer_token(officer_id: str) -> None:
+    """Give an officer a new token; the old one stops working."""
+    from merchant_onboarding.officers import rotate_token
+    from provenance.db import write_transaction
+    from webapp.runtime import db_session
+
+    with _app().app_context():
+        session = db_session()
+        with write_transaction(session):
+            token = rotate_token(session, officer_id)
+    click.echo(token)
+
+
+@officer.command("disable")
+@click.argument("officer_id")
+def officer_disable(officer_id: str) -> None:
+    """Stop an officer's token from working."""
+    from merchant_onboarding.officers import disable_officer
+    from provenance.db import write_transaction
+    from webapp.runtime import current_runtime, db_session
+
+    with _app().app_context():
+        session = db_session()
+        with write_transaction(session):
+            disable_officer(session, officer_id, now=current_runtime().now())
+    click.echo(f"officer {officer_id} disabled")
+
+
+# --- registries ---------------------------------------------------------------------------
+
+
+@onboarding.command("registry-import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--kind", type=click.Choice(["enterprise", "icp"]), required=True)
+@click.option("--format", "file_format", type=click.Choice(["csv", "json"]), default=None)
+@click.option("--source", default=None, help="Where the extract came from (CSV: required).")
+@click.option(
+    "--date",
+    "extract_date",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="The extract's date (CSV: required).",
+)
+def registry_import(
+    file: str,
+    kind: str,
+    file_format: str | None,
+    source: str | None,
+    extract_date: datetime | None,
+) -> None:
+    """Replace the enterprise or ICP registry extract, all or nothing."""
+    from pathlib import Path
+
+    from merchant_onboarding.registries import RegistryKind, import_extract
+    from provenance.db import write_transaction
+    from webapp.runtime import current_runtime, db_session
+
+    fmt = file_format or ("json" if file.lower().endswith(".json") else "csv")
+    raw = Path(file).read_bytes()
+    with _app().app_context():
+        session = db_session()
+        with write_transaction(session):
+            report = import_extract(
+                session,
+                RegistryKind(kind),
+                raw,
+                fmt=fmt,
+                source=source,
+                extract_date=extract_date.date() if extract_date else None,
+                now=current_runtime().now(),
+            )
+    click.echo(
+        f"{report.kind.value} registry: {report.records} records from {report.source}, "
+        f"extract of {report.extract_date.isoformat()}"
+    )
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+@onboarding.command("queue")
+@click.option("--json", "as_json", is_flag=True)
+def queue(as_json: bool) -> None:
+    """Applications waiting for an officer, oldest first, with their age."""
+    from webapp.onboarding import onboarding_service, queue_json
+    from webapp.runtime import current_runtime, db_session
+
+    with _app().app_context():
+        items = onboarding_service().queue(db_session(), now=current_runtime().now())
+        rows = [queue_json(i) for i in items]
+    if as_json:
+        click.echo(json.dumps({"applications": rows}, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        hours = row["waiting_seconds"] / 3600
+        risk = ""
+        if row["risk_score"] is not None:
+            risk = f"risk {row['risk_score']} {row['risk_level']}"
+        click.echo(
+            f"#{row['id']:<5} {row['state']:18} {hours:7.1f} h  {row['merchant']:20} "
+            f"{row['legal_name']}  {risk}".rstrip()
+        )
+    if not rows:
+        click.echo("the queue is empty")
+
+
+@onboarding.command("show")
+@click.argument("application_id", type=int)
+def show(application_id: int) -> None:
+    """An application as JSON (ID numbers and bank account masked)."""
+    from webapp.onboarding import application_json, onboarding_service
+    from webapp.runtime import current_runtime, db_session
+
+    with _app().app_context():
+        document = application_json(
+            db_session(), onboarding_service(), application_id, current_runtime().now()
+        )
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@onboarding.command("schedule")
+def schedule() -> None:
+    """Suspend expired approvals and start due re-reviews now (what beat runs daily)."""
+    from provenance.db import write_transaction
+    from webapp.onboarding import onboarding_service
+    from webapp.runtime import current_runtime, db_session
+
+    with _app().app_context():
+        session = db_session()
+        with write_transaction(session):
+            report = onboarding_service().run_schedule(session, now=current_runtime().now())
+    click.echo(
+        f"re-reviews started: {report.reviews_started or 'none'}; "
+        f"suspended on expiry: {report.suspended_expired or 'none'}"
+    )
+
+
+# --- workflow steps, as the officer whose token is given ---------------------------------
+
+
+def _as_officer(application_id: int, step: Callable[..., Any], *args: Any) -> None:
+    from merchant_onboarding.officers import authenticate
+    from provenance.db import write_transaction
+    from webapp.onboarding import onboarding_service
+    from webapp.runtime import current_runtime, db_session
+
+    token = _token()
+    with _app().app_context():
+        session = db_session()
+        service = onboarding_service()
+        with write_transaction(session):
+            actor = authenticate(session, token)
+            actor.require_officer("do this")
+            status = step(
+                service, session, application_id, *args, actor=actor, now=current_runtime().now()
+            )
+        click.echo(f"application {application_id}: {status.state} (by {actor.id})")
+
+
+_REASON = click.option(
+    "--reason", "reasons", multiple=True, required=True, help="Why (repeatable)."
+)
+
+
+@onboarding.command("review")
+@click.argument("application_id", type=int)
+def review(application_id: int) -> None:
+    """Start reviewing a submitted application (or re-review an approved one)."""
+    _as_officer(application_id, lambda svc, *a, **k: svc.start_review(*a, **k))
+
+
+@onboarding.command("ask")
+@click.argument("application_id", type=int)
+@click.option("--question", "questions", multiple=True, required=True)
+def ask(application_id: int, questions: tuple[str, ...]) -> None:
+    """Ask the applicant for information."""
+    _as_officer(
+        application_id, lambda svc, *a, **k: svc.request_information(*a, **k), list(questions)
+    )
+
+
+@onboarding.command("recommend")
+@click.argument("application_id", type=int)
+@click.argument("recommendation", type=click.Choice(["approve", "reject", "reinstate"]))
+@_REASON
+def recommend(application_id: int, recommendation: str, reasons: tuple[str, ...]) -> None:
+    """Recommend a decision (reviewer); a different officer decides."""
+    from merchant_onboarding.workflow import Recommendation
+
+    _as_officer(
+        application_id,
+        lambda svc, *a, **k: svc.recommend(*a, **k),
+        Recommendation(recommendation),
+        list(reasons),
+    )
+
+
+@onboarding.command("decide")
+@click.argument("application_id", type=int)
+@click.argument("decision", type=click.Choice(["approve", "reject"]))
+@_REASON
+def decide(application_id: int, decision: str, reasons: tuple[str, ...]) -> None:
+    """Approve or reject (approver), after another officer's recommendation."""
+    _as_officer(application_id, lambda svc, *a, **k: getattr(svc, decision)(*a, **k), list(reasons))
+
+
+def _simple(name: str, help_text: str) -> None:
+    @onboarding.command(name, help=help_text)
+    @click.argument("application_id", type=int)
+    @_REASON
+    def command(application_id: int, reasons: tuple[str, ...]) -> None:
+        _as_officer(application_id, lambda svc, *a, **k: getattr(svc, name)(*a, **k), list(reasons))
+
+
+_simple("suspend", "Suspend a merchant at once (any officer).")
+_simple("reinstate", "Reinstate a suspended merchant (approver, after another's recommendation).")
+_simple("terminate", "Terminate a merchant (approver).")
