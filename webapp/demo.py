@@ -13,12 +13,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 
+from merchant_onboarding.demo import build_cast
 from provenance.bundle import export_bundle, verify_bundle
 from provenance.db import write_transaction
 from provenance.instance import get_identity
 from provenance.scenario import SupplyChain
 from provenance.verdict import CodeQuery, verify_codes
 from webapp.health import health_report
+from webapp.onboarding import onboarding_service
 from webapp.runtime import current_runtime, db_session
 
 EXAMPLES_FILE = "demo-examples.json"
@@ -162,6 +164,11 @@ def run_demo(app: Flask, say: Callable[[str], None], *, scale: float = 1.0) -> N
             f"  bundle of entries {verified.first:,}..{verified.stop - 1:,}: {bundle_path} "
             f"(sha256 {digest}...), verified"
         )
+        say("\n4. Merchant onboarding: a cast in every state, checks and four-eyes decisions")
+        with write_transaction(session):
+            build_cast(session, onboarding_service(), now=runtime.now(), say=say)
+        say("  see them with: cardtrace onboarding queue; cardtrace onboarding show <id>")
+
         pub = runtime.settings.key_dir / "log-signing.pub.pem"
         say("\nTry it yourself:")
         say(f"  cardtrace ledger verify {bundle_path} --platform-key {pub}")
