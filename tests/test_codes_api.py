@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import Connection, event, func, select
 from sqlalchemy.orm import Session
 
 from provenance.codes import Product
@@ -134,6 +134,33 @@ def test_unknown_issuer_or_product_is_a_clear_error(
     )
     assert batch.status_code == 422
     assert batch.get_json()["field"] == f"items.1.{field}"
+
+
+def test_a_product_once_found_is_not_read_again_and_unknown_ones_stay_refused(
+    chain: Chain, client: FlaskClient, connection: Connection
+) -> None:
+    reads: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "FROM product" in statement:
+            reads.append(statement)
+
+    event.listen(connection.engine, "before_cursor_execute", record)
+    try:
+        verify(client, 0)
+        first = len(reads)
+        verify(client, 1)
+        again = len(reads) - first
+        unknown = client.post(
+            "/api/v1/codes/verify",
+            json={"merchant": SHOP, "code": raw(0, product="acme-cards.nothing")},
+        )
+    finally:
+        event.remove(connection.engine, "before_cursor_execute", record)
+    assert first >= 1
+    assert again == 0
+    assert unknown.status_code == 422
+    assert unknown.get_json()["code"] == "unknown-product"
 
 
 def test_unknown_origin(chain: Chain, client: FlaskClient) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from provenance.codes import Code, CodeBatch
+from provenance.db import write_transaction
 from provenance.imports import (
     ImportFailedError,
     Signers,
@@ -22,8 +24,11 @@ from provenance.imports import (
 )
 from provenance.ledger import LedgerEntry
 from tests.codes_support import DIST, ISSUER, PRODUCT, SHOP, Chain, build_chain, fp, pin, serial
-from tests.keys import FINGERPRINT_KEY
-from tests.ledger_support import NOW
+from tests.keys import FINGERPRINT_KEY, write_key_dir
+from tests.ledger_support import NOW, make_ledger
+from tests.processes import run
+from tests.services import fresh_postgres_database
+from webapp.database import make_engine, upgrade
 from webapp.runtime import current_runtime
 
 
@@ -210,3 +215,36 @@ def test_reused_batch_id_is_reported_at_the_batch_first_line(
     with pytest.raises(ImportFailedError) as info, session.begin_nested():
         issue(session, chain, issuance_csv("b1", 9000, 3))  # "b1" was issued by the chain
     assert info.value.errors[0].line == 2
+
+
+def test_cli_import_leaves_planner_statistics_on_postgresql(tmp_path: Path) -> None:
+    with fresh_postgres_database() as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        ledger = make_ledger()
+        with Session(engine) as session, write_transaction(session):
+            build_chain(session, ledger)
+        ledger.close()
+        path = tmp_path / "issuance.csv"
+        path.write_text(issuance_csv("b-cli", 100, 30))
+        result = run(
+            ["codes", "import", str(path), "--kind", "issuance"],
+            tmp_path,
+            CARDTRACE_DATABASE_URL=url.render_as_string(hide_password=False),
+            CARDTRACE_KEY_DIR=str(write_key_dir(tmp_path / "keys")),
+            CARDTRACE_INSTANCE=str(tmp_path / "instance"),
+        )
+        assert result.returncode == 0, result.stderr
+        with engine.connect() as conn:
+            analyzed = dict(
+                conn.execute(
+                    text(
+                        "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                        "WHERE relname IN ('code', 'code_event', 'code_batch')"
+                    )
+                ).all()
+            )
+            codes = conn.execute(select(func.count()).select_from(Code)).scalar_one()
+        engine.dispose()
+    assert codes == 20 + 30
+    assert analyzed == {"code": True, "code_event": True, "code_batch": True}

@@ -143,26 +143,60 @@ def _exec_module(module: str, args: list[str]) -> None:
     os.execv(sys.executable, [sys.executable, "-m", module, *args])  # noqa: S606
 
 
+def default_workers() -> int:
+    """Gunicorn's recommended number of sync workers: two per core, plus one."""
+    return 2 * (os.cpu_count() or 1) + 1
+
+
 @cli.command()
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
-@click.option("--workers", default=2, show_default=True, type=int)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes [default: 2 per core, plus 1].",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Threads per worker; more than 1 runs gunicorn's gthread workers.",
+)
 @click.option(
     "--migrate/--no-migrate",
     default=True,
     show_default=True,
     help="Run database migrations before serving.",
 )
-def serve(bind: str, workers: int, migrate: bool) -> None:
-    """Run the production web server (gunicorn), migrating the database first."""
+def serve(bind: str, workers: int | None, threads: int, migrate: bool) -> None:
+    """Run the production web server (gunicorn), migrating the database first.
+
+    Sync workers by default, two per core plus one (gunicorn's recommendation): a verify
+    request spends much of its time waiting for the database, so a core has work while
+    another worker waits. Behind a buffering proxy (nginx), slow clients never hold a
+    worker.
+    """
     from webapp.database import make_engine, upgrade
 
     settings = load_settings()
     _app()  # refuse bad configuration before forking workers
     if migrate:
         upgrade(make_engine(settings.database_url))
+    count = workers if workers is not None else default_workers()
     _exec_module(
         "gunicorn",
-        ["--bind", bind, "--workers", str(workers), "--access-logfile", "-", "webapp.wsgi:app"],
+        [
+            "--bind",
+            bind,
+            "--workers",
+            str(count),
+            "--threads",
+            str(threads),
+            "--access-logfile",
+            "-",
+            "webapp.wsgi:app",
+        ],
     )
 
 
@@ -493,6 +527,23 @@ def _load_party_keys(specs: tuple[str, ...]) -> dict[str, Any]:
     return keys
 
 
+# The tables a bulk import fills and verify reads.
+_IMPORTED_TABLES = ("code", "code_event", "code_batch", "ledger_entry", "merkle_node")
+
+
+def _analyze(engine: Any) -> None:
+    """After a bulk import on PostgreSQL, refresh the planner's statistics at once.
+
+    Without them, verify plans for the tables as they were before the import: it then
+    scans code_event in full for each list of codes (8 s instead of 2 s for 10,000 codes
+    after a million were imported), until autovacuum gets to the tables, if it is on.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"ANALYZE {', '.join(_IMPORTED_TABLES)}")
+
+
 @codes.command("import")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--kind", type=click.Choice(["issuance", "transfers", "sales"]), required=True)
@@ -571,6 +622,7 @@ def codes_import(csv_file: str, kind: str, key_specs: tuple[str, ...], expires_a
                             progress=advance,
                             **extra,
                         )
+                _analyze(runtime.engine)
             except imports.ImportFailedError as e:
                 click.echo(
                     f"cardtrace: import refused, nothing was imported: {e.total} bad line(s)",
