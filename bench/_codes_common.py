@@ -20,23 +20,26 @@ inclusion proofs. Raw codes are a pure function of their index (:func:`serial`,
 
 from __future__ import annotations
 
+import argparse
 import base64
 import math
 import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from bench._common import NOW, party_key, platform_key
-from provenance.codes import MAX_CODES_PER_ENTRY
+from bench._common import NOW, Database, open_database, party_key, platform_key
+from provenance.codes import MAX_CODES_PER_ENTRY, Code
 from provenance.core import core_catalog
 from provenance.db import write_transaction
 from provenance.entries import (
@@ -48,13 +51,13 @@ from provenance.entries import (
 )
 from provenance.fingerprints import code_fingerprint, pseudonym
 from provenance.imports import Signers, import_issuance
-from provenance.ledger import Ledger, PlatformSigner
+from provenance.ledger import Ledger, PlatformSigner, StoredCheckpoint
 from provenance.parties import key_body
 from provenance.verdict import CodeQuery
 
 # Re-exported: the fingerprint key of the store (the one tests.keys.write_key_dir writes).
 from tests.keys import FINGERPRINT_KEY as FINGERPRINT_KEY
-from webapp.database import upgrade
+from webapp.database import make_engine, upgrade
 
 ISSUER = "bench-cards"
 DISTRIBUTOR = "bench-wholesale"
@@ -523,3 +526,66 @@ class Percentiles:
 
 def ms(value: float) -> str:
     return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+# --- a store built beforehand ------------------------------------------------------------------
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sqlite-store",
+        metavar="PATH",
+        help="use this SQLite store, built by bench.codes_store with the same --codes and "
+        "--batch-size, instead of building one",
+    )
+    parser.add_argument(
+        "--postgres-store",
+        metavar="URL",
+        help="use this PostgreSQL store (a database URL), built by bench.codes_store, "
+        "instead of building one",
+    )
+
+
+def _built_report(engine: Engine, layout: Layout, origin: str) -> StoreReport:
+    with engine.connect() as conn:
+        codes = conn.execute(select(func.count()).select_from(Code)).scalar_one()
+        size = conn.execute(select(func.max(StoredCheckpoint.size))).scalar_one()
+    if codes != layout.codes or size is None:
+        raise SystemExit(
+            f"{origin} holds {codes:,} codes and checkpoint size {size}; expected a store of "
+            f"{layout.codes:,} codes built by bench.codes_store"
+        )
+    return StoreReport(
+        codes=codes, checkpoint_size=size, analyzed=f"as left by bench.codes_store ({origin})"
+    )
+
+
+@contextmanager
+def open_store(
+    kind: str, args: argparse.Namespace, say: Say
+) -> Iterator[tuple[Database, StoreReport] | None]:
+    """The store to measure on ``kind``: the one given by ``--sqlite-store`` or
+    ``--postgres-store``, or else a fresh database filled by :func:`build_store`.
+
+    Yields:
+        The database and its setup report, or ``None`` if the server is unreachable.
+    """
+    layout = Layout(args.codes, args.batch_size)
+    given = args.sqlite_store if kind == "sqlite" else args.postgres_store
+    if given:
+        url = make_url(f"sqlite:///{given}" if kind == "sqlite" else given)
+        engine = make_engine(url)
+        try:
+            label = "SQLite" if kind == "sqlite" else "PostgreSQL"
+            say(f"{label}: using the store at {url.render_as_string(hide_password=True)}")
+            yield Database(label, engine), _built_report(engine, layout, given)
+        finally:
+            engine.dispose()
+        return
+    with open_database(kind, args) as db:
+        if db is None:
+            yield None
+            return
+        say(f"{db.label}: building a store of {args.codes:,} codes")
+        no_analyze = getattr(args, "no_analyze", False)
+        yield db, build_store(db.engine, layout, say, analyze_stats=not no_analyze)

@@ -3,7 +3,7 @@
 Setup (not measured): the store of :mod:`bench._codes_common` (one million codes by
 default, checkpointed) on SQLite and on a fresh PostgreSQL database, a key directory
 whose ``fingerprint.key`` is the one the store was built with (``tests.keys``), and
-``cardtrace serve`` (gunicorn, ``--workers 2`` by default, access log on) against it.
+``cardtrace serve`` (gunicorn with its default workers, access log on) against it.
 
 Measured: requests/s and latency of ``POST /api/v1/codes/verify`` (one raw code per
 request, drawn in the mix of ``bench.codes_verify``: 80% allowed, 10% sold, 10%
@@ -49,7 +49,8 @@ from bench._codes_common import (
     Percentiles,
     Sample,
     StoreReport,
-    build_store,
+    add_store_options,
+    open_store,
     samples,
 )
 from bench._common import (
@@ -58,11 +59,11 @@ from bench._common import (
     database_kinds,
     header,
     met,
-    open_database,
     server_version,
     table,
 )
 from tests.keys import write_key_dir
+from webapp.cli import default_workers
 
 MODULE = "bench.codes_http"
 TARGET = 0.50
@@ -82,6 +83,11 @@ def verify_body(sample: Sample) -> str:
 # --- the server ------------------------------------------------------------------------------
 
 
+def workers_label(args: argparse.Namespace) -> str:
+    workers = args.workers if args.workers is not None else default_workers()
+    return f"{workers} sync workers" + ("" if args.workers is not None else " (serve's default)")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -90,7 +96,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(db: Database, folder: Path, workers: int) -> Iterator[str]:
+def serve(db: Database, folder: Path, workers: int | None) -> Iterator[str]:
     """Run ``cardtrace serve`` against ``db``; yields its base URL, stops it on exit."""
     key_dir = write_key_dir(folder / "keys")
     port = free_port()
@@ -106,8 +112,7 @@ def serve(db: Database, folder: Path, workers: int) -> Iterator[str]:
         "serve",
         "--bind",
         f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
+        *(["--workers", str(workers)] if workers is not None else []),
         "--no-migrate",
     ]
     log = open(folder / "gunicorn.log", "wb")  # noqa: SIM115 (closed below)
@@ -317,12 +322,10 @@ class DatabaseResult:
     verify: list[Load]
 
 
-def measure(db: Database, args: argparse.Namespace, folder: Path) -> DatabaseResult:
+def measure(
+    db: Database, setup: StoreReport, args: argparse.Namespace, folder: Path
+) -> DatabaseResult:
     layout = Layout(args.codes, args.batch_size)
-    say(f"{db.label}: building a store of {args.codes:,} codes")
-    setup = build_store(
-        db.engine, layout, say, analyze_stats=not getattr(args, "no_analyze", False)
-    )
     db.engine.dispose()
     chosen = samples(layout, args.bodies, seed=5)
     bodies = [verify_body(s) for s in chosen]
@@ -330,7 +333,7 @@ def measure(db: Database, args: argparse.Namespace, folder: Path) -> DatabaseRes
     trivial: list[Load] = []
     verify: list[Load] = []
     with serve(db, folder, args.workers) as base:
-        say(f"{db.label}: cardtrace serve on {base} ({args.workers} workers); checking answers")
+        say(f"{db.label}: cardtrace serve on {base} ({workers_label(args)}); checking answers")
         check_answers(base, chosen[:50])
 
         def load(path: str, verifying: bool) -> Load:
@@ -372,7 +375,7 @@ def report(result: DatabaseResult, args: argparse.Namespace) -> None:
     v_rps, v50, v90, v99, v_err = _total(result.verify)
     ratio = v_rps / t_rps
     print(
-        f"## {result.label}: {args.codes:,} codes; gunicorn {args.workers} sync workers; "
+        f"## {result.label}: {args.codes:,} codes; gunicorn {workers_label(args)}; "
         f"{args.generator} with {args.connections} connections"
         + (f", {args.threads} thread(s)" if args.generator == "wrk" else "")
         + f"; {args.rounds} alternating rounds of {args.duration} s each; planner statistics: "
@@ -425,7 +428,10 @@ def main(argv: list[str] | None = None) -> None:
         help="codes per issued batch (default: %(default)s)",
     )
     parser.add_argument(
-        "--workers", type=int, default=2, help="gunicorn workers (default: %(default)s)"
+        "--workers",
+        type=int,
+        default=None,
+        help="gunicorn workers (default: what cardtrace serve runs, 2 per core plus 1)",
     )
     parser.add_argument(
         "--connections",
@@ -465,17 +471,19 @@ def main(argv: list[str] | None = None) -> None:
         "--quick", action="store_true", help="a smoke run: 50,000 codes, 1 round of 5 s"
     )
     add_database_options(parser)
+    add_store_options(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.codes, args.rounds, args.duration, args.bodies = 50_000, 1, 5, 500
     header("Verify before sale over HTTP (gunicorn)", MODULE)
     for kind in database_kinds(args):
-        with open_database(kind, args) as db:
-            if db is None:
+        with open_store(kind, args, say) as opened:
+            if opened is None:
                 continue
+            db, setup = opened
             say(f"{db.label}: {server_version(db.engine)}")
             with tempfile.TemporaryDirectory(prefix="cardtrace-http-", dir=args.tmpdir) as tmp:
-                report(measure(db, args, Path(tmp)), args)
+                report(measure(db, setup, args, Path(tmp)), args)
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ from bench._codes_common import (
     Percentiles,
     Sample,
     StoreReport,
-    build_store,
+    add_store_options,
     ms,
+    open_store,
     samples,
 )
 from bench._common import (
@@ -65,13 +66,12 @@ from bench._common import (
     database_kinds,
     header,
     met,
-    open_database,
     server_version,
     table,
 )
 from provenance.codes import Code
 from provenance.fingerprints import code_fingerprint
-from provenance.verdict import CodeQuery, VerifyResult, verify_codes
+from provenance.verdict import CodeQuery, NodeCache, VerifyResult, verify_codes
 
 MODULE = "bench.codes_verify"
 P50_TARGET_MS = 1.0
@@ -151,7 +151,9 @@ def _fingerprint(sample: Sample) -> bytes:
     return code_fingerprint(FINGERPRINT_KEY, ISSUER, PRODUCT, sample.serial, sample.pin)
 
 
-def single(engine: Engine, chosen: list[Sample], *, by_fingerprint: bool) -> SingleRun:
+def single(
+    engine: Engine, chosen: list[Sample], nodes: NodeCache, *, by_fingerprint: bool
+) -> SingleRun:
     run = SingleRun()
     fetch_row = _row_fetcher(engine)
     label = "by fingerprint" if by_fingerprint else "by raw code"
@@ -167,7 +169,7 @@ def single(engine: Engine, chosen: list[Sample], *, by_fingerprint: bool) -> Sin
         else:
             query = CodeQuery.from_raw(FINGERPRINT_KEY, ISSUER, PRODUCT, sample.serial, sample.pin)
         with Session(engine) as session:
-            result = verify_codes(session, [query], merchant=MERCHANT, now=NOW)
+            result = verify_codes(session, [query], merchant=MERCHANT, now=NOW, nodes=nodes)
         t2 = time.perf_counter()
         run.baseline.append(t1 - t0)
         run.verify.append(t2 - t1)
@@ -192,7 +194,7 @@ class BatchRun:
     proof_hashes: list[int] = field(default_factory=list)
 
 
-def batch(engine: Engine, layout: Layout, size: int, rounds: int) -> BatchRun:
+def batch(engine: Engine, layout: Layout, nodes: NodeCache, size: int, rounds: int) -> BatchRun:
     run = BatchRun()
     fetch_rows = _rows_fetcher(engine)
     for r in range(-1, rounds):  # round -1 warms the caches up and is not counted
@@ -206,7 +208,7 @@ def batch(engine: Engine, layout: Layout, size: int, rounds: int) -> BatchRun:
         ]
         t2 = time.perf_counter()
         with Session(engine) as session:
-            result = verify_codes(session, queries, merchant=MERCHANT, now=NOW)
+            result = verify_codes(session, queries, merchant=MERCHANT, now=NOW, nodes=nodes)
         t3 = time.perf_counter()
         check(result, [EXPECTED[s.kind] for s in chosen])
         if r < 0:
@@ -248,7 +250,7 @@ class _DriverClock:
         self.statements += 1
 
 
-def breakdown(engine: Engine, layout: Layout) -> None:
+def breakdown(engine: Engine, layout: Layout, nodes: NodeCache) -> None:
     """Print, per single verify of an allowed code, the statements and the time in the driver."""
     chosen = [s for s in samples(layout, 600, seed=76) if s.kind is Kind.ALLOWED][:300]
     clock = _DriverClock()
@@ -263,7 +265,7 @@ def breakdown(engine: Engine, layout: Layout) -> None:
                 session.connection()
                 before = (clock.statements, clock.seconds)
                 t1 = time.perf_counter()
-                verify_codes(session, [query], merchant=MERCHANT, now=NOW)
+                verify_codes(session, [query], merchant=MERCHANT, now=NOW, nodes=nodes)
                 t2 = time.perf_counter()
                 statements += clock.statements - before[0]
                 in_driver += clock.seconds - before[1]
@@ -283,15 +285,15 @@ def breakdown(engine: Engine, layout: Layout) -> None:
     )
 
 
-def profile(engine: Engine, layout: Layout, size: int) -> None:
+def profile(engine: Engine, layout: Layout, nodes: NodeCache, size: int) -> None:
     """Print where the time of single and batch verifies goes."""
-    breakdown(engine, layout)
+    breakdown(engine, layout, nodes)
     chosen = samples(layout, 300, seed=77)
     profiler = cProfile.Profile()
     profiler.enable()
     for sample in chosen:
         with Session(engine) as session:
-            verify_codes(session, [sample.raw_query()], merchant=MERCHANT, now=NOW)
+            verify_codes(session, [sample.raw_query()], merchant=MERCHANT, now=NOW, nodes=nodes)
     profiler.disable()
     _print_profile(f"profile: {len(chosen)} single verifies", profiler)
     chosen = samples(layout, size, seed=78)
@@ -299,7 +301,7 @@ def profile(engine: Engine, layout: Layout, size: int) -> None:
     profiler.enable()
     queries = [s.raw_query() for s in chosen]
     with Session(engine) as session:
-        verify_codes(session, queries, merchant=MERCHANT, now=NOW)
+        verify_codes(session, queries, merchant=MERCHANT, now=NOW, nodes=nodes)
     profiler.disable()
     _print_profile(f"profile: one batch of {size:,}", profiler)
 
@@ -325,23 +327,21 @@ class DatabaseResult:
     batch: BatchRun
 
 
-def measure(db: Database, args: argparse.Namespace) -> DatabaseResult:
+def measure(db: Database, setup: StoreReport, args: argparse.Namespace) -> DatabaseResult:
     layout = Layout(args.codes, args.batch_size)
-    say(f"{db.label}: building a store of {args.codes:,} codes")
-    setup = build_store(
-        db.engine, layout, say, analyze_stats=not getattr(args, "no_analyze", False)
-    )
+    # One cache of tree hashes for the process, as the app keeps one per worker.
+    nodes = NodeCache()
     say(f"{db.label}: warming up")
-    single(db.engine, samples(layout, min(300, args.single), seed=99), by_fingerprint=False)
+    single(db.engine, samples(layout, min(300, args.single), seed=99), nodes, by_fingerprint=False)
     say(f"{db.label}: {args.single:,} single verifies by raw code")
     chosen = samples(layout, args.single, seed=2)
-    raw = single(db.engine, chosen, by_fingerprint=False)
+    raw = single(db.engine, chosen, nodes, by_fingerprint=False)
     say(f"{db.label}: {args.single:,} single verifies by fingerprint")
-    by_fp = single(db.engine, chosen, by_fingerprint=True)
+    by_fp = single(db.engine, chosen, nodes, by_fingerprint=True)
     say(f"{db.label}: {args.batches} batches of {args.batch_codes:,}")
-    batches = batch(db.engine, layout, args.batch_codes, args.batches)
+    batches = batch(db.engine, layout, nodes, args.batch_codes, args.batches)
     if args.profile:
-        profile(db.engine, layout, args.batch_codes)
+        profile(db.engine, layout, nodes, args.batch_codes)
     return DatabaseResult(db.label, setup, raw, by_fp, batches)
 
 
@@ -474,17 +474,19 @@ def main(argv: list[str] | None = None) -> None:
         help="also print cProfile tables of single and batch verifies",
     )
     add_database_options(parser)
+    add_store_options(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.codes, args.single, args.batches, args.batch_codes = 50_000, 300, 2, 2_000
     header("Verify before sale, in-process", MODULE)
     results = []
     for kind in database_kinds(args):
-        with open_database(kind, args) as db:
-            if db is None:
+        with open_store(kind, args, say) as opened:
+            if opened is None:
                 continue
+            db, setup = opened
             say(f"{db.label}: {server_version(db.engine)}")
-            results.append(measure(db, args))
+            results.append(measure(db, setup, args))
             report(results[-1], args)
 
 
