@@ -80,7 +80,7 @@ DEFAULT_THRESHOLD = 90.0
 MIN_THRESHOLD = 50.0
 DEFAULT_LIMIT = 20
 # Postings fetched for a name's frequent keys, at most: the rarest keys are taken first.
-KEY_BUDGET = 5000
+KEY_BUDGET = 2000
 _CHUNK = 1000
 
 __all__ = [
@@ -429,10 +429,10 @@ _KINDS = {
 @dataclass(slots=True)
 class _Candidate:
     name_id: int
-    entry: int
-    watchlist_id: int
-    name: str
     form: NormalisedName
+
+
+_NO_STEPS: frozenset[Normalisation] = frozenset()
 
 
 def screen_name(
@@ -466,23 +466,25 @@ def screen_name(
     query, kinds = _check_request(name, kind, threshold, limit)
     lists = _lists(session, watchlists)
     candidates = _candidates(session, query, kinds, lists)
-    scored = _score(query, candidates, threshold)
-    best: dict[int, tuple[NameScore, _Candidate]] = {}
-    for score, candidate in scored:
-        held = best.get(candidate.entry)
-        if held is None or score.score > held[0].score:
-            best[candidate.entry] = (score, candidate)
-    if not best:
+    scored = {c.name_id: s for s, c in _score(query, candidates, threshold)}
+    if not scored:
         return []
+    names = session.scalars(select(WatchlistName).where(WatchlistName.id.in_(list(scored))))
+    best: dict[int, tuple[NameScore, WatchlistName]] = {}
+    for listed in names:
+        score = scored[listed.id]
+        held = best.get(listed.entry)
+        if held is None or score.score > held[0].score:
+            best[listed.entry] = (score, listed)
     entries = {
         e.id: e
         for e in session.scalars(select(WatchlistEntry).where(WatchlistEntry.id.in_(list(best))))
     }
     hits = []
-    for entry_id, (score, candidate) in best.items():
+    for entry_id, (score, listed) in best.items():
         entry = entries[entry_id]
-        watchlist = lists[candidate.watchlist_id]
-        steps = set(query.steps) | set(candidate.form.steps)
+        watchlist = lists[listed.watchlist_id]
+        steps = set(query.steps) | _steps(listed.steps)
         if score.comparison is not None:
             steps.add(score.comparison)
         hits.append(
@@ -493,7 +495,7 @@ def screen_name(
                 entry_id=entry.entry_id,
                 kind=PartyKind(entry.kind),
                 caption=entry.caption,
-                matched_name=candidate.name,
+                matched_name=listed.name,
                 score=score.score,
                 normalisations=tuple(n for n in Normalisation if n in steps),
                 countries=tuple(entry.countries.split("; ")) if entry.countries else (),
@@ -572,27 +574,25 @@ def _candidates(
         conditions.append(
             and_(WatchlistKey.watchlist_id == watchlist_id, WatchlistKey.key.in_(chosen))
         )
-    rows = session.execute(
-        select(
-            WatchlistName.id,
-            WatchlistName.entry,
-            WatchlistName.watchlist_id,
-            WatchlistName.name,
-            WatchlistName.normalised,
-            WatchlistName.romanised,
-            WatchlistName.stripped,
-            WatchlistName.steps,
+    # Core rows, not ORM: a name may have a few thousand candidates.
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                WatchlistName.id,
+                WatchlistName.normalised,
+                WatchlistName.romanised,
+                WatchlistName.stripped,
+            )
+            .where(WatchlistName.id.in_(select(WatchlistKey.name_id).where(or_(*conditions))))
+            .where(WatchlistName.kind.in_(kinds))
         )
-        .join(WatchlistKey, WatchlistKey.name_id == WatchlistName.id)
-        .where(or_(*conditions))
-        .where(WatchlistName.kind.in_(kinds))
+        .all()
     )
-    candidates: dict[int, _Candidate] = {}
-    for name_id, entry, watchlist_id, name, text, romanised, stripped, steps in rows:
-        if name_id not in candidates:
-            form = NormalisedName(text, romanised, stripped, _steps(steps))
-            candidates[name_id] = _Candidate(name_id, entry, watchlist_id, name, form)
-    return list(candidates.values())
+    return [
+        _Candidate(name_id, NormalisedName(text, romanised, stripped, _NO_STEPS))
+        for name_id, text, romanised, stripped in rows
+    ]
 
 
 _STEP_CACHE: dict[str, frozenset[Normalisation]] = {}
