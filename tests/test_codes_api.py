@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection, event, func, select
+from sqlalchemy import Connection, event, func, select, text
 from sqlalchemy.orm import Session
 
 from provenance.codes import Product
+from provenance.db import write_transaction
 from provenance.entries import format_time
 from provenance.issuance import IssuerSigner, issue_codes
 from provenance.ledger import LedgerEntry
@@ -35,7 +37,11 @@ from tests.codes_support import (
     serial,
 )
 from tests.keys import FINGERPRINT_KEY
-from tests.ledger_support import NOW
+from tests.ledger_support import NOW, make_ledger
+from tests.services import fresh_postgres_database
+from webapp import create_app
+from webapp.api_codes import codes_state
+from webapp.database import make_engine, upgrade
 from webapp.runtime import current_runtime
 
 
@@ -536,3 +542,48 @@ def test_every_problem_type_uri_dereferences(chain: Chain, client: FlaskClient) 
     problem = client.post("/api/v1/entries", json=sale).get_json()
     assert problem["code"] == "not-holder"
     assert client.get(problem["type"]).status_code == 200
+
+
+def test_verify_on_postgresql_survives_the_server_dropping_its_connections(
+    tmp_path: Path, key_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("CARDTRACE_BROKER_URL", "CARDTRACE_RESULT_BACKEND", "CARDTRACE_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with fresh_postgres_database() as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        ledger = make_ledger()
+        with Session(engine) as session, write_transaction(session):
+            build_chain(session, ledger)
+            ledger.issue_checkpoint(session, now=NOW)
+        ledger.close()
+        # The app makes its own sessions, as in production: verify reads in autocommit.
+        app = create_app(
+            {
+                "env": "testing",
+                "instance_path": tmp_path / "instance",
+                "database_url": url,
+                "key_dir": key_dir,
+                "CLOCK": lambda: NOW,
+            }
+        )
+        client = app.test_client()
+        first = verify(client, 0)
+        with engine.connect() as conn:
+            dropped = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        second = verify(client, 0)
+        with app.app_context():
+            current_runtime().engine.dispose()
+            reader = codes_state().reader(current_runtime())
+            assert reader is not None
+            reader.dispose()
+        engine.dispose()
+    assert dropped >= 1
+    assert first["decision"] == "allow"
+    assert first["proofs"]["entries"]
+    assert second == first
