@@ -9,8 +9,9 @@ same rules as the append path (which shares :class:`~provenance.parties.KeyRegis
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from provenance.catalog import EntryCatalog
@@ -27,6 +28,9 @@ from provenance.merkle import CompactRange, NodeId, ProofError, RootHash
 from provenance.parties import KEY_MANAGEMENT_TYPES, KeyRegistry, KeyState
 
 CHUNK = 1024
+# Chunks handed to the checking threads and not yet waited for: enough to keep them busy
+# while the next chunk is read, few enough that memory stays bounded.
+IN_FLIGHT = 2
 
 
 class VerificationError(ProvenanceError):
@@ -54,6 +58,9 @@ class LogVerifier:
         trusted_platform_key: if given, it must be a registered, unrevoked key of the
             platform once every record is fed (checked by :meth:`finish`).
         on_nodes: receives the perfect subtrees each record completes (for audits).
+        threads: signature-checking threads, which work while this thread reads on (at
+            most ``IN_FLIGHT`` chunks ahead); 0 checks them on this thread.
+        chunk: how many records' signatures are handed over at once.
     """
 
     catalog: EntryCatalog
@@ -65,8 +72,10 @@ class LogVerifier:
     trusted_platform_key: bytes | None = None
     on_nodes: Callable[[list[tuple[NodeId, bytes]]], None] | None = None
     threads: int = 2
+    chunk: int = CHUNK
     _next: int = 0
     _pending: list[tuple[Record, KeyState]] = field(default_factory=list)
+    _in_flight: deque[list[Future[int | None]]] = field(default_factory=deque)
     _pool: ThreadPoolExecutor | None = None
 
     def __post_init__(self) -> None:
@@ -89,7 +98,9 @@ class LogVerifier:
         try:
             return self._feed(raw, stored_leaf)
         except VerificationError:
+            # Every signature still unchecked belongs to an earlier record.
             self._flush()
+            self._wait(0)
             raise
 
     def _feed(self, raw: bytes, stored_leaf: bytes | None) -> Record:
@@ -142,38 +153,47 @@ class LogVerifier:
         if statement.type in KEY_MANAGEMENT_TYPES:
             self.key_seq = seq
         self._next += 1
-        if len(self._pending) >= CHUNK:
+        if len(self._pending) >= self.chunk:
             self._flush()
         return record
 
     def _flush(self) -> None:
+        """Hand the pending records' signatures to the checking threads (or check them)."""
         pending, self._pending = self._pending, []
         if not pending:
             return
+        if self.threads < 1:
+            self._raise_first([_check(pending)])
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, "cardtrace-audit")
+        step = -(-len(pending) // self.threads) if len(pending) >= 64 else len(pending)
+        parts = [pending[i : i + step] for i in range(0, len(pending), step)]
+        self._in_flight.append([self._pool.submit(_check, part) for part in parts])
+        self._wait(IN_FLIGHT)
 
-        def check(part: list[tuple[Record, KeyState]]) -> int | None:
-            for record, key in part:
-                try:
-                    record.signed.verify(key.public_key)
-                except SignatureError:
-                    return record.seq
-            return None
+    def _wait(self, keep: int) -> None:
+        """Wait until at most ``keep`` chunks are being checked, oldest first."""
+        while len(self._in_flight) > keep:
+            chunk = self._in_flight.popleft()
+            self._raise_first([future.result() for future in chunk])
 
-        if self.threads > 1 and len(pending) >= 64:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, "cardtrace-audit")
-            step = -(-len(pending) // self.threads)
-            parts = [pending[i : i + step] for i in range(0, len(pending), step)]
-            failures = [s for s in self._pool.map(check, parts) if s is not None]
-        else:
-            failures = [s for s in [check(pending)] if s is not None]
-        if failures:
-            seq = min(failures)
+    def _raise_first(self, failures: list[int | None]) -> None:
+        bad = [seq for seq in failures if seq is not None]
+        if bad:
+            self._cancel()
+            seq = min(bad)
             raise VerificationError(
                 f"entry {seq}: the signature does not verify with the signer's key",
                 code="bad-signature",
                 seq=seq,
             )
+
+    def _cancel(self) -> None:
+        for chunk in self._in_flight:
+            for future in chunk:
+                future.cancel()
+        self._in_flight.clear()
 
     def finish(self) -> None:
         """Check the signatures still pending.
@@ -183,7 +203,9 @@ class LogVerifier:
         """
         try:
             self._flush()
+            self._wait(0)
         finally:
+            self._cancel()
             if self._pool is not None:
                 self._pool.shutdown()
                 self._pool = None
@@ -200,6 +222,16 @@ class LogVerifier:
             return self.left.root()
         except ProofError as e:
             raise VerificationError(str(e), code=e.code) from e
+
+
+def _check(part: list[tuple[Record, KeyState]]) -> int | None:
+    """The sequence number of the first record whose signature fails, if any."""
+    for record, key in part:
+        try:
+            record.signed.verify(key.public_key)
+        except SignatureError:
+            return record.seq
+    return None
 
 
 def check_platform_key(registry: KeyRegistry, public_key: bytes) -> None:

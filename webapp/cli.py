@@ -402,7 +402,13 @@ def _trusted_key(value: str | None) -> bytes | None:
     help="The platform's public key from a source you trust: "
     "a PEM file, a verifier key (origin+id+key) or base64.",
 )
-@click.option("--threads", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(0, 64),
+    default=2,
+    show_default=True,
+    help="Signature-checking threads working while the bundle is read; 0 checks on one core.",
+)
 def ledger_verify(bundle: str, platform_key: str | None, threads: int) -> None:
     """Verify a bundle offline: signatures, keys, chain, tree and checkpoint.
 
