@@ -7,8 +7,9 @@ from functools import cache
 from merchant_onboarding.workflow import onboarding_catalog
 from provenance.catalog import EntryCatalog
 from provenance.core import core_catalog
+from provenance.risk.rules import risk_catalog
 
 
 @cache
 def build_catalog() -> EntryCatalog:
-    return core_catalog().merge(onboarding_catalog())
+    return core_catalog().merge(onboarding_catalog()).merge(risk_catalog())

@@ -9,6 +9,7 @@ import provenance.codes
 import provenance.instance
 import provenance.ledger
 import provenance.parties
+import provenance.risk
 from provenance.db import Base
 
 metadata = Base.metadata
