@@ -32,8 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from provenance.catalog import AppliedEntry, Body, EntryType, each
@@ -452,10 +451,29 @@ def _project_product(session: Session, entry: AppliedEntry[ProductRegisterBody])
 
 
 _CODE_TABLE = cast(Table, Code.__table__)
-_INSERT_CODES = {
-    False: sqlite_insert(_CODE_TABLE).on_conflict_do_nothing().returning(_CODE_TABLE.c.fingerprint),
-    True: pg_insert(_CODE_TABLE).on_conflict_do_nothing().returning(_CODE_TABLE.c.fingerprint),
-}
+_CODE_COLUMNS = tuple(column.name for column in _CODE_TABLE.columns)
+_COPY_CODES = f"COPY code ({', '.join(_CODE_COLUMNS)}) FROM STDIN"
+
+
+def _write_codes(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert code rows: through ``COPY`` on PostgreSQL (several times faster than INSERT
+    for a chunk of hundreds), a Core ``executemany`` elsewhere."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(_CODE_TABLE.insert(), rows)
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(_COPY_CODES) as copy:
+        for row in rows:
+            copy.write_row([row[name] for name in _CODE_COLUMNS])
+
+
+def _integrity_errors(session: Session) -> tuple[type[BaseException], ...]:
+    """What a broken primary key raises: SQLAlchemy's error, or the driver's (COPY)."""
+    dbapi = session.get_bind().dialect.dbapi
+    driver = getattr(dbapi, "IntegrityError", None) if dbapi is not None else None
+    return (IntegrityError, driver) if isinstance(driver, type) else (IntegrityError,)
 
 
 def _insert_codes(
@@ -493,15 +511,19 @@ def _insert_codes(
         }
         for i, (fp, (_, serial)) in enumerate(zip(fingerprints, pairs, strict=True))
     ]
-    # The primary key refuses a code already recorded; no read before the write. A refused
-    # row is skipped rather than raised, so the transaction stays usable and the code can
-    # be named (the caller's savepoint takes the other rows back).
-    connection = session.connection()
-    statement = _INSERT_CODES[connection.dialect.name == "postgresql"]
-    inserted = set(connection.scalars(statement, rows))
-    if len(inserted) != len(fingerprints):
-        existing = next(fp for fp in fingerprints if fp not in inserted)
-        raise CodeExistsError(f"code {short(existing)} is already recorded", fingerprint=existing)
+    # The primary key refuses a code already recorded, so nothing is read before the
+    # write; only a refused chunk looks up which code it was, to name it.
+    try:
+        with session.begin_nested():
+            _write_codes(session, rows)
+    except _integrity_errors(session) as e:
+        found = set(
+            session.scalars(select(Code.fingerprint).where(Code.fingerprint.in_(fingerprints)))
+        )
+        existing = next((fp for fp in fingerprints if fp in found), fingerprints[0])
+        raise CodeExistsError(
+            f"code {short(existing)} is already recorded", fingerprint=existing
+        ) from e
     return fingerprints
 
 
