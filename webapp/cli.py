@@ -12,6 +12,7 @@ from flask import Flask
 
 from provenance.errors import CardtraceError
 from webapp.cli_onboarding import onboarding
+from webapp.cli_risk import risk
 from webapp.cli_watchlist import watchlist
 from webapp.config import load_settings
 
@@ -701,3 +702,4 @@ def codes_verify(
 
 cli.add_command(watchlist)
 cli.add_command(onboarding)
+cli.add_command(risk)

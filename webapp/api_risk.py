@@ -1,0 +1,202 @@
+"""Real-time risk API: rules, their versions, four-eyes approval, shadow mode, backtests.
+
+Who acts comes only from ``Authorization: Bearer <token>`` (an onboarding officer's
+token, see ``cardtrace onboarding officer add``): any officer may propose a rule version;
+an officer with the approver role, other than its author, approves it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from werkzeug.exceptions import UnsupportedMediaType
+
+from merchant_onboarding.errors import AuthenticationError, PermissionDeniedError
+from merchant_onboarding.officers import Actor, Role, authenticate
+from provenance.db import write_transaction
+from provenance.entries import format_time
+from provenance.errors import NotFoundError, ValidationError
+from provenance.risk import backtest, ledger_sales, load_rules
+from provenance.risk.errors import RuleError
+from provenance.risk.language import check_condition
+from provenance.risk.rules import (
+    DEFAULT_RULES,
+    RiskRuleVersion,
+    RuleSpec,
+    active_specs,
+    approve_rule,
+    get_version,
+    propose_rule,
+    versions,
+)
+from webapp.errors import Problem, problem_response
+from webapp.runtime import current_runtime, db_session
+from webapp.validation import parse_body
+
+bp = Blueprint("risk_api", __name__, url_prefix="/api/v1/risk")
+TOTALS = ("sales", "blocked_current", "blocked_candidate", "newly_blocked", "no_longer_blocked")
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckRequest(_Request):
+    condition: str = Field(max_length=2000)
+
+
+class BacktestRequest(_Request):
+    rule: str = Field(max_length=64)
+    version: int = Field(ge=0)
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+
+
+def _actor() -> Actor:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("send 'Authorization: Bearer <token>'")
+    actor = authenticate(db_session(), token.strip())
+    actor.require_officer("manage risk rules")
+    return actor
+
+
+@bp.errorhandler(AuthenticationError)
+def _unauthenticated(error: AuthenticationError) -> Response:
+    response = problem_response(Problem(401, error.code, error.title, error.message))
+    response.headers["WWW-Authenticate"] = 'Bearer realm="cardtrace risk"'
+    return response
+
+
+@bp.errorhandler(PermissionDeniedError)
+def _forbidden(error: PermissionDeniedError) -> Response:
+    return problem_response(Problem(403, error.code, error.title, error.message))
+
+
+@bp.errorhandler(RuleError)
+def _bad_rule(error: RuleError) -> Response:
+    response = problem_response(Problem(422, error.code, error.title, error.message, error.field))
+    if error.line is not None:
+        body = response.get_json()
+        body.update(line=error.line, column=error.column)
+        response.set_data(jsonify(body).get_data())
+    return response
+
+
+def spec_json(spec: RuleSpec) -> dict[str, Any]:
+    return {
+        "rule": spec.id,
+        "version": spec.version,
+        "condition": spec.condition,
+        "action": spec.action.value,
+        "mode": spec.mode.value,
+        "reason": spec.reason,
+        "en": spec.en,
+        "zh": spec.zh,
+    }
+
+
+def version_json(row: RiskRuleVersion) -> dict[str, Any]:
+    return spec_json(row.spec()) | {
+        "status": row.status,
+        "author": row.author,
+        "proposed_at": format_time(row.proposed_at),
+        "proposed_seq": row.proposed_seq,
+        "approved_by": row.approved_by,
+        "approved_at": format_time(row.approved_at) if row.approved_at else None,
+        "approved_seq": row.approved_seq,
+    }
+
+
+@bp.get("/rules")
+def list_rules() -> Response:
+    """The rules in force (shipped defaults are version 0) and the versions awaiting approval."""
+    _actor()
+    session = db_session()
+    pending = [version_json(v) for v in versions(session) if v.status == "pending"]
+    return jsonify({"rules": [spec_json(s) for s in active_specs(session)], "pending": pending})
+
+
+@bp.get("/rules/<rule>/versions")
+def rule_versions(rule: str) -> Response:
+    _actor()
+    return jsonify({"versions": [version_json(v) for v in versions(db_session(), rule)]})
+
+
+@bp.post("/rules/check")
+def check() -> Response:
+    """Check a condition without saving anything."""
+    _actor()
+    body = parse_body(CheckRequest)
+    checked = check_condition(body.condition)
+    return jsonify({"ok": True, "features": sorted(checked.features)})
+
+
+@bp.post("/rules")
+def propose() -> tuple[Response, int]:
+    """Propose a new version of a rule; it waits for a second officer's approval."""
+    actor = _actor()
+    if not request.is_json:
+        raise UnsupportedMediaType("send the request body as application/json")
+    raw = request.get_json(silent=True)
+    if not isinstance(raw, dict):
+        raise ValidationError("the request body must be a JSON object", field="body")
+    session, runtime = db_session(), current_runtime()
+    with write_transaction(session):
+        row = propose_rule(session, runtime.ledger, raw, officer=actor.id, now=runtime.now())
+        document = version_json(row)
+    return jsonify(document), 201
+
+
+@bp.post("/rules/<rule>/versions/<int:version>/approve")
+def approve(rule: str, version: int) -> Response:
+    actor = _actor()
+    actor.require_role(Role.APPROVER, "approve a risk rule")
+    session, runtime = db_session(), current_runtime()
+    with write_transaction(session):
+        row = approve_rule(
+            session, runtime.ledger, rule, version, officer=actor.id, now=runtime.now()
+        )
+        document = version_json(row)
+    return jsonify(document)
+
+
+@bp.post("/backtest")
+def run_backtest() -> Response:
+    """Replay the ledger's sales with one rule version in place of the rule's current one."""
+    _actor()
+    body = parse_body(BacktestRequest)
+    session = db_session()
+    current = load_rules(session)
+    if body.version == 0:
+        candidate_spec = next((s for s in DEFAULT_RULES if s.id == body.rule), None)
+        if candidate_spec is None:
+            raise NotFoundError(f"no shipped rule {body.rule}")
+    else:
+        candidate_spec = get_version(session, body.rule, body.version).spec()
+    rows = backtest(
+        ledger_sales(session, since=body.since, until=body.until),
+        current=current,
+        candidate=current.replace(candidate_spec),
+    )
+    totals = {
+        key: sum(getattr(row, key) for row in rows)
+        for key in (
+            "sales",
+            "blocked_current",
+            "blocked_candidate",
+            "newly_blocked",
+            "no_longer_blocked",
+        )
+    }
+    return jsonify(
+        {
+            "rule": body.rule,
+            "version": body.version,
+            "totals": totals,
+            "rows": [row.to_json() for row in rows],
+        }
+    )
