@@ -403,6 +403,18 @@ def test_non_json_body_is_refused(chain: Chain, client: FlaskClient) -> None:
 # --- custody events through the API -----------------------------------------------
 
 
+def attest_body(i: int, note: str = "invoice") -> dict[str, Any]:
+    from provenance.fingerprints import serial_fingerprint
+
+    sfp = serial_fingerprint(FINGERPRINT_KEY, ISSUER, PRODUCT, serial(i))
+    return {
+        "product": PRODUCT,
+        "codes": [[b64(fp(i)), b64(sfp)]],
+        "evidence_sha256": "ab" * 32,
+        "note": note,
+    }
+
+
 def entries(chain: Chain, *signed: Any) -> dict[str, Any]:
     return {
         "entries": [
@@ -464,6 +476,15 @@ def test_signed_sale_is_appended(session: Session, chain: Chain, client: FlaskCl
         ),
         (lambda c: [c.signed(SHOP, "code.redeem", {"code": b64(fp(0))})], 422, "not-permitted"),
         (lambda c: [c.signed(SHOP, "code.list", {"codes": [b64(bytes(32))]})], 409, "unknown-code"),
+        (lambda c: [c.signed(SHOP, "code.attest", attest_body(3))], 409, "code-exists"),
+        (
+            lambda c: [
+                c.signed(SHOP, "code.attest", attest_body(600)),
+                c.signed(SHOP, "code.attest", attest_body(600, note="second invoice")),
+            ],
+            409,
+            "code-exists",
+        ),
     ],
     ids=[
         "sale-by-non-holder",
@@ -475,6 +496,8 @@ def test_signed_sale_is_appended(session: Session, chain: Chain, client: FlaskCl
         "stale-time",
         "merchant-redeems",
         "unknown-code",
+        "attest-an-issued-code",
+        "attest-twice-in-one-batch",
     ],
 )
 def test_refused_custody_event_changes_nothing(
