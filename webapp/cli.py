@@ -11,6 +11,7 @@ import click
 from flask import Flask
 
 from provenance.errors import CardtraceError
+from webapp.cli_analysis import analyze
 from webapp.cli_onboarding import onboarding
 from webapp.cli_risk import risk
 from webapp.cli_watchlist import watchlist
@@ -703,3 +704,4 @@ def codes_verify(
 cli.add_command(watchlist)
 cli.add_command(onboarding)
 cli.add_command(risk)
+cli.add_command(analyze)

@@ -1,0 +1,87 @@
+"""Short-time, high-frequency bursts by one sender (or one device, IP or instrument).
+
+A burst is ``min_transfers`` or more transfers inside ``window_minutes``, counting only
+transfers to counterparties the sender does not deal with outside that short span: a
+payroll run or a standing order repeats across the list and is not a burst, a string of
+top-ups to a new account is. When the list carries ``device``, ``ip`` or ``instrument``
+columns, the same count runs per value of each, across every account that used it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from provenance.analysis.findings import Finding, Typology, scaled_score
+from provenance.analysis.index import TransferIndex
+from provenance.analysis.transfers import IntArray
+
+
+@dataclass(frozen=True, slots=True)
+class BurstDetector:
+    """Attributes:
+    window_minutes: the burst's length.
+    min_transfers: the fewest transfers in a reported burst.
+    """
+
+    window_minutes: float = 60.0
+    min_transfers: int = 10
+
+    @property
+    def typology(self) -> Typology:
+        return Typology.BURST
+
+    def detect(self, index: TransferIndex) -> list[Finding]:
+        table = index.table
+        window = int(self.window_minutes * 60)
+        eligible = _short_lived_pairs(index, window)
+        keys: list[tuple[str, IntArray]] = [("account", table.source.astype(np.int64))]
+        keys += [(column, ids.astype(np.int64)) for column, ids in table.attributes.items()]
+        findings = []
+        for what, key in keys:
+            rows = np.flatnonzero(eligible & (key >= 0))
+            if rows.shape[0] == 0:
+                continue
+            order = rows[np.lexsort((table.time[rows], key[rows]))]
+            k, t = key[order], table.time[order]
+            shift = int(t.max() - t.min()) + window + 1
+            flat = k * shift + (t - t.min())
+            ends = np.searchsorted(flat, flat + window, side="right")
+            counts = ends - np.arange(flat.shape[0])
+            i = 0
+            while i < counts.shape[0]:
+                if counts[i] >= self.min_transfers:
+                    burst = order[i : int(ends[i])]
+                    findings.append(self._finding(index, what, int(k[i]), burst))
+                    i = int(ends[i])
+                else:
+                    i += 1
+        return findings
+
+    def _finding(self, index: TransferIndex, what: str, value: int, rows: IntArray) -> Finding:
+        table = index.table
+        senders = sorted({int(table.source[r]) for r in rows})
+        receivers = sorted({int(table.target[r]) for r in rows} - set(senders))
+        label = "sender" if what == "account" else f"{what} {table.attribute_values[what][value]}"
+        return Finding(
+            Typology.BURST,
+            scaled_score(len(rows), self.min_transfers),
+            (*senders, *receivers),
+            tuple(int(r) for r in rows),
+            f"{len(rows)} transfers by one {label} within {self.window_minutes:g} minutes",
+        )
+
+
+def _short_lived_pairs(index: TransferIndex, window: int) -> np.ndarray:
+    """Rows whose sender-receiver pair trades only inside one span of ``window``."""
+    table = index.table
+    n = table.n_accounts
+    pair = table.source.astype(np.int64) * n + table.target.astype(np.int64)
+    unique, inverse = np.unique(pair, return_inverse=True)
+    first = np.full(unique.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(unique.shape[0], np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(first, inverse, table.time)
+    np.maximum.at(last, inverse, table.time)
+    short: np.ndarray = (last - first)[inverse] <= window
+    return short

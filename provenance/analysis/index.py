@@ -1,0 +1,140 @@
+"""Shared views of a transfer table that every detector reads.
+
+Most benign money moves along standing relationships: payroll, rent, a wholesaler and
+its retailers, a family. Laundering builds fresh paths through accounts that have no
+such history with each other. So the pattern detectors look at *occasional* transfers:
+those between two accounts that exchange at most ``max_pair_transfers`` transfers (in
+either direction) in the whole list. Occasional transfers alone prove nothing (one-off
+payments are everywhere); the detectors look for structure among them, and each
+threshold rises with the amount of occasional traffic in the list (see
+:func:`poisson_threshold`), so a list full of one-off payments does not flood them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from provenance.analysis.transfers import IntArray, TransferTable
+
+DAY = 86_400
+
+
+@dataclass(slots=True)
+class Adjacency:
+    """Occasional transfer rows grouped by account (CSR): account ``a``'s rows are
+    ``rows[ptr[a]:ptr[a + 1]]``, in time order; ``other`` is the counterparty of each."""
+
+    ptr: IntArray
+    rows: IntArray
+    other: IntArray
+
+    def of(self, account: int) -> IntArray:
+        return self.rows[self.ptr[account] : self.ptr[account + 1]]
+
+    def degree(self) -> IntArray:
+        return np.diff(self.ptr)
+
+
+@dataclass(slots=True)
+class TransferIndex:
+    """The table plus the occasional-transfer views (built once per analysis).
+
+    Attributes:
+        table: the transfers.
+        pair_count: per row, how many transfers its two accounts exchange in total.
+        occasional: per row, whether it is occasional.
+        out: occasional rows by source account; ``other`` is the target.
+        into: occasional rows by target account; ``other`` is the source.
+        span: seconds from the first to the last transfer (at least one day).
+    """
+
+    table: TransferTable
+    pair_count: IntArray
+    occasional: np.ndarray
+    out: Adjacency
+    into: Adjacency
+    span: int
+
+    @classmethod
+    def build(cls, table: TransferTable, *, max_pair_transfers: int = 1) -> TransferIndex:
+        n = table.n_accounts
+        low = np.minimum(table.source, table.target).astype(np.int64)
+        high = np.maximum(table.source, table.target).astype(np.int64)
+        _, inverse, counts = np.unique(low * n + high, return_inverse=True, return_counts=True)
+        pair_count = counts[inverse].astype(np.int64)
+        occasional = (pair_count <= max_pair_transfers) & (table.source != table.target)
+        rows = np.flatnonzero(occasional).astype(np.int64)
+        span = int(table.time.max() - table.time.min()) if len(table) else 0
+        return cls(
+            table=table,
+            pair_count=pair_count,
+            occasional=occasional,
+            out=_adjacency(table, rows, by_source=True),
+            into=_adjacency(table, rows, by_source=False),
+            span=max(span, DAY),
+        )
+
+    @property
+    def n_accounts(self) -> int:
+        return self.table.n_accounts
+
+    def occasional_rate(self, window: int) -> float:
+        """Mean occasional transfers per account (in one direction) in ``window`` seconds."""
+        total = float(self.out.rows.shape[0])
+        active = max(1, int(np.count_nonzero(self.out.degree() + self.into.degree())))
+        return total / active * min(1.0, window / self.span)
+
+
+def _adjacency(table: TransferTable, rows: IntArray, *, by_source: bool) -> Adjacency:
+    key = table.source[rows] if by_source else table.target[rows]
+    other = table.target[rows] if by_source else table.source[rows]
+    order = np.lexsort((table.time[rows], key))
+    sorted_rows = rows[order]
+    counts = np.bincount(key, minlength=table.n_accounts)
+    ptr = np.zeros(table.n_accounts + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return Adjacency(ptr=ptr, rows=sorted_rows, other=other[order].astype(np.int64))
+
+
+def poisson_threshold(rate: float, trials: int, alpha: float, floor: int, *, sides: int = 1) -> int:
+    """The smallest count ``k >= floor`` that chance alone reaches with probability at
+    most ``alpha / trials`` (a Bonferroni bound over the accounts tested), modelling the
+    count as Poisson with mean ``rate``; with ``sides`` > 1, that many independent
+    counts must all reach ``k``."""
+    target = alpha / max(1, trials)
+    k = 0
+    term = math.exp(-rate)
+    cdf = term
+    while (1.0 - cdf) ** sides > target and k < 10_000:
+        k += 1
+        term *= rate / k
+        cdf += term
+    return max(floor, k + 1)
+
+
+def window_counts(adjacency: Adjacency, times: IntArray, window: int) -> tuple[IntArray, IntArray]:
+    """For every account, the largest number of its rows inside one window of ``window``
+    seconds, and the position (into ``adjacency.rows``) where that window starts."""
+    n = adjacency.ptr.shape[0] - 1
+    degree = adjacency.degree()
+    owner = np.repeat(np.arange(n, dtype=np.int64), degree)
+    t = times[adjacency.rows]
+    # One sorted key per row, accounts far apart, so a search never crosses accounts.
+    shift = int(t.max() - t.min() + window + 1) if t.shape[0] else 1
+    key = owner * shift + (t - (t.min() if t.shape[0] else 0))
+    ends = np.searchsorted(key, key + window, side="right")
+    inside = ends - np.arange(key.shape[0])
+    best = np.zeros(n, dtype=np.int64)
+    start = np.zeros(n, dtype=np.int64)
+    if key.shape[0]:
+        np.maximum.at(best, owner, inside)
+        is_best = inside == best[owner]
+        positions = np.flatnonzero(is_best)
+        # The first window that reaches the maximum, per account.
+        first = np.full(n, -1, dtype=np.int64)
+        first[owner[positions[::-1]]] = positions[::-1]
+        start = first
+    return best, start

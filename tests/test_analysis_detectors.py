@@ -1,0 +1,209 @@
+"""Each transfer-list detector finds its typology in a small graph and stays quiet on
+the legitimate twin. Every graph sits on a background of one-off payments between
+random accounts, as real ledgers have."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from provenance.analysis import TransferTable, Typology, analyze_transfers
+from provenance.analysis.detectors import (
+    BurstDetector,
+    CycleDetector,
+    Detector,
+    FanDetector,
+    GatherScatterDetector,
+    RiskPropagation,
+    ScatterGatherDetector,
+    SharedAttributeRingDetector,
+    StackedChainDetector,
+)
+from provenance.analysis.index import TransferIndex
+
+START = datetime(2024, 3, 1, tzinfo=UTC)
+Row = tuple[str, str, float, datetime]
+
+
+def background(seed: int = 1, accounts: int = 3000, transfers: int = 1500) -> list[Row]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(transfers):
+        a, b = rng.sample(range(accounts), 2)
+        when = START + timedelta(days=rng.uniform(0, 90))
+        rows.append((f"p{a}", f"p{b}", round(rng.uniform(10, 500), 2), when))
+    return rows
+
+
+def at(days: float) -> datetime:
+    return START + timedelta(days=days)
+
+
+def found(detector: Detector, pattern: list[Row], **attributes: list[str | None]) -> set[str]:
+    """The accounts ``detector`` reports, over the background plus ``pattern``."""
+    rows = background() + pattern
+    columns = {k: [None] * (len(rows) - len(v)) + v for k, v in attributes.items()}
+    table = TransferTable.from_rows(rows, columns or None)
+    index = TransferIndex.build(table)
+    return {
+        table.accounts[a]
+        for finding in detector.detect(index)
+        for a in finding.accounts
+        if finding.typology is detector.typology
+    }
+
+
+def test_fan_out_to_new_accounts_is_found() -> None:
+    pattern = [("boss", f"mule{i}", 900.0, at(10 + i)) for i in range(8)]
+    assert {"boss", "mule0", "mule7"} <= found(FanDetector(direction="out"), pattern)
+
+
+def test_wholesaler_paying_its_retailers_every_week_is_quiet() -> None:
+    pattern = [
+        ("wholesaler", f"retailer{i}", 1200.0, at(week * 7 + 0.1 * i))
+        for week in range(12)
+        for i in range(10)
+    ]
+    assert "wholesaler" not in found(FanDetector(direction="out"), pattern)
+
+
+def test_fan_in_from_new_accounts_is_found() -> None:
+    pattern = [(f"mule{i}", "collector", 700.0, at(20 + i)) for i in range(9)]
+    assert "collector" in found(FanDetector(direction="in"), pattern)
+
+
+def test_shop_with_many_one_off_payers_is_quiet() -> None:
+    pattern = [(f"buyer{i}", "shop", 35.0, at(i * 0.3)) for i in range(200)]
+    assert "shop" not in found(FanDetector(direction="in"), pattern)
+
+
+def test_gather_scatter_hub_is_found() -> None:
+    pattern = [(f"src{i}", "hub", 500.0, at(30 + i)) for i in range(4)]
+    pattern += [("hub", f"dst{i}", 480.0, at(36 + i)) for i in range(4)]
+    assert "hub" in found(GatherScatterDetector(), pattern)
+
+
+def test_shop_paying_its_regular_suppliers_is_not_a_gather_scatter() -> None:
+    pattern = [(f"buyer{i}", "shop", 35.0, at(i * 0.3)) for i in range(60)]
+    pattern += [("shop", f"supplier{i}", 400.0, at(day)) for i in range(4) for day in (5, 35, 65)]
+    assert "shop" not in found(GatherScatterDetector(), pattern)
+
+
+def test_scatter_gather_through_parallel_intermediaries_is_found() -> None:
+    pattern = []
+    for i in range(4):
+        pattern.append(("origin", f"middle{i}", 1000.0, at(40 + i)))
+        pattern.append((f"middle{i}", "sink", 950.0, at(45 + i)))
+    assert {"origin", "sink", "middle0"} <= found(ScatterGatherDetector(), pattern)
+
+
+def test_parent_paying_children_who_pay_the_same_landlord_every_month_is_quiet() -> None:
+    pattern = []
+    for month in range(3):
+        for i in range(3):
+            pattern.append(("parent", f"child{i}", 300.0, at(month * 30 + 1)))
+            pattern.append((f"child{i}", "landlord", 800.0, at(month * 30 + 3)))
+    assert not found(ScatterGatherDetector(), pattern) & {"parent", "landlord"}
+
+
+def test_cycle_of_new_transfers_is_found() -> None:
+    ring = ["c0", "c1", "c2", "c3", "c4"]
+    pattern = [(ring[i], ring[(i + 1) % 5], 600.0, at(50 + 2 * i)) for i in range(5)]
+    assert set(ring) <= found(CycleDetector(), pattern)
+
+
+def test_refund_and_friends_paying_each_other_back_are_quiet() -> None:
+    pattern = [("customer", "store", 80.0, at(5)), ("store", "customer", 80.0, at(6))]
+    friends = ["f0", "f1", "f2"]
+    pattern += [
+        (friends[i], friends[(i + 1) % 3], 25.0, at(week * 7 + i))
+        for week in range(8)
+        for i in range(3)
+    ]
+    assert not found(CycleDetector(), pattern) & {"customer", "store", *friends}
+
+
+def test_layer_of_senders_sharing_receivers_is_found() -> None:
+    pattern = [
+        (f"layer1_{i}", f"layer2_{j}", 400.0, at(60 + i + j)) for i in range(3) for j in range(3)
+    ]
+    assert {"layer1_0", "layer2_2"} <= found(StackedChainDetector(), pattern)
+
+
+def test_flow_through_chain_is_found() -> None:
+    hops = ["s0", "s1", "s2", "s3", "s4"]
+    pattern = [(hops[i], hops[i + 1], 1000.0 * 0.97**i, at(70 + 0.5 * i)) for i in range(4)]
+    assert set(hops) <= found(StackedChainDetector(), pattern)
+
+
+def test_chain_whose_accounts_keep_the_money_is_quiet() -> None:
+    hops = ["s0", "s1", "s2", "s3", "s4"]
+    pattern = [(hops[i], hops[i + 1], 1000.0 / (i + 1), at(70 + 10 * i)) for i in range(4)]
+    assert not found(StackedChainDetector(), pattern) & set(hops)
+
+
+def test_burst_of_top_ups_to_a_new_account_is_found() -> None:
+    pattern = [
+        ("taker", "topup-target", 50.0, at(80) + timedelta(minutes=3 * i)) for i in range(15)
+    ]
+    assert "taker" in found(BurstDetector(), pattern)
+
+
+def test_monthly_payroll_run_is_not_a_burst() -> None:
+    pattern = [
+        ("employer", f"employee{i}", 3000.0, at(month * 30) + timedelta(seconds=20 * i))
+        for month in range(3)
+        for i in range(50)
+    ]
+    assert "employer" not in found(BurstDetector(), pattern)
+
+
+def test_ring_sharing_a_device_and_paying_one_collector_is_found() -> None:
+    pattern = [(f"ring{i}", "collector", 300.0, at(15 + i)) for i in range(4)]
+    detected = found(SharedAttributeRingDetector(), pattern, device=["dev-x"] * 4)
+    assert {"ring0", "ring3"} <= detected
+
+
+def test_family_sharing_a_device_is_quiet() -> None:
+    family = [f"family{i}" for i in range(4)]
+    pattern = [
+        (member, "utility", 60.0, at(month * 30 + i))
+        for month in range(3)
+        for i, member in enumerate(family)
+    ]
+    detected = found(SharedAttributeRingDetector(), pattern, device=["tablet"] * len(pattern))
+    assert not detected & set(family)
+
+
+def test_risk_propagates_to_an_account_trading_with_two_seeds() -> None:
+    pattern = [("seed-a", "shared", 100.0, at(5)), ("seed-b", "shared", 100.0, at(6))]
+    pattern += [("seed-a", "bystander", 100.0, at(7))]
+    table = TransferTable.from_rows(background() + pattern)
+    report = analyze_transfers(table, detectors=[], seeds=["seed-a", "seed-b"])
+    flagged = {table.accounts[a] for a, _ in report.flagged_accounts()}
+    assert "shared" in flagged
+    assert "bystander" not in flagged
+    assert {f.typology for f in report.findings} == {Typology.RISK_PROPAGATION}
+
+
+def test_without_seeds_nothing_is_propagated() -> None:
+    table = TransferTable.from_rows(background())
+    report = analyze_transfers(table, detectors=[], propagation=RiskPropagation())
+    assert report.findings == []
+
+
+def test_background_alone_raises_no_finding() -> None:
+    table = TransferTable.from_rows(background())
+    assert analyze_transfers(table).findings == []
+
+
+def test_every_finding_has_a_score_in_range_and_its_evidence() -> None:
+    pattern = [("boss", f"mule{i}", 900.0, at(10 + i)) for i in range(8)]
+    table = TransferTable.from_rows(background() + pattern)
+    report = analyze_transfers(table)
+    assert report.findings
+    for finding in report.findings:
+        assert 0.0 <= finding.score <= 1.0
+        evidence = finding.evidence(table)
+        assert evidence.number_of_edges() == len(finding.transfers)
+        assert {table.accounts[a] for a in finding.accounts} <= set(evidence.nodes)
