@@ -5,6 +5,7 @@ from __future__ import annotations
 # Each import registers its tables on the shared metadata.
 import merchant_onboarding.models
 import merchant_onboarding.screening_models
+import provenance.analysis.models
 import provenance.codes
 import provenance.instance
 import provenance.ledger
