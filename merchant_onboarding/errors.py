@@ -136,3 +136,21 @@ class NoWatchlistError(OnboardingError):
 
     code = "no-watchlist"
     title = "No watch list to screen against"
+
+
+class HitNotFoundError(NotFoundError, OnboardingError):
+    """No such screening hit on that application."""
+
+    code = "hit-not-found"
+    title = "No such screening hit"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ScreeningHoldError(ConflictError, OnboardingError):
+    """A screening hit stands in the way: one is still open, or one was confirmed."""
+
+    code = "screening-hit-open"
+    title = "Screening hits stand in the way"

@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -158,6 +159,41 @@ class Amendment(Base):
     at: Mapped[datetime]
 
 
+class ScreeningHitRecord(Base):
+    """A watch-list hit on one party of an application, for an officer to clear or confirm.
+
+    The listed entry is copied as it was when found (list, source, extract date, entry,
+    names, score): a later import may replace the list, and the officer's decision must
+    still say what was decided on. A hit is identified by the screened party (kind and
+    name: a legal representative who is also an owner is screened once, ``party_roles``
+    says both) and the listed entry; checks that find it again update ``last_run``.
+    """
+
+    __tablename__ = "onboarding_screening_hit"
+    __table_args__ = (
+        UniqueConstraint("application_id", "party_kind", "party_name", "watchlist", "entry_id"),
+    )
+
+    id: Mapped[intpk]
+    application_id: Mapped[int] = mapped_column(ForeignKey("onboarding_application.id"), index=True)
+    party_kind: Mapped[str] = mapped_column(String(16))
+    party_roles: Mapped[str] = mapped_column(String(64))
+    party_name: Mapped[str] = mapped_column(String(200))
+    watchlist: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(200))
+    extract_date: Mapped[date] = mapped_column(Date)
+    entry_id: Mapped[str] = mapped_column(String(200))
+    entry_kind: Mapped[str] = mapped_column(String(16))
+    caption: Mapped[str] = mapped_column(String(500))
+    matched_name: Mapped[str] = mapped_column(String(500))
+    score: Mapped[float] = mapped_column(Float)
+    normalisations: Mapped[list[str]] = mapped_column(JSON)
+    countries: Mapped[list[str]] = mapped_column(JSON)
+    first_run: Mapped[int] = mapped_column(Integer)
+    last_run: Mapped[int] = mapped_column(Integer)
+    found_at: Mapped[datetime]
+
+
 # --- projections of the onboarding ledger entries -----------------------------------
 
 
@@ -194,6 +230,23 @@ class HistoryStep(Base):
     to_state: Mapped[str] = mapped_column(String(24))
     by: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime]
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+
+
+class HitDecision(Base):
+    """An officer's decision on a screening hit, rebuilt from ``onboarding.hit_decision``
+    entries: ``cleared`` (a false positive) or ``confirmed`` (a true match)."""
+
+    __tablename__ = "onboarding_hit_decision"
+
+    hit_id: Mapped[int] = mapped_column(
+        ForeignKey("onboarding_screening_hit.id"), primary_key=True, autoincrement=False
+    )
+    application_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    decision: Mapped[str] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    seq: Mapped[int] = mapped_column(BigInteger)
     reasons: Mapped[list[str]] = mapped_column(JSON)
 
 

@@ -48,8 +48,10 @@ from merchant_onboarding.errors import (
     DuplicateApplicationError,
     FourEyesError,
     InvalidApplicationError,
+    ScreeningHoldError,
     TransitionError,
 )
+from merchant_onboarding.hits import HitOutcome, HitStatus, get_hit, hits_of, record_hits
 from merchant_onboarding.models import (
     Amendment,
     Application,
@@ -57,7 +59,9 @@ from merchant_onboarding.models import (
     CheckRecord,
     Document,
     HistoryStep,
+    HitDecision,
     Question,
+    ScreeningHitRecord,
     Status,
 )
 from merchant_onboarding.officers import (
@@ -188,6 +192,29 @@ class RecommendBody(Body):
     reasons: list[ReasonText] = Field(min_length=1, max_length=20)
 
 
+class HitDecisionBody(Body):
+    """An officer's decision on a screening hit. Names the listed entry, never the
+    screened person."""
+
+    application: int = Field(ge=1, le=2**53 - 1)
+    merchant: PartyIdStr
+    hit: int = Field(ge=1, le=2**53 - 1)
+    watchlist: Annotated[str, Field(min_length=1, max_length=64)]
+    entry_id: Annotated[str, Field(min_length=1, max_length=200)]
+    decision: HitOutcome = Field(strict=False)
+    by: ActorId
+    after: int = Field(ge=0, le=2**53 - 1)
+    reasons: list[ReasonText] = Field(min_length=1, max_length=20)
+
+
+# States in which an officer may clear or confirm a hit: during a review (first or
+# re-review), and while suspended, before a reinstatement.
+HIT_DECISION_STATES = frozenset({State.IN_REVIEW, State.NEEDS_INFORMATION, State.SUSPENDED})
+# Decisions that make a merchant approved: a confirmed hit refuses them, and the
+# officer who cleared a hit may not take them.
+_APPROVING = frozenset({Action.APPROVE, Action.REINSTATE})
+
+
 def _history(session: Session, entry: AppliedEntry[Any], action: str, before: str | None) -> None:
     body = entry.body
     to_state = body.to_state.value if isinstance(body, TransitionBody) else before
@@ -205,7 +232,7 @@ def _history(session: Session, entry: AppliedEntry[Any], action: str, before: st
     )
 
 
-def _check_four_eyes(row: Status, action: Action, by: str) -> None:
+def _check_four_eyes(session: Session, row: Status, action: Action, by: str) -> None:
     if by in (APPLICANT, "system"):
         raise FourEyesError(f"only an officer may {action.value}")
     if row.recommendation is None or row.recommended_by is None:
@@ -224,6 +251,27 @@ def _check_four_eyes(row: Status, action: Action, by: str) -> None:
             f"{by} recommended this; a different officer must {action.value}",
             code="four-eyes",
         )
+    if action in _APPROVING:
+        _check_hit_decisions(session, row.application_id, action, by)
+
+
+def _check_hit_decisions(session: Session, application_id: int, action: Action, by: str) -> None:
+    """A confirmed hit refuses an approval; so does a hit cleared by the deciding officer."""
+    for decision in session.scalars(
+        select(HitDecision).where(HitDecision.application_id == application_id)
+    ):
+        if decision.decision == HitOutcome.CONFIRMED.value:
+            raise ScreeningHoldError(
+                f"a screening hit was confirmed as a true match: {action.value} is refused; "
+                "reject instead",
+                code="screening-hit-confirmed",
+            )
+        if decision.by == by:
+            raise FourEyesError(
+                f"{by} cleared a screening hit on this application; a different officer "
+                f"must {action.value}",
+                code="own-clearance",
+            )
 
 
 def _project_transition(session: Session, entry: AppliedEntry[TransitionBody]) -> None:
@@ -262,7 +310,7 @@ def _project_transition(session: Session, entry: AppliedEntry[TransitionBody]) -
     if next_state(body.action, current, renewal=row.renewal) is not body.to_state:
         raise TransitionError(f"{body.action.value} does not lead to {body.to_state.value}")
     if body.action in DECISIONS:
-        _check_four_eyes(row, body.action, body.by)
+        _check_four_eyes(session, row, body.action, body.by)
     if body.action is Action.SUBMIT and row.submitted_at is None:
         row.submitted_at = entry.time
     if body.action is Action.START_REVIEW and current is State.APPROVED:
@@ -306,13 +354,60 @@ def _project_recommend(session: Session, entry: AppliedEntry[RecommendBody]) -> 
     session.flush()
 
 
+def _project_hit_decision(session: Session, entry: AppliedEntry[HitDecisionBody]) -> None:
+    body = entry.body
+    row = session.get(Status, body.application)
+    if row is None or row.merchant != body.merchant:
+        raise TransitionError(f"no application {body.application} for {body.merchant}")
+    if body.after != row.state_seq:
+        raise TransitionError(
+            f"application {body.application} changed after entry {body.after}",
+            code="stale-state",
+        )
+    state = State(row.state)
+    if state not in HIT_DECISION_STATES:
+        raise TransitionError(
+            f"screening hits are decided in review or while suspended; it is {state.value}"
+        )
+    if body.by in (APPLICANT, "system"):
+        raise FourEyesError("only an officer may decide on a screening hit")
+    hit = session.get(ScreeningHitRecord, body.hit)
+    if (
+        hit is None
+        or hit.application_id != body.application
+        or (hit.watchlist, hit.entry_id) != (body.watchlist, body.entry_id)
+    ):
+        raise TransitionError(
+            f"application {body.application} has no screening hit {body.hit} on "
+            f"{body.watchlist} entry {body.entry_id}",
+            code="hit-not-found",
+        )
+    if session.get(HitDecision, body.hit) is not None:
+        raise TransitionError(f"screening hit {body.hit} is already decided", code="hit-decided")
+    session.add(
+        HitDecision(
+            hit_id=body.hit,
+            application_id=body.application,
+            decision=body.decision.value,
+            by=body.by,
+            at=entry.time,
+            seq=entry.seq,
+            reasons=list(body.reasons),
+        )
+    )
+    _history(session, entry, f"hit_{body.decision.value}", state.value)
+    session.flush()
+
+
 TRANSITION_TYPE = "onboarding.transition"
 RECOMMEND_TYPE = "onboarding.recommend"
+HIT_DECISION_TYPE = "onboarding.hit_decision"
 ENTRY_TYPES = (
     EntryType(TRANSITION_TYPE, TransitionBody, each(_project_transition), platform_only=True),
     EntryType(RECOMMEND_TYPE, RecommendBody, each(_project_recommend), platform_only=True),
+    EntryType(HIT_DECISION_TYPE, HitDecisionBody, each(_project_hit_decision), platform_only=True),
 )
-PROJECTION_TABLES = ("onboarding_history", "onboarding_status")
+PROJECTION_TABLES = ("onboarding_hit_decision", "onboarding_history", "onboarding_status")
 
 
 def onboarding_catalog() -> EntryCatalog:
@@ -729,12 +824,70 @@ class Onboarding:
                     checked_at=result.checked_at,
                 )
             )
+        record_hits(session, application_id, application.check_run, results, now=now)
         risk = score(results)
         application.risk_score = risk.score
         application.risk_level = risk.level.value
         application.risk = [c.to_json() for c in risk.contributions]
         session.flush()
         return results
+
+    def decide_hit(
+        self,
+        session: Session,
+        application_id: int,
+        hit_id: int,
+        outcome: HitOutcome,
+        reasons: Sequence[str],
+        *,
+        actor: Actor,
+        now: datetime,
+    ) -> HitDecision:
+        """A reviewer clears a screening hit (a false positive) or confirms it (a true
+        match), with reasons; a ledger entry. The officer who clears a hit may not then
+        approve or reinstate the application; a confirmed hit refuses both.
+
+        Raises:
+            PermissionDeniedError: not a reviewer.
+            HitNotFoundError: no such hit on this application.
+            TransitionError: the hit is already decided (``hit-decided``), or the
+                application is not in review, needing information or suspended.
+            InvalidApplicationError: no reason given.
+        """
+        application, status = self._state(session, application_id)
+        actor.require_role(Role.REVIEWER, "clear or confirm a screening hit")
+        view = get_hit(session, application_id, hit_id)
+        state = State(status.state)
+        if state not in HIT_DECISION_STATES:
+            raise TransitionError(
+                f"screening hits are decided in review or while suspended; it is {state.value}"
+            )
+        if view.decision is not None:
+            raise TransitionError(
+                f"screening hit {hit_id} was already {view.decision.decision} by "
+                f"{view.decision.by}",
+                code="hit-decided",
+            )
+        if not reasons:
+            raise InvalidApplicationError("reasons: say why", field="reasons")
+        body = {
+            "application": application.id,
+            "merchant": application.merchant,
+            "hit": hit_id,
+            "watchlist": view.hit.watchlist,
+            "entry_id": view.hit.entry_id,
+            "decision": outcome.value,
+            "by": actor.id,
+            "after": status.state_seq,
+            "reasons": list(reasons),
+        }
+        self.ledger.append_as_platform(
+            session, [self.ledger.statement(HIT_DECISION_TYPE, body, now=now)], now=now
+        )
+        decision = session.get(HitDecision, hit_id)
+        if decision is None:
+            raise TransitionError(f"screening hit {hit_id}: the decision was not recorded")
+        return decision
 
     def start_review(
         self, session: Session, application_id: int, *, actor: Actor, now: datetime
@@ -826,7 +979,7 @@ class Onboarding:
         application, status = self._state(session, application_id)
         actor.require_role(Role.APPROVER, action.value)
         next_state(action, State(status.state), renewal=status.renewal)
-        _check_four_eyes(status, action, actor.id)
+        _check_four_eyes(session, status, action, actor.id)
         amended = session.scalars(
             select(Amendment.id).where(
                 Amendment.application_id == application_id, Amendment.officer == actor.id
@@ -837,6 +990,17 @@ class Onboarding:
                 f"{actor.id} amended this application; a different officer must {action.value}",
                 code="own-change",
             )
+        if action in _APPROVING:
+            open_hits = [
+                h.hit.id for h in hits_of(session, application_id) if h.status is HitStatus.OPEN
+            ]
+            if open_hits:
+                raise ScreeningHoldError(
+                    f"{len(open_hits)} screening hit(s) still open "
+                    f"({', '.join(map(str, open_hits))}): a reviewer must clear or confirm "
+                    f"each before an officer may {action.value}",
+                    code="screening-hit-open",
+                )
         return self._transition(session, application, status, action, actor, reasons, now=now)
 
     def approve(

@@ -30,6 +30,7 @@ from tests.onboarding_support import (
     registered,
     wrong_check_digit,
 )
+from tests.screening_support import import_csv
 from webapp.runtime import current_runtime
 
 PROBLEM = "application/problem+json"
@@ -479,6 +480,7 @@ def test_questions_and_answers_go_round_the_loop(
 def test_the_queue_lists_waiting_applications_with_their_age(
     client: FlaskClient, session: Session, tokens: dict[str, str]
 ) -> None:
+    import_csv(session, "id,name,kind\nP9,Nobody Listed Here,person\n")
     app_id, _ = submitted(client, session)
     response = client.get(f"{BASE}/queue", headers=auth(tokens["li.reviewer"]))
     assert response.status_code == 200

@@ -8,24 +8,25 @@ four eyes cannot be bypassed by claiming another identity.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from merchant_onboarding.applications import ApplicationChanges, ApplicationInput
+from merchant_onboarding.applications import ApplicationChanges, ApplicationInput, get_application
 from merchant_onboarding.documents import MAX_DOCUMENT_BYTES, DocumentKind, check_document
 from merchant_onboarding.errors import (
     AuthenticationError,
     DocumentTooLargeError,
     PermissionDeniedError,
 )
+from merchant_onboarding.hits import HitOutcome, hits_of
 from merchant_onboarding.officers import Actor, ActorKind, authenticate
 from merchant_onboarding.workflow import Onboarding, Recommendation, State
 from provenance.db import write_transaction
 from provenance.errors import ValidationError
 from webapp.errors import Problem, problem_response
-from webapp.onboarding import application_json, onboarding_service, queue_json
+from webapp.onboarding import application_json, hit_json, onboarding_service, queue_json
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -52,6 +53,13 @@ class RecommendationRequest(ReasonsRequest):
 
 class DecisionRequest(ReasonsRequest):
     decision: Recommendation
+
+
+HIT_OUTCOMES = {"clear": HitOutcome.CLEARED, "confirm": HitOutcome.CONFIRMED}
+
+
+class HitDecisionRequest(ReasonsRequest):
+    decision: Literal["clear", "confirm"]
 
 
 class QuestionsRequest(_Request):
@@ -86,9 +94,21 @@ def _no_body() -> None:
         parse_body(Empty)
 
 
+def _officer_view() -> bool:
+    """Whether an officer asked: screening hits are shown to officers only, never to
+    the applicant, who must not learn that they match a watch list."""
+    try:
+        return _actor().kind is ActorKind.OFFICER
+    except AuthenticationError:
+        return False
+
+
 def _render(service: Onboarding, application_id: int, status: int = 200) -> tuple[Response, int]:
     runtime = current_runtime()
-    return jsonify(application_json(db_session(), service, application_id, runtime.now())), status
+    document = application_json(
+        db_session(), service, application_id, runtime.now(), officer_view=_officer_view()
+    )
+    return jsonify(document), status
 
 
 @bp.errorhandler(AuthenticationError)
@@ -198,6 +218,38 @@ def rerun_checks(application_id: int) -> tuple[Response, int]:
     service, session = onboarding_service(), db_session()
     with write_transaction(session):
         service.run_checks(session, application_id, actor=actor, now=current_runtime().now())
+    return _render(service, application_id)
+
+
+@bp.get("/applications/<int:application_id>/hits")
+def list_hits(application_id: int) -> Response:
+    """The application's watch-list hits, best score first, each open, cleared or confirmed."""
+    _officer()
+    session = db_session()
+    get_application(session, application_id)
+    return jsonify({"hits": [hit_json(h) for h in hits_of(session, application_id)]})
+
+
+@bp.post("/applications/<int:application_id>/hits/<int:hit_id>/decision")
+def decide_hit(application_id: int, hit_id: int) -> tuple[Response, int]:
+    """``clear`` (a false positive) or ``confirm`` (a true match), with reasons (reviewer).
+
+    The officer who clears a hit may not approve the application; a confirmed hit
+    refuses approval.
+    """
+    actor = _officer()
+    body = parse_body(HitDecisionRequest)
+    service, session = onboarding_service(), db_session()
+    with write_transaction(session):
+        service.decide_hit(
+            session,
+            application_id,
+            hit_id,
+            HIT_OUTCOMES[body.decision],
+            body.reasons,
+            actor=actor,
+            now=current_runtime().now(),
+        )
     return _render(service, application_id)
 
 

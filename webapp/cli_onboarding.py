@@ -198,6 +198,35 @@ def show(application_id: int) -> None:
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
+@onboarding.command("hits")
+@click.argument("application_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def hits(application_id: int, as_json: bool) -> None:
+    """An application's watch-list hits: open, cleared or confirmed."""
+    from merchant_onboarding.applications import get_application
+    from merchant_onboarding.hits import hits_of
+    from webapp.onboarding import hit_json
+    from webapp.runtime import db_session
+
+    with _app().app_context():
+        session = db_session()
+        get_application(session, application_id)
+        rows = [hit_json(h) for h in hits_of(session, application_id)]
+    if as_json:
+        click.echo(json.dumps({"hits": rows}, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        decided = f" by {row['decision']['by']}" if row["decision"] else ""
+        click.echo(
+            f"hit {row['id']:<5} {row['status']}{decided:16} {row['score']:5.1f}  "
+            f"{'+'.join(row['party']['roles'])}: {row['party']['name']} ~ {row['caption']} "
+            f"({row['watchlist']} {row['entry_id']}, extract {row['extract_date']}; "
+            f"{', '.join(row['normalisations']) or 'as written'})"
+        )
+    if not rows:
+        click.echo(f"application {application_id} has no screening hits")
+
+
 @onboarding.command("schedule")
 def schedule() -> None:
     """Suspend expired approvals and start due re-reviews now (what beat runs daily)."""
@@ -218,7 +247,12 @@ def schedule() -> None:
 # --- workflow steps, as the officer whose token is given ---------------------------------
 
 
-def _as_officer(application_id: int, step: Callable[..., Any], *args: Any) -> None:
+def _as_officer(
+    application_id: int,
+    step: Callable[..., Any],
+    *args: Any,
+    report: Callable[[Any], str] | None = None,
+) -> None:
     from merchant_onboarding.officers import authenticate
     from provenance.db import write_transaction
     from webapp.onboarding import onboarding_service
@@ -231,10 +265,15 @@ def _as_officer(application_id: int, step: Callable[..., Any], *args: Any) -> No
         with write_transaction(session):
             actor = authenticate(session, token)
             actor.require_officer("do this")
-            status = step(
+            result = step(
                 service, session, application_id, *args, actor=actor, now=current_runtime().now()
             )
-        click.echo(f"application {application_id}: {status.state} (by {actor.id})")
+            line = (
+                report(result)
+                if report
+                else f"application {application_id}: {result.state} (by {actor.id})"
+            )
+        click.echo(line)
 
 
 _REASON = click.option(
@@ -282,6 +321,29 @@ def recommend(application_id: int, recommendation: str, reasons: tuple[str, ...]
 def decide(application_id: int, decision: str, reasons: tuple[str, ...]) -> None:
     """Approve or reject (approver), after another officer's recommendation."""
     _as_officer(application_id, lambda svc, *a, **k: getattr(svc, decision)(*a, **k), list(reasons))
+
+
+@onboarding.command("hit")
+@click.argument("application_id", type=int)
+@click.argument("hit_id", type=int)
+@click.argument("decision", type=click.Choice(["clear", "confirm"]))
+@_REASON
+def hit(application_id: int, hit_id: int, decision: str, reasons: tuple[str, ...]) -> None:
+    """Clear a screening hit as a false positive, or confirm it as a true match (reviewer).
+
+    Whoever clears a hit may not approve the application; a confirmed hit refuses approval.
+    """
+    from merchant_onboarding.hits import HitOutcome
+
+    outcome = HitOutcome.CLEARED if decision == "clear" else HitOutcome.CONFIRMED
+    _as_officer(
+        application_id,
+        lambda svc, *a, **k: svc.decide_hit(*a, **k),
+        hit_id,
+        outcome,
+        list(reasons),
+        report=lambda d: f"application {application_id}: hit {hit_id} {d.decision} by {d.by}",
+    )
 
 
 def _simple(name: str, help_text: str) -> None:

@@ -10,6 +10,8 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from merchant_onboarding.applications import get_application, owners_of
+from merchant_onboarding.checks import CheckName
+from merchant_onboarding.hits import HitView, hits_of, screening_check
 from merchant_onboarding.models import Application, Status
 from merchant_onboarding.protect import PersonalData
 from merchant_onboarding.registries import OfflineRegistry, Registries
@@ -44,6 +46,7 @@ def onboarding_service() -> Onboarding:
             runtime.ledger,
             PersonalData(load_personal_data_key(runtime.settings)),
             offline_registries,
+            screening=screening_check(),
         )
         current_app.extensions["onboarding"] = service
     return service
@@ -71,11 +74,19 @@ def status_json(status: Status, now: datetime) -> dict[str, Any]:
 
 
 def application_json(
-    session: Session, service: Onboarding, application_id: int, now: datetime
+    session: Session,
+    service: Onboarding,
+    application_id: int,
+    now: datetime,
+    *,
+    officer_view: bool = True,
 ) -> dict[str, Any]:
+    """The application as an officer sees it; with ``officer_view=False`` (its applicant),
+    without the screening results, the hits or the risk score: telling an applicant that
+    they match a watch list would tip them off."""
     application: Application = get_application(session, application_id)
     status = service.status(session, application_id)
-    return {
+    document: dict[str, Any] = {
         "id": application.id,
         "merchant": application.merchant,
         "status": status_json(status, now),
@@ -128,6 +139,7 @@ def application_json(
             }
             for c in latest_checks(session, application)
         ],
+        "screening_hits": [hit_json(h) for h in hits_of(session, application.id)],
         "risk": None
         if application.risk_score is None
         else {
@@ -158,6 +170,46 @@ def application_json(
             }
             for h in history(session, application.id)
         ],
+    }
+    if not officer_view:
+        document["checks"] = [c for c in document["checks"] if c["name"] != CheckName.SCREENING]
+        document["screening_hits"] = []
+        document["risk"] = None
+    return document
+
+
+def hit_json(view: HitView) -> dict[str, Any]:
+    hit, decision = view.hit, view.decision
+    return {
+        "id": hit.id,
+        "status": view.status.value,
+        "party": {
+            "kind": hit.party_kind,
+            "roles": hit.party_roles.split(","),
+            "name": hit.party_name,
+        },
+        "watchlist": hit.watchlist,
+        "source": hit.source,
+        "extract_date": hit.extract_date.isoformat(),
+        "entry_id": hit.entry_id,
+        "entry_kind": hit.entry_kind,
+        "caption": hit.caption,
+        "matched_name": hit.matched_name,
+        "score": hit.score,
+        "normalisations": hit.normalisations,
+        "countries": hit.countries,
+        "first_run": hit.first_run,
+        "last_run": hit.last_run,
+        "found_at": _time(hit.found_at),
+        "decision": None
+        if decision is None
+        else {
+            "decision": decision.decision,
+            "by": decision.by,
+            "at": _time(decision.at),
+            "seq": decision.seq,
+            "reasons": decision.reasons,
+        },
     }
 
 
