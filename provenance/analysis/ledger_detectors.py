@@ -1,0 +1,445 @@
+"""Detectors over the ledger graph: stolen-payment taint, double sale and same serial with
+a different PIN, unknown origin at volume, bursts and rings in the sales' buyer data,
+and the account-to-account patterns in custody transfers between parties.
+
+Each detector is a unit with documented parameters; each finding names its typology,
+its subject (the node an alert is about, which with the typology makes the alert's
+stable key), a score in [0, 1], a reason line and the evidence subgraph. ``members``
+lists every node the finding involves (``kind:name``), for reviewers and for scoring
+against a scenario's ground truth.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+import networkx as nx
+import numpy as np
+
+from provenance.analysis.detectors import BurstDetector
+from provenance.analysis.findings import Finding, Typology, scaled_score
+from provenance.analysis.index import TransferIndex
+from provenance.analysis.ledger_graph import LedgerGraph, NodeKind, Origin, short_code
+from provenance.analysis.pipeline import analyze_transfers
+
+MAX_EVIDENCE_SALES = 50
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFinding:
+    """One pattern found in the ledger graph.
+
+    Attributes:
+        typology: which pattern.
+        subject_kind, subject: the node the finding is about (``serial`` for a serial
+            fingerprint, shown by its first 12 hex digits).
+        score: in [0, 1].
+        reason: one line a reviewer reads first.
+        evidence: the subgraph behind it.
+        members: every node involved, as ``kind:name``.
+    """
+
+    typology: Typology
+    subject_kind: str
+    subject: str
+    score: float
+    reason: str
+    evidence: nx.MultiDiGraph
+    members: frozenset[str]
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.score <= 1.0:
+            raise ValueError(f"score {self.score} is outside [0, 1]")
+
+    @property
+    def severity(self) -> Severity:
+        """High from 0.8, medium from 0.6."""
+        if self.score >= 0.8:
+            return Severity.HIGH
+        return Severity.MEDIUM if self.score >= 0.6 else Severity.LOW
+
+
+class LedgerDetector(Protocol):
+    def detect(self, graph: LedgerGraph) -> list[LedgerFinding]: ...
+
+
+def _members(evidence: nx.MultiDiGraph) -> frozenset[str]:
+    return frozenset(str(n) for n in evidence.nodes)
+
+
+def _finding(
+    typology: Typology,
+    kind: str,
+    subject: str,
+    score: float,
+    reason: str,
+    evidence: nx.MultiDiGraph,
+) -> LedgerFinding:
+    evidence.graph.update(typology=typology.value, score=round(score, 4), reason=reason)
+    return LedgerFinding(typology, kind, subject, score, reason, evidence, _members(evidence))
+
+
+def _ids(values: object) -> np.ndarray:
+    return np.frombuffer(values, dtype=np.int32)  # type: ignore[call-overload, no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class StolenPaymentTaint:
+    """Codes bought with instruments or payment references reported stolen, and the
+    buyers and merchants behind them by their share of tainted volume.
+
+    Every reported instrument or reference that paid for codes is a finding (score 1).
+    A merchant is one when at least ``min_tainted_sales`` of its sales and a share of
+    at least ``min_share`` of its sales volume were paid that way (an honest shop hit by
+    one stolen card among hundreds of sales is not); a buyer is one when at least
+    ``min_share`` of what it paid was. Scores: 0.5 at ``min_share``, 1 at twice it.
+
+    Attributes:
+        min_share: the least tainted share of a merchant's or buyer's volume.
+        min_tainted_sales: the fewest tainted sales that make a merchant a finding.
+    """
+
+    min_share: float = 0.2
+    min_tainted_sales: int = 3
+
+    def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
+        if not graph.stolen or not graph.n_sales:
+            return []
+        reported = np.zeros(len(graph.names), dtype=bool)
+        reported[list(graph.stolen)] = True
+        instrument, reference = _ids(graph.sale_instrument), _ids(graph.sale_payment_ref)
+        tainted = np.zeros(graph.n_sales, dtype=bool)
+        for column in (instrument, reference):
+            known = column >= 0
+            tainted[known] |= reported[column[known]]
+        if not tainted.any():
+            return []
+        amount = np.frombuffer(graph.sale_amount, dtype=np.float64)
+        findings = []
+        by_payment: dict[int, list[int]] = defaultdict(list)
+        for s in np.flatnonzero(tainted):
+            for column in (instrument, reference):
+                if column[s] >= 0 and reported[column[s]]:
+                    by_payment[int(column[s])].append(int(s))
+        for payment, sales in by_payment.items():
+            kind = graph.kinds[payment]
+            findings.append(
+                _finding(
+                    Typology.STOLEN_PAYMENT_TAINT,
+                    kind.value,
+                    graph.names[payment],
+                    1.0,
+                    f"{len(sales)} codes bought with a {kind.value.replace('_', ' ')} "
+                    "reported stolen",
+                    graph.subgraph(sales=sales[:MAX_EVIDENCE_SALES]),
+                )
+            )
+        for column, kind in (
+            (_ids(graph.sale_merchant), NodeKind.PARTY),
+            (_ids(graph.sale_buyer), NodeKind.BUYER),
+        ):
+            total = np.bincount(column, weights=amount, minlength=len(graph.names))
+            bad = np.bincount(column[tainted], weights=amount[tainted], minlength=len(graph.names))
+            count = np.bincount(column[tainted], minlength=len(graph.names))
+            least = self.min_tainted_sales if kind is NodeKind.PARTY else 1
+            what = "sales" if kind is NodeKind.PARTY else "purchases"
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(total > 0, bad / np.maximum(total, 1e-12), 0.0)
+            for node in np.flatnonzero((count >= least) & (share >= self.min_share)):
+                sales = [int(s) for s in np.flatnonzero(tainted & (column == node))]
+                findings.append(
+                    _finding(
+                        Typology.STOLEN_PAYMENT_TAINT,
+                        kind.value,
+                        graph.names[int(node)],
+                        scaled_score(float(share[node]), self.min_share),
+                        f"{share[node]:.0%} of the {what} volume ({len(sales)} codes) paid "
+                        "with payments reported stolen",
+                        graph.subgraph(sales=sales[:MAX_EVIDENCE_SALES]),
+                    )
+                )
+        return findings
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateSerial:
+    """Codes that share a serial fingerprint: the same serial with a different PIN (one
+    finding per serial, score 1) and, when two or more of them were sold, a double sale
+    (another finding on the same serial, score 1): the buyers cannot all redeem."""
+
+    def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
+        findings = []
+        for serial, fingerprints in graph.serials.items():
+            if len(fingerprints) < 2:
+                continue
+            name = short_code(serial)
+            findings.append(
+                _finding(
+                    Typology.SAME_SERIAL_DIFFERENT_PIN,
+                    "serial",
+                    name,
+                    1.0,
+                    f"{len(fingerprints)} codes carry serial {name} with different PINs",
+                    graph.subgraph(codes=fingerprints),
+                )
+            )
+            sales = [graph.codes[fp].sale for fp in fingerprints if graph.codes[fp].sale >= 0]
+            if len(sales) >= 2:
+                findings.append(
+                    _finding(
+                        Typology.DOUBLE_SALE,
+                        "serial",
+                        name,
+                        1.0,
+                        f"serial {name} sold {len(sales)} times",
+                        graph.subgraph(sales=sales),
+                    )
+                )
+        return findings
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownOriginAtVolume:
+    """Parties whose stock comes largely from codes only they vouch for.
+
+    A supplier-attested code has no issuer's signature behind it, only the supplier's
+    word and an evidence hash. A few (an invoice for a small lot) are ordinary; a party
+    that attested at least ``min_codes`` codes, making up at least ``min_share`` of the
+    codes it took in (attested plus received by transfer), is a finding. Score: 0.5 at
+    ``min_share``, 1 at twice it.
+
+    Attributes:
+        min_codes: the fewest attested codes.
+        min_share: the least attested share of the party's intake.
+    """
+
+    min_codes: int = 20
+    min_share: float = 0.3
+
+    def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
+        findings = []
+        for party, attested in graph.attested.items():
+            intake = attested + graph.received.get(party, 0)
+            share = attested / intake
+            if attested < self.min_codes or share < self.min_share:
+                continue
+            mine = [
+                fp
+                for fp, code in graph.codes.items()
+                if code.origin is Origin.ATTESTED and code.holder == party
+            ]
+            sold = [graph.codes[fp].sale for fp in mine if graph.codes[fp].sale >= 0]
+            unsold = [fp for fp in mine if graph.codes[fp].sale < 0]
+            findings.append(
+                _finding(
+                    Typology.UNKNOWN_ORIGIN,
+                    NodeKind.PARTY.value,
+                    graph.names[party],
+                    scaled_score(share, self.min_share),
+                    f"{attested} codes of origin vouched for only by this party "
+                    f"({share:.0%} of its intake), {len(sold)} of them sold",
+                    graph.subgraph(
+                        nodes=[party],
+                        sales=sold[:MAX_EVIDENCE_SALES],
+                        codes=unsold[: max(0, MAX_EVIDENCE_SALES - len(sold))],
+                    ),
+                )
+            )
+        return findings
+
+
+@dataclass(frozen=True, slots=True)
+class SaleBursts:
+    """The transfer-list :class:`~provenance.analysis.detectors.BurstDetector` over the
+    sales (buyer to merchant, with device, IP and instrument): many purchases by one
+    buyer, or on one device, IP or instrument, in a short span, from merchants the
+    buyer does not use outside it.
+
+    Attributes:
+        burst: the detector and its parameters.
+    """
+
+    burst: BurstDetector = field(default_factory=BurstDetector)
+
+    def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
+        if not graph.n_sales:
+            return []
+        table = graph.sales_table()
+        index = TransferIndex.build(table)
+        seqs = np.frombuffer(graph.sale_seq, dtype=np.int64)
+        findings = []
+        for found in self.burst.detect(index):
+            rows = list(found.transfers)
+            kind, subject = _burst_subject(graph, table, rows)
+            findings.append(
+                _finding(
+                    Typology.BURST,
+                    kind,
+                    subject,
+                    found.score,
+                    found.reason.replace("transfers", "purchases"),
+                    graph.subgraph(sales=rows[:MAX_EVIDENCE_SALES], first_seq=int(seqs[rows[0]])),
+                )
+            )
+        return findings
+
+
+def _burst_subject(graph: LedgerGraph, table: object, rows: list[int]) -> tuple[str, str]:
+    buyers = {graph.sale_buyer[r] for r in rows}
+    if len(buyers) == 1:
+        return NodeKind.BUYER.value, graph.names[buyers.pop()]
+    for column in (graph.sale_device, graph.sale_instrument, graph.sale_ip):
+        values = {column[r] for r in rows}
+        if len(values) == 1 and (value := values.pop()) >= 0:
+            return graph.kinds[value].value, graph.names[value]
+    return NodeKind.BUYER.value, graph.names[graph.sale_buyer[rows[0]]]
+
+
+@dataclass(frozen=True, slots=True)
+class SharedPaymentRing:
+    """Buyer accounts sharing a device, payment instrument or IP that buy together.
+
+    The transfer-list ring detector needs a shared counterparty that is not a business;
+    every sale's counterparty is a shop, so here acting together means buying close in
+    time: a device, instrument or IP used by ``min_accounts`` to ``max_accounts``
+    buyer accounts (more is a shared network, not a ring), of which ``min_accounts`` or
+    more made ``min_sales`` or more purchases inside one window of ``window_hours``. A
+    family sharing a tablet, each buying now and then, is not a ring. Score: 0.5 at
+    ``min_accounts`` accounts, 1 at twice as many.
+
+    Attributes:
+        window_hours: the span the ring's purchases fall in.
+        min_accounts, max_accounts: the ring's size.
+        min_sales: the fewest purchases in the window.
+    """
+
+    window_hours: float = 24.0
+    min_accounts: int = 3
+    max_accounts: int = 50
+    min_sales: int = 6
+
+    def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
+        if not graph.n_sales:
+            return []
+        window = int(self.window_hours * 3600)
+        buyer = _ids(graph.sale_buyer)
+        time = np.frombuffer(graph.sale_time, dtype=np.int64)
+        findings = []
+        for column in (graph.sale_device, graph.sale_instrument, graph.sale_ip):
+            values = _ids(column)
+            rows = np.flatnonzero(values >= 0)
+            if not rows.shape[0]:
+                continue
+            pairs = np.unique(values[rows].astype(np.int64) * len(graph.names) + buyer[rows])
+            accounts = np.bincount(pairs // len(graph.names), minlength=len(graph.names))
+            candidates = np.flatnonzero(
+                (accounts >= self.min_accounts) & (accounts <= self.max_accounts)
+            )
+            if not candidates.shape[0]:
+                continue
+            chosen = rows[np.isin(values[rows], candidates)]
+            order = chosen[np.lexsort((time[chosen], values[chosen]))]
+            starts = np.flatnonzero(np.r_[True, values[order][1:] != values[order][:-1]])
+            ends = np.r_[starts[1:], order.shape[0]]
+            for start, end in zip(starts, ends, strict=True):
+                sales = order[start:end]
+                best = self._window(sales, buyer, time, window)
+                if best is None:
+                    continue
+                value = int(values[sales[0]])
+                members = {int(buyer[s]) for s in best}
+                kind = graph.kinds[value]
+                findings.append(
+                    _finding(
+                        Typology.SHARED_ATTRIBUTE_RING,
+                        kind.value,
+                        graph.names[value],
+                        scaled_score(len(members), self.min_accounts),
+                        f"{len(members)} buyer accounts on one {kind.value.replace('_', ' ')} "
+                        f"made {len(best)} purchases within {self.window_hours:g} hours",
+                        graph.subgraph(sales=[int(s) for s in best[:MAX_EVIDENCE_SALES]]),
+                    )
+                )
+        return findings
+
+    def _window(
+        self, sales: np.ndarray, buyer: np.ndarray, time: np.ndarray, window: int
+    ) -> np.ndarray | None:
+        t = time[sales]
+        ends = np.searchsorted(t, t + window, side="right")
+        best: np.ndarray | None = None
+        for i in np.flatnonzero(ends - np.arange(t.shape[0]) >= self.min_sales):
+            inside = sales[i : ends[i]]
+            if np.unique(buyer[inside]).shape[0] >= self.min_accounts and (
+                best is None or inside.shape[0] > best.shape[0]
+            ):
+                best = inside
+        return best
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyPatterns:
+    """The account-to-account detectors (cycles, fans, gather-scatter, scatter-gather,
+    stacked chains) on custody transfers between parties, each transfer weighted by the
+    face value it moved. The subject is the pattern's centre (for a cycle, its first
+    member by name)."""
+
+    def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
+        table, edges = graph.custody_table()
+        if len(table) == 0:
+            return []
+        report = analyze_transfers(table)
+        findings = []
+        for found in report.findings:
+            if found.typology is Typology.BURST or found.typology is Typology.SHARED_ATTRIBUTE_RING:
+                continue
+            findings.append(self._convert(graph, table.accounts, edges, found))
+        return findings
+
+    @staticmethod
+    def _convert(
+        graph: LedgerGraph, accounts: Sequence[str], edges: list[int], found: Finding
+    ) -> LedgerFinding:
+        names = [accounts[a] for a in found.accounts]
+        subject = min(names) if found.typology is Typology.CYCLE else names[0]
+        evidence = graph.subgraph(edges=[edges[r] for r in found.transfers])
+        return _finding(
+            found.typology,
+            NodeKind.PARTY.value,
+            subject,
+            found.score,
+            found.reason.replace("transfers", "custody transfers"),
+            evidence,
+        )
+
+
+def default_ledger_detectors() -> list[LedgerDetector]:
+    """Every ledger detector with its default parameters."""
+    return [
+        StolenPaymentTaint(),
+        DuplicateSerial(),
+        UnknownOriginAtVolume(),
+        SaleBursts(),
+        SharedPaymentRing(),
+        CustodyPatterns(),
+    ]
+
+
+def analyze_ledger(
+    graph: LedgerGraph, detectors: Sequence[LedgerDetector] | None = None
+) -> list[LedgerFinding]:
+    """Run the detectors (default: :func:`default_ledger_detectors`) over ``graph``."""
+    findings: list[LedgerFinding] = []
+    for detector in detectors if detectors is not None else default_ledger_detectors():
+        findings.extend(detector.detect(graph))
+    return findings

@@ -1,0 +1,495 @@
+"""The ledger as a graph: parties, buyers, instruments, devices, IPs, products, batches.
+
+:class:`LedgerGraph` reads ledger entries one at a time (:meth:`LedgerGraph.apply`) and
+keeps what the ledger detectors need, compactly: nodes as integer ids with a kind, edges
+as parallel arrays (source, target, kind, amount, time, seq), one small record per code
+(serial fingerprint, product, batch, origin, holder, sale) and the reported stolen
+instruments and payment references. It remembers the last seq it read, so a later run
+reads only the entries appended since (:func:`read_ledger`), and it round-trips through
+bytes (:meth:`LedgerGraph.to_bytes` / :meth:`LedgerGraph.from_bytes`) so the next run
+can start from where this one stopped.
+
+Evidence is drawn as networkx ``MultiDiGraph`` subgraphs (:meth:`LedgerGraph.subgraph`),
+with kind on every node and kind, amount, time and seq on every edge.
+
+The entries read were validated and their projections applied when they were appended;
+this module trusts the stored records and skips what it does not use (listing,
+redemption, freezing, keys).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import zlib
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Any
+
+import networkx as nx
+import numpy as np
+from sqlalchemy.orm import Session
+
+from provenance.analysis.transfers import TransferTable, format_epoch
+from provenance.errors import ValidationError
+from provenance.ledger import iter_records
+
+SNAPSHOT_VERSION = 1
+
+
+class NodeKind(StrEnum):
+    PARTY = "party"
+    BUYER = "buyer"
+    INSTRUMENT = "instrument"
+    PAYMENT_REF = "payment_ref"
+    DEVICE = "device"
+    IP = "ip"
+    PRODUCT = "product"
+    BATCH = "batch"
+    CODE = "code"
+
+
+class EdgeKind(IntEnum):
+    """What an edge records; the value is what the edge arrays store."""
+
+    ISSUE = 0  # issuer -> batch (amount: codes)
+    ATTEST = 1  # supplier -> product (amount: codes)
+    TRANSFER = 2  # party -> party (amount: face value moved)
+    SALE = 3  # merchant -> buyer (amount: price)
+    PAID_WITH = 4  # buyer -> instrument or payment reference
+    USED = 5  # buyer -> device or IP
+
+
+class GraphSnapshotError(ValidationError):
+    code = "bad-analysis-snapshot"
+    title = "Unreadable analysis snapshot"
+
+
+class Origin(StrEnum):
+    ISSUER = "issuer"
+    ATTESTED = "attested"
+
+
+@dataclass(slots=True)
+class CodeRecord:
+    """What the analysis keeps per code (``-1`` where a node id is absent)."""
+
+    serial: str
+    product: int
+    batch: int
+    origin: Origin
+    holder: int
+    sale: int = -1  # index into the sale arrays
+
+
+def _epoch(text: str) -> int:
+    return math.floor(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+def short_code(fingerprint_b64: str) -> str:
+    """How evidence names a code: the first 12 hex digits of its fingerprint."""
+    return base64.b64decode(fingerprint_b64)[:6].hex()
+
+
+@dataclass(slots=True)
+class LedgerGraph:
+    """The typed graph of the ledger read so far (see the module docstring).
+
+    Attributes:
+        last_seq: the last ledger seq applied (-1 before any).
+        names, kinds: node names and kinds, by node id.
+        edge_*: one entry per edge.
+        sale_*: one entry per sale (``-1`` where the sale left a field out).
+        codes: per code fingerprint (base64), its record.
+        serials: per serial fingerprint, the codes carrying it (in order recorded).
+        stolen: per reported instrument or payment reference node id, the report's seq.
+        attested: per party node id, how many codes it attested.
+        received: per party node id, how many codes it received by transfer.
+        face_values: per product node id, the face value of one code.
+    """
+
+    last_seq: int = -1
+    names: list[str] = field(default_factory=list)
+    kinds: list[NodeKind] = field(default_factory=list)
+    _ids: dict[tuple[NodeKind, str], int] = field(default_factory=dict)
+    edge_source: array[int] = field(default_factory=lambda: array("i"))
+    edge_target: array[int] = field(default_factory=lambda: array("i"))
+    edge_kind: array[int] = field(default_factory=lambda: array("b"))
+    edge_amount: array[float] = field(default_factory=lambda: array("d"))
+    edge_time: array[int] = field(default_factory=lambda: array("q"))
+    edge_seq: array[int] = field(default_factory=lambda: array("q"))
+    sale_code: list[str] = field(default_factory=list)
+    sale_merchant: array[int] = field(default_factory=lambda: array("i"))
+    sale_buyer: array[int] = field(default_factory=lambda: array("i"))
+    sale_instrument: array[int] = field(default_factory=lambda: array("i"))
+    sale_payment_ref: array[int] = field(default_factory=lambda: array("i"))
+    sale_device: array[int] = field(default_factory=lambda: array("i"))
+    sale_ip: array[int] = field(default_factory=lambda: array("i"))
+    sale_amount: array[float] = field(default_factory=lambda: array("d"))
+    sale_time: array[int] = field(default_factory=lambda: array("q"))
+    sale_seq: array[int] = field(default_factory=lambda: array("q"))
+    codes: dict[str, CodeRecord] = field(default_factory=dict)
+    serials: dict[str, list[str]] = field(default_factory=dict)
+    stolen: dict[int, int] = field(default_factory=dict)
+    attested: dict[int, int] = field(default_factory=dict)
+    received: dict[int, int] = field(default_factory=dict)
+    face_values: dict[int, float] = field(default_factory=dict)
+
+    # --- nodes and edges ------------------------------------------------------------------
+
+    def node(self, kind: NodeKind, name: str) -> int:
+        """The id of the node ``(kind, name)``, added if new."""
+        found = self._ids.get((kind, name))
+        if found is None:
+            found = self._ids[(kind, name)] = len(self.names)
+            self.names.append(name)
+            self.kinds.append(kind)
+        return found
+
+    def find(self, kind: NodeKind, name: str) -> int | None:
+        return self._ids.get((kind, name))
+
+    def _optional(self, kind: NodeKind, name: str | None) -> int:
+        return -1 if name is None else self.node(kind, name)
+
+    def _edge(
+        self, source: int, target: int, kind: EdgeKind, amount: float, time: int, seq: int
+    ) -> None:
+        self.edge_source.append(source)
+        self.edge_target.append(target)
+        self.edge_kind.append(int(kind))
+        self.edge_amount.append(amount)
+        self.edge_time.append(time)
+        self.edge_seq.append(seq)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_source)
+
+    @property
+    def n_sales(self) -> int:
+        return len(self.sale_seq)
+
+    # --- reading entries ------------------------------------------------------------------
+
+    def apply(self, seq: int, kind: str, time: int, actor: str, body: dict[str, Any]) -> None:
+        """Take one ledger entry into the graph. Entries must come in seq order.
+
+        Raises:
+            ValueError: ``seq`` is not after the last one applied.
+        """
+        if seq <= self.last_seq:
+            raise ValueError(f"entry {seq} is not after {self.last_seq}")
+        self.last_seq = seq
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            handler(self, seq, time, actor, body)
+
+    def _party_register(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
+        self.node(NodeKind.PARTY, body["party"])
+
+    def _product_register(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
+        product = self.node(NodeKind.PRODUCT, body["product"])
+        self.face_values[product] = float(body["face_value"])
+
+    def _batch_codes(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
+        issuer = self.node(NodeKind.PARTY, actor)
+        product = self.node(NodeKind.PRODUCT, body["product"])
+        batch = self.node(NodeKind.BATCH, body["batch"])
+        for fingerprint, serial in body["codes"]:
+            self._new_code(fingerprint, serial, product, batch, Origin.ISSUER, issuer)
+        self._edge(issuer, batch, EdgeKind.ISSUE, float(len(body["codes"])), time, seq)
+
+    def _attest(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
+        supplier = self.node(NodeKind.PARTY, actor)
+        product = self.node(NodeKind.PRODUCT, body["product"])
+        for fingerprint, serial in body["codes"]:
+            self._new_code(fingerprint, serial, product, -1, Origin.ATTESTED, supplier)
+        self.attested[supplier] = self.attested.get(supplier, 0) + len(body["codes"])
+        self._edge(supplier, product, EdgeKind.ATTEST, float(len(body["codes"])), time, seq)
+
+    def _new_code(
+        self, fingerprint: str, serial: str, product: int, batch: int, origin: Origin, holder: int
+    ) -> None:
+        self.codes[fingerprint] = CodeRecord(serial, product, batch, origin, holder)
+        self.serials.setdefault(serial, []).append(fingerprint)
+
+    def _transfer(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
+        sender = self.node(NodeKind.PARTY, body["from"])
+        recipient = self.node(NodeKind.PARTY, body["to"])
+        value = 0.0
+        for fingerprint in body["codes"]:
+            code = self.codes.get(fingerprint)
+            if code is not None:
+                code.holder = recipient
+                value += self.face_values.get(code.product, 0.0)
+        self.received[recipient] = self.received.get(recipient, 0) + len(body["codes"])
+        self._edge(sender, recipient, EdgeKind.TRANSFER, value, time, seq)
+
+    def _sale(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
+        merchant = self.node(NodeKind.PARTY, actor)
+        buyer = self.node(NodeKind.BUYER, body["buyer"])
+        instrument = self._optional(NodeKind.INSTRUMENT, body.get("instrument"))
+        payment_ref = self._optional(NodeKind.PAYMENT_REF, body.get("payment_ref"))
+        device = self._optional(NodeKind.DEVICE, body.get("device"))
+        ip = self._optional(NodeKind.IP, body.get("ip"))
+        amount = float(body["amount"])
+        code = self.codes.get(body["code"])
+        if code is not None:
+            code.sale = self.n_sales
+        self.sale_code.append(body["code"])
+        self.sale_merchant.append(merchant)
+        self.sale_buyer.append(buyer)
+        self.sale_instrument.append(instrument)
+        self.sale_payment_ref.append(payment_ref)
+        self.sale_device.append(device)
+        self.sale_ip.append(ip)
+        self.sale_amount.append(amount)
+        self.sale_time.append(time)
+        self.sale_seq.append(seq)
+        self._edge(merchant, buyer, EdgeKind.SALE, amount, time, seq)
+        for paid in (instrument, payment_ref):
+            if paid >= 0:
+                self._edge(buyer, paid, EdgeKind.PAID_WITH, amount, time, seq)
+        for used in (device, ip):
+            if used >= 0:
+                self._edge(buyer, used, EdgeKind.USED, 0.0, time, seq)
+
+    def _stolen(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
+        kind = NodeKind.INSTRUMENT if body["kind"] == "instrument" else NodeKind.PAYMENT_REF
+        self.stolen.setdefault(self.node(kind, body["pseudonym"]), seq)
+
+    # --- views for the detectors ------------------------------------------------------------
+
+    def sales_table(self) -> TransferTable:
+        """The sales as a transfer list, buyer to merchant, with the buyer's device, IP
+        and instrument as attribute columns, for the account-to-account detectors. Row
+        ``i`` is sale ``i``; account ``j`` of the table is node ``accounts[j]``."""
+        buyers = np.frombuffer(self.sale_buyer, dtype=np.int32)
+        merchants = np.frombuffer(self.sale_merchant, dtype=np.int32)
+        nodes, inverse = np.unique(np.concatenate([buyers, merchants]), return_inverse=True)
+        n = buyers.shape[0]
+        attributes: dict[str, np.ndarray] = {}
+        values: dict[str, list[str]] = {}
+        for column, ids in (
+            ("device", self.sale_device),
+            ("ip", self.sale_ip),
+            ("instrument", self.sale_instrument),
+        ):
+            raw = np.frombuffer(ids, dtype=np.int32)
+            used, local = np.unique(raw[raw >= 0], return_inverse=True)
+            mapped = np.full(n, -1, dtype=np.int32)
+            mapped[raw >= 0] = local.astype(np.int32)
+            attributes[column] = mapped
+            values[column] = [self.names[int(v)] for v in used]
+        return TransferTable(
+            accounts=[self.names[int(v)] for v in nodes],
+            source=inverse[:n].astype(np.int32),
+            target=inverse[n:].astype(np.int32),
+            amount=np.frombuffer(self.sale_amount, dtype=np.float64).copy(),
+            time=np.frombuffer(self.sale_time, dtype=np.int64).copy(),
+            attributes=attributes,
+            attribute_values=values,
+        )
+
+    def custody_table(self) -> tuple[TransferTable, list[int]]:
+        """Custody transfers between parties as a transfer list (face value moved), and
+        the edge index of each row."""
+        kinds = np.frombuffer(self.edge_kind, dtype=np.int8)
+        rows = np.flatnonzero(kinds == EdgeKind.TRANSFER)
+        source = np.frombuffer(self.edge_source, dtype=np.int32)[rows]
+        target = np.frombuffer(self.edge_target, dtype=np.int32)[rows]
+        nodes, inverse = np.unique(np.concatenate([source, target]), return_inverse=True)
+        n = rows.shape[0]
+        table = TransferTable(
+            accounts=[self.names[int(v)] for v in nodes],
+            source=inverse[:n].astype(np.int32),
+            target=inverse[n:].astype(np.int32),
+            amount=np.frombuffer(self.edge_amount, dtype=np.float64)[rows].copy(),
+            time=np.frombuffer(self.edge_time, dtype=np.int64)[rows].copy(),
+        )
+        return table, [int(r) for r in rows]
+
+    # --- evidence ---------------------------------------------------------------------------
+
+    def _add_node(self, graph: nx.MultiDiGraph, node: int) -> str:
+        kind = self.kinds[node]
+        label = f"{kind.value}:{self.names[node]}"
+        graph.add_node(label, kind=kind.value, name=self.names[node])
+        return label
+
+    def subgraph(
+        self,
+        *,
+        edges: Iterable[int] = (),
+        sales: Iterable[int] = (),
+        codes: Iterable[str] = (),
+        nodes: Iterable[int] = (),
+        **attributes: Any,
+    ) -> nx.MultiDiGraph:
+        """Evidence: the given edges, sales (merchant -> code -> buyer, with what paid
+        and what was used), codes (with origin and holder) and nodes."""
+        graph: nx.MultiDiGraph = nx.MultiDiGraph(**attributes)
+        for node in nodes:
+            self._add_node(graph, node)
+        for e in edges:
+            source = self._add_node(graph, self.edge_source[e])
+            target = self._add_node(graph, self.edge_target[e])
+            graph.add_edge(
+                source,
+                target,
+                kind=EdgeKind(self.edge_kind[e]).name.lower(),
+                amount=self.edge_amount[e],
+                time=format_epoch(self.edge_time[e]),
+                seq=self.edge_seq[e],
+            )
+        for fingerprint in codes:
+            self._code_node(graph, fingerprint)
+        for s in sales:
+            code = self._code_node(graph, self.sale_code[s])
+            merchant = self._add_node(graph, self.sale_merchant[s])
+            buyer = self._add_node(graph, self.sale_buyer[s])
+            when = format_epoch(self.sale_time[s])
+            common = {"time": when, "seq": self.sale_seq[s]}
+            graph.add_edge(merchant, code, kind="sold", amount=self.sale_amount[s], **common)
+            graph.add_edge(code, buyer, kind="bought", amount=self.sale_amount[s], **common)
+            for column, kind in (
+                (self.sale_instrument, "paid_with"),
+                (self.sale_payment_ref, "paid_with"),
+                (self.sale_device, "used"),
+                (self.sale_ip, "used"),
+            ):
+                if column[s] >= 0:
+                    graph.add_edge(buyer, self._add_node(graph, column[s]), kind=kind, **common)
+        return graph
+
+    def _code_node(self, graph: nx.MultiDiGraph, fingerprint: str) -> str:
+        label = f"code:{short_code(fingerprint)}"
+        record = self.codes.get(fingerprint)
+        if record is None:
+            graph.add_node(label, kind="code", origin="unknown")
+            return label
+        graph.add_node(
+            label,
+            kind="code",
+            origin=record.origin.value,
+            serial=short_code(record.serial),
+            product=self.names[record.product],
+        )
+        holder = self._add_node(graph, record.holder)
+        graph.add_edge(holder, label, kind="holds")
+        if record.batch >= 0:
+            graph.add_edge(self._add_node(graph, record.batch), label, kind="contains")
+        return label
+
+    # --- persistence ------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The graph as compressed bytes (JSON of names and codes, raw arrays)."""
+        arrays = {
+            name: base64.b64encode(getattr(self, name).tobytes()).decode("ascii")
+            for name in _ARRAYS
+        }
+        state = {
+            "version": SNAPSHOT_VERSION,
+            "last_seq": self.last_seq,
+            "names": self.names,
+            "kinds": [k.value for k in self.kinds],
+            "arrays": arrays,
+            "sale_code": self.sale_code,
+            "codes": {
+                fp: [c.serial, c.product, c.batch, c.origin.value, c.holder, c.sale]
+                for fp, c in self.codes.items()
+            },
+            "stolen": list(self.stolen.items()),
+            "attested": list(self.attested.items()),
+            "received": list(self.received.items()),
+            "face_values": list(self.face_values.items()),
+        }
+        return zlib.compress(json.dumps(state, separators=(",", ":")).encode("utf-8"), 1)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> LedgerGraph:
+        """Read :meth:`to_bytes`' output.
+
+        Raises:
+            GraphSnapshotError: the bytes are not a snapshot of this version.
+        """
+        try:
+            state = json.loads(zlib.decompress(raw))
+            if state.get("version") != SNAPSHOT_VERSION:
+                raise GraphSnapshotError("the analysis snapshot is of another version")
+            graph = cls(last_seq=int(state["last_seq"]))
+            for name, kind in zip(state["names"], state["kinds"], strict=True):
+                graph.node(NodeKind(kind), name)
+            for name in _ARRAYS:
+                getattr(graph, name).frombytes(base64.b64decode(state["arrays"][name]))
+            graph.sale_code = list(state["sale_code"])
+            for fp, (serial, product, batch, origin, holder, sale) in state["codes"].items():
+                graph.codes[fp] = CodeRecord(serial, product, batch, Origin(origin), holder, sale)
+                graph.serials.setdefault(serial, []).append(fp)
+            graph.stolen = {int(k): int(v) for k, v in state["stolen"]}
+            graph.attested = {int(k): int(v) for k, v in state["attested"]}
+            graph.received = {int(k): int(v) for k, v in state["received"]}
+            graph.face_values = {int(k): float(v) for k, v in state["face_values"]}
+        except GraphSnapshotError:
+            raise
+        except (ValueError, KeyError, TypeError, zlib.error) as e:
+            raise GraphSnapshotError(f"the analysis snapshot cannot be read ({e})") from e
+        return graph
+
+
+_ARRAYS = (
+    "edge_source",
+    "edge_target",
+    "edge_kind",
+    "edge_amount",
+    "edge_time",
+    "edge_seq",
+    "sale_merchant",
+    "sale_buyer",
+    "sale_instrument",
+    "sale_payment_ref",
+    "sale_device",
+    "sale_ip",
+    "sale_amount",
+    "sale_time",
+    "sale_seq",
+)
+
+_HANDLERS = {
+    "party.register": LedgerGraph._party_register,
+    "product.register": LedgerGraph._product_register,
+    "batch.codes": LedgerGraph._batch_codes,
+    "code.attest": LedgerGraph._attest,
+    "code.transfer": LedgerGraph._transfer,
+    "code.sale": LedgerGraph._sale,
+    "payment.stolen": LedgerGraph._stolen,
+}
+
+
+def ledger_events(
+    session: Session, start: int = 0
+) -> Iterator[tuple[int, str, int, str, dict[str, Any]]]:
+    """``(seq, type, time, actor, body)`` of every entry from ``start`` on, in order."""
+    for seq, raw, _ in iter_records(session, start):
+        entry = json.loads(raw)["entry"]
+        yield seq, entry["type"], _epoch(entry["time"]), entry["actor"], entry["body"]
+
+
+def read_ledger(session: Session, graph: LedgerGraph | None = None) -> tuple[LedgerGraph, int]:
+    """Bring ``graph`` (or a new one) up to the ledger's last entry.
+
+    Returns:
+        The graph and how many entries were read (only those after its ``last_seq``).
+    """
+    graph = graph if graph is not None else LedgerGraph()
+    count = 0
+    for seq, kind, time, actor, body in ledger_events(session, graph.last_seq + 1):
+        graph.apply(seq, kind, time, actor, body)
+        count += 1
+    return graph, count

@@ -1,0 +1,308 @@
+"""Each ledger detector finds its typology in a small constructed ledger and stays quiet
+on the legitimate twin; the graph reads only new entries and round-trips as bytes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from provenance.analysis import Typology
+from provenance.analysis.ledger_detectors import (
+    CustodyPatterns,
+    DuplicateSerial,
+    LedgerDetector,
+    SaleBursts,
+    SharedPaymentRing,
+    StolenPaymentTaint,
+    UnknownOriginAtVolume,
+    analyze_ledger,
+)
+from provenance.analysis.ledger_graph import GraphSnapshotError, LedgerGraph, read_ledger
+from provenance.ledger import Ledger
+from tests.codes_support import SHOP, build_chain, sale_body
+
+DAY = 86_400
+T0 = 1_700_000_000
+
+
+def fp(name: str) -> str:
+    return base64.b64encode(hashlib.sha256(name.encode()).digest()).decode()
+
+
+def pseud(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+class Story:
+    """A ledger told as entries, straight into a graph (no signing needed here)."""
+
+    def __init__(self) -> None:
+        self.graph = LedgerGraph()
+        self.seq = 0
+        self.codes = 0
+        self.apply("product.register", 0, "issuer", {"product": "p", "face_value": "100.00"})
+
+    def apply(self, kind: str, time: int, actor: str, body: dict[str, Any]) -> None:
+        self.seq += 1
+        self.graph.apply(self.seq, kind, T0 + time, actor, body)
+
+    def issue(self, n: int, holder: str = "issuer", serials: list[str] | None = None) -> list[str]:
+        made = []
+        for i in range(n):
+            self.codes += 1
+            made.append(
+                (fp(f"code-{self.codes}"), fp((serials or [])[i] if serials else f"s-{self.codes}"))
+            )
+        self.apply(
+            "batch.codes", 0, "issuer", {"product": "p", "batch": f"b{self.seq}", "codes": made}
+        )
+        codes = [c for c, _ in made]
+        if holder != "issuer":
+            self.transfer("issuer", holder, codes)
+        return codes
+
+    def transfer(self, sender: str, recipient: str, codes: list[str], time: int = 0) -> None:
+        self.apply("code.transfer", time, sender, {"codes": codes, "from": sender, "to": recipient})
+
+    def attest(self, party: str, n: int) -> list[str]:
+        made = []
+        for _ in range(n):
+            self.codes += 1
+            made.append((fp(f"code-{self.codes}"), fp(f"s-{self.codes}")))
+        self.apply("code.attest", 0, party, {"product": "p", "codes": made})
+        return [c for c, _ in made]
+
+    def sell(
+        self,
+        merchant: str,
+        code: str,
+        buyer: str,
+        time: int,
+        instrument: str | None = None,
+        device: str | None = None,
+        ip: str | None = None,
+    ) -> None:
+        body = {"code": code, "buyer": pseud(buyer), "amount": "100.00", "currency": "CNY"}
+        for name, value in (("instrument", instrument), ("device", device), ("ip", ip)):
+            if value is not None:
+                body[name] = pseud(value)
+        self.apply("code.sale", time, merchant, body)
+
+    def report_stolen(self, instrument: str) -> None:
+        body = {"kind": "instrument", "pseudonym": pseud(instrument)}
+        self.apply("payment.stolen", 0, "partner", body)
+
+    def shop_day(self, merchant: str, sales: int, start: int = 0) -> None:
+        """Ordinary trade: one-off buyers, each with their own card, device and IP."""
+        for i, code in enumerate(self.issue(sales, holder=merchant)):
+            who = f"{merchant}-customer-{i}"
+            self.sell(merchant, code, who, start + i * 3600, who, who, who)
+
+
+def found(detector: LedgerDetector, story: Story, typology: Typology) -> set[tuple[str, str]]:
+    return {
+        (f.subject_kind, f.subject) for f in detector.detect(story.graph) if f.typology is typology
+    }
+
+
+# --- stolen-payment taint ------------------------------------------------------------
+
+
+def test_codes_bought_with_a_reported_card_and_the_dump_shop_are_found() -> None:
+    story = Story()
+    story.shop_day("shop-dump", 10)
+    for i, code in enumerate(story.issue(8, holder="shop-dump")):
+        story.sell("shop-dump", code, "mule", DAY + i * 600, "stolen-card")
+    story.report_stolen("stolen-card")
+    hits = found(StolenPaymentTaint(), story, Typology.STOLEN_PAYMENT_TAINT)
+    assert ("instrument", pseud("stolen-card")) in hits
+    assert ("party", "shop-dump") in hits
+    assert ("buyer", pseud("mule")) in hits
+
+
+def test_an_honest_shop_with_one_stolen_card_among_many_sales_is_not_flagged() -> None:
+    story = Story()
+    story.shop_day("shop-honest", 60)
+    story.sell("shop-honest", story.issue(1, holder="shop-honest")[0], "thief", DAY, "stolen")
+    story.report_stolen("stolen")
+    hits = found(StolenPaymentTaint(), story, Typology.STOLEN_PAYMENT_TAINT)
+    assert ("party", "shop-honest") not in hits
+    assert ("instrument", pseud("stolen")) in hits
+
+
+def test_sales_with_cards_never_reported_are_not_tainted() -> None:
+    story = Story()
+    story.shop_day("shop-honest", 20)
+    story.report_stolen("some-other-card")
+    assert StolenPaymentTaint().detect(story.graph) == []
+
+
+# --- double sale, same serial ----------------------------------------------------------
+
+
+def test_same_serial_with_another_pin_sold_twice_is_found() -> None:
+    story = Story()
+    first = story.issue(1, holder="shop-a", serials=["dup"])[0]
+    clone = story.attest("shop-b", 1)[0]
+    story.graph.codes[clone].serial = fp("dup")
+    story.graph.serials[fp("dup")].append(clone)
+    story.sell("shop-a", first, "alice", 10)
+    story.sell("shop-b", clone, "bob", 20)
+    serial = base64.b64decode(fp("dup"))[:6].hex()
+    assert found(DuplicateSerial(), story, Typology.SAME_SERIAL_DIFFERENT_PIN) == {
+        ("serial", serial)
+    }
+    assert found(DuplicateSerial(), story, Typology.DOUBLE_SALE) == {("serial", serial)}
+
+
+def test_a_reissued_serial_not_yet_sold_twice_is_no_double_sale() -> None:
+    story = Story()
+    story.issue(1, holder="shop-a", serials=["dup"])
+    story.issue(1, holder="shop-a", serials=["dup"])
+    assert found(DuplicateSerial(), story, Typology.DOUBLE_SALE) == set()
+    assert len(found(DuplicateSerial(), story, Typology.SAME_SERIAL_DIFFERENT_PIN)) == 1
+
+
+def test_distinct_serials_sold_once_each_are_quiet() -> None:
+    story = Story()
+    story.shop_day("shop-a", 30)
+    assert DuplicateSerial().detect(story.graph) == []
+
+
+# --- unknown origin at volume ---------------------------------------------------------------
+
+
+def test_a_shop_stocked_mostly_by_its_own_attestations_is_found() -> None:
+    story = Story()
+    story.issue(10, holder="shop-ghost")
+    for i, code in enumerate(story.attest("shop-ghost", 40)):
+        story.sell("shop-ghost", code, f"b{i}", i * 60, f"c{i}")
+    assert found(UnknownOriginAtVolume(), story, Typology.UNKNOWN_ORIGIN) == {
+        ("party", "shop-ghost")
+    }
+
+
+def test_a_small_attested_lot_beside_a_large_supply_is_quiet() -> None:
+    story = Story()
+    story.issue(500, holder="shop-big")
+    story.attest("shop-big", 5)
+    assert UnknownOriginAtVolume().detect(story.graph) == []
+
+
+# --- bursts and rings in the sales' buyer data -----------------------------------------------
+
+
+def test_a_burst_of_purchases_on_one_device_is_found() -> None:
+    story = Story()
+    story.shop_day("shop-a", 40)
+    for i, code in enumerate(story.issue(12, holder="shop-a")):
+        story.sell("shop-a", code, f"fresh-{i}", 5 * DAY + i * 120, f"card-{i}", "tablet-x")
+    assert ("device", pseud("tablet-x")) in found(SaleBursts(), story, Typology.BURST)
+
+
+def test_a_regular_customer_buying_often_over_weeks_is_no_burst() -> None:
+    story = Story()
+    story.shop_day("shop-a", 40)
+    for i, code in enumerate(story.issue(30, holder="shop-a")):
+        story.sell("shop-a", code, "regular", i * DAY, "regular-card", "regular-phone")
+    assert found(SaleBursts(), story, Typology.BURST) == set()
+
+
+def test_accounts_sharing_a_card_and_buying_together_are_a_ring() -> None:
+    story = Story()
+    story.shop_day("shop-a", 40)
+    for i, code in enumerate(story.issue(8, holder="shop-a")):
+        story.sell("shop-a", code, f"ring-{i % 4}", 3 * DAY + i * 1800, "shared-card", f"d{i % 4}")
+    assert ("instrument", pseud("shared-card")) in found(
+        SharedPaymentRing(), story, Typology.SHARED_ATTRIBUTE_RING
+    )
+
+
+def test_a_family_sharing_a_tablet_and_buying_now_and_then_is_no_ring() -> None:
+    story = Story()
+    story.shop_day("shop-a", 40)
+    for i, code in enumerate(story.issue(9, holder="shop-a")):
+        story.sell("shop-a", code, f"family-{i % 3}", i * 4 * DAY, f"card-{i % 3}", "tablet")
+    assert found(SharedPaymentRing(), story, Typology.SHARED_ATTRIBUTE_RING) == set()
+
+
+# --- custody patterns between parties ----------------------------------------------------
+
+
+def _custody_background(story: Story) -> None:
+    for d in range(300):
+        codes = story.issue(1, holder=f"dist-{d % 10}")
+        story.transfer(f"dist-{d % 10}", f"shop-{d}", codes, time=(d % 60) * DAY)
+
+
+def test_a_resale_cycle_between_resellers_is_found() -> None:
+    story = Story()
+    _custody_background(story)
+    codes = story.issue(5, holder="r1")
+    story.transfer("r1", "r2", codes, time=DAY)
+    story.transfer("r2", "r3", codes, time=2 * DAY)
+    story.transfer("r3", "r1", codes, time=3 * DAY)
+    assert ("party", "r1") in found(CustodyPatterns(), story, Typology.CYCLE)
+
+
+def test_a_refund_back_to_the_supplier_is_no_cycle() -> None:
+    story = Story()
+    _custody_background(story)
+    codes = story.issue(5, holder="r1")
+    story.transfer("r1", "r2", codes, time=DAY)
+    story.transfer("r2", "r1", codes, time=2 * DAY)
+    assert found(CustodyPatterns(), story, Typology.CYCLE) == set()
+
+
+# --- the graph --------------------------------------------------------------------------------
+
+
+def test_findings_carry_their_evidence_subgraph() -> None:
+    story = Story()
+    for i, code in enumerate(story.issue(5, holder="shop-dump")):
+        story.sell("shop-dump", code, "mule", i * 60, "stolen-card", "phone")
+    story.report_stolen("stolen-card")
+    finding = next(f for f in analyze_ledger(story.graph) if f.subject == pseud("stolen-card"))
+    kinds = {data["kind"] for _, data in finding.evidence.nodes(data=True)}
+    assert {"code", "party", "buyer", "instrument", "device"} <= kinds
+    assert finding.evidence.number_of_edges() >= 20
+    assert finding.severity.value == "high"
+
+
+def test_entries_out_of_order_are_refused() -> None:
+    story = Story()
+    with pytest.raises(ValueError, match="not after"):
+        story.graph.apply(1, "party.register", T0, "x", {"party": "x"})
+
+
+def test_snapshot_roundtrips() -> None:
+    story = Story()
+    story.shop_day("shop-a", 5)
+    story.report_stolen("c")
+    again = LedgerGraph.from_bytes(story.graph.to_bytes())
+    assert again.to_bytes() == story.graph.to_bytes()
+    assert again.last_seq == story.graph.last_seq
+    assert again.sales_table().accounts == story.graph.sales_table().accounts
+
+
+def test_a_damaged_snapshot_is_refused() -> None:
+    with pytest.raises(GraphSnapshotError) as caught:
+        LedgerGraph.from_bytes(b"not a snapshot")
+    assert caught.value.code == "bad-analysis-snapshot"
+
+
+def test_a_second_read_takes_only_the_new_entries(session: Session, ledger: Ledger) -> None:
+    chain = build_chain(session, ledger)
+    graph, first = read_ledger(session)
+    assert first == graph.last_seq + 1
+    assert graph.n_sales == 0
+    chain.append(session, SHOP, "code.sale", sale_body(0))
+    chain.append(session, SHOP, "code.sale", sale_body(1))
+    again, read = read_ledger(session, LedgerGraph.from_bytes(graph.to_bytes()))
+    assert read == 2
+    assert again.n_sales == 2
+    assert read_ledger(session, again)[1] == 0
