@@ -224,3 +224,16 @@ def test_pseudonyms_match_the_ones_in_sale_entries() -> None:
     keys = context(device="phone-1", ip="203.0.113.7").keys(FINGERPRINT_KEY)
     assert keys.device == pseudonym(FINGERPRINT_KEY, "device", "phone-1")
     assert keys.ip == pseudonym(FINGERPRINT_KEY, "ip", "203.0.113.7")
+
+
+def test_a_sale_timed_before_a_later_one_still_counts_its_window(store: StateStore) -> None:
+    s = shop(store)
+    s.sell(context(amount="10.00"), NOW - timedelta(seconds=100))
+    s.sell(context(amount="20.00"), NOW + timedelta(seconds=50))
+    # Concurrent sales reach the state out of order: this one is timed 50 s earlier.
+    features = s.sell(context(amount="40.00")).features
+    assert (features["buyer.count_1m"], features["buyer.sum_1m"]) == (2, 60.0)
+    assert (features["buyer.count_1h"], features["buyer.sum_1h"]) == (3, 70.0)
+    assert (
+        s.look(context(amount="1.00"), NOW + timedelta(seconds=51)).features["buyer.count_1m"] == 3
+    )

@@ -112,7 +112,7 @@ def evaluate(
     Returns:
         The decision, the enforced reasons and the shadow reasons.
     """
-    context = cel.Context(nest(dict(features)))
+    context = cel.Context(nest({name: features[name] for name in rules.features}))
     reasons: list[RiskReason] = []
     shadow: list[RiskReason] = []
     decision = RiskDecision.ALLOW

@@ -194,8 +194,8 @@ def compute_features(
 
 def nest(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``{"buyer.count_1m": 3}`` as ``{"buyer": {"count_1m": 3}}``, the shape rules read."""
-    nested: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
+    nested: dict[str, dict[str, Any]] = {}
     for name, value in flat.items():
         group, _, leaf = name.partition(".")
-        nested[group][leaf] = value
+        nested.setdefault(group, {})[leaf] = value
     return nested

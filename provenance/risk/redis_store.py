@@ -2,12 +2,11 @@
 
 Keys (under a prefix, ``cardtrace:risk:`` by default), all holding pseudonyms only:
 
-- ``w:<scope>:<id>``: a sorted set per buyer, instrument, device and IP; member
-  ``<ref>|<units>``, score the sale's time in ms. Exact: small counts must be right.
-- ``m:<merchant>:<c|u><size>:<bucket>``: a merchant's counts and sums in time buckets of
-  10 s, 1 min and 15 min (for the 1 min, 1 h and 24 h windows), each key expiring with
-  its window. A shop's volume is large, so its windows are bucketed: a window of W
-  seconds covers between W minus one bucket and W.
+- ``w:<scope>:<id>``: a sorted set per buyer, instrument, device, IP and merchant;
+  member ``<ref>|<units>``, score the sale's time in ms; trimmed to 24 h. Counts are
+  exact (``ZCOUNT``). Beside it, the hash ``w:<scope>:<id>#`` keeps each window's sum
+  and the boundary up to which sales that left the window were subtracted, so a sum
+  costs O(1) a sale (amortised) even for a shop selling all day.
 - ``d:<set>:<owner>``: a sorted set of distinct members (instruments or buyers) with
   their last time; trimmed to 24 h.
 - ``bd:<buyer>`` (hash device -> last ms) and ``bp:<buyer>`` (hash n, u, max, region):
@@ -34,15 +33,14 @@ from provenance.risk.features import (
 )
 from provenance.risk.store import TaintKind, _ms, distinct_pairs
 
-_EXACT = (Scope.BUYER, Scope.INSTRUMENT, Scope.DEVICE, Scope.IP)
+_SCOPES = (Scope.BUYER, Scope.INSTRUMENT, Scope.DEVICE, Scope.IP, Scope.MERCHANT)
 _DISTINCT = tuple(Distinct)
-BUCKETS = ((60, 10), (3600, 60), (86400, 900))  # window seconds, bucket seconds
 
-# KEYS: 1 h:<ref>, 2 r:<ref>, 3-6 exact windows (b, i, d, p), 7-11 distinct sets,
-#       12 bd:<buyer>, 13 bp:<buyer>, 14 t:instrument, 15 t:device
+# KEYS: 1 h:<ref>, 2 r:<ref>, 3-7 windows (b, i, d, p, m), 8-12 distinct sets,
+#       13 bd:<buyer>, 14 bp:<buyer>, 15 t:instrument, 16 t:device
 # ARGV: 1 mode (read|hold|record|release), 2 time ms, 3 window member, 4 units,
-#       5 exact-window presence "1101", 6 distinct presence "11011", 7-11 distinct members,
-#       12 device ("" if none), 13 instrument, 14 region, 15 merchant prefix ("" if none)
+#       5 window presence "11011", 6 distinct presence "11011", 7-11 distinct members,
+#       12 device ("" if none), 13 instrument, 14 region
 _SCRIPT = """
 local mode = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -53,39 +51,78 @@ local dpresent = ARGV[6]
 local device = ARGV[12]
 local instrument = ARGV[13]
 local region = ARGV[14]
-local mprefix = ARGV[15]
 local DAY = 86400000
 local HIST = @HISTORY_MS@
-local BUCKETS = {{60000, 10000}, {3600000, 60000}, {86400000, 900000}}
+local WINDOWS = {60000, 3600000, DAY}
 
-local function merchant_add(sign)
-  if mprefix == '' then return end
-  for _, b in ipairs(BUCKETS) do
-    local bucket = math.floor(now / b[2])
-    local ttl = b[1] + b[2]
-    local ck = mprefix .. 'c' .. b[2] .. ':' .. bucket
-    local uk = mprefix .. 'u' .. b[2] .. ':' .. bucket
-    redis.call('INCRBY', ck, sign)
-    redis.call('INCRBY', uk, sign * units)
-    redis.call('PEXPIRE', ck, ttl)
-    redis.call('PEXPIRE', uk, ttl)
+local function amount(m) return tonumber(string.match(m, '|(%d+)$')) end
+
+-- Each window key k has a hash k#: for w = 1..3, b<w> (the boundary up to which sales
+-- that left window w were taken out), c<w> and s<w> (the count and sum of the rest).
+-- Each sale leaves each window once, so counts and sums cost O(1) a sale, amortised.
+-- sign: 1 adds this sale, -1 takes it back, 0 only reads. Returns counts and sums.
+local function window(k, sign)
+  local sk = k .. '#'
+  local st = redis.call('HMGET', sk, 'b1', 'b2', 'b3', 'c1', 'c2', 'c3', 's1', 's2', 's3')
+  local counts, sums, bounds = {}, {}, {}
+  local behind = {}
+  for w = 1, 3 do
+    local b = tonumber(st[w] or '0')
+    local c = tonumber(st[w + 3] or '0')
+    local s = tonumber(st[w + 6] or '0')
+    local nb = now - WINDOWS[w]
+    if nb >= b then
+      for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, '(' .. b, nb)) do
+        c = c - 1
+        s = s - amount(m)
+      end
+      b = nb
+    else
+      behind[w] = nb
+    end
+    counts[w], sums[w], bounds[w] = c, s, b
   end
-end
-
-local function add()
-  for i = 1, 4 do
-    if string.sub(wpresent, i, i) == '1' then
-      local k = KEYS[2 + i]
-      redis.call('ZADD', k, now, member)
-      redis.call('ZREMRANGEBYSCORE', k, '-inf', now - DAY)
-      redis.call('PEXPIRE', k, DAY + 60000)
+  if sign ~= 0 then
+    local changed
+    if sign > 0 then
+      changed = redis.call('ZADD', k, now, member)
+    else
+      changed = redis.call('ZREM', k, member)
+    end
+    if changed == 1 then
+      for w = 1, 3 do
+        if now > bounds[w] then
+          counts[w] = counts[w] + sign
+          sums[w] = sums[w] + sign * units
+        end
+      end
+    end
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', now - DAY)
+    redis.call('PEXPIRE', k, DAY + 60000)
+  end
+  redis.call('HSET', sk, 'b1', bounds[1], 'b2', bounds[2], 'b3', bounds[3],
+    'c1', counts[1], 'c2', counts[2], 'c3', counts[3], 's1', sums[1], 's2', sums[2], 's3', sums[3])
+  redis.call('PEXPIRE', sk, DAY + 60000)
+  for w, nb in pairs(behind) do
+    -- A time before the boundary (concurrent sales, a replay): the stored figures cover
+    -- (b, +inf]; add the sales in (nb, b], as few as the clocks are apart.
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, '(' .. nb, bounds[w])) do
+      counts[w] = counts[w] + 1
+      sums[w] = sums[w] + amount(m)
     end
   end
-  merchant_add(1)
+  return {counts, sums}
+end
+
+local results = {}
+local function add()
+  for i = 1, 5 do
+    if string.sub(wpresent, i, i) == '1' then results[i] = window(KEYS[2 + i], 1) end
+  end
   local added = {}
   for i = 1, 5 do
     if string.sub(dpresent, i, i) == '1' then
-      local k = KEYS[6 + i]
+      local k = KEYS[7 + i]
       local m = ARGV[6 + i]
       local old = redis.call('ZSCORE', k, m)
       redis.call('ZADD', k, now, m)
@@ -101,13 +138,12 @@ if mode == 'release' then
   if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
   local added = redis.call('GET', KEYS[1])
   if not added then return 0 end
-  for i = 1, 4 do
-    if string.sub(wpresent, i, i) == '1' then redis.call('ZREM', KEYS[2 + i], member) end
+  for i = 1, 5 do
+    if string.sub(wpresent, i, i) == '1' then window(KEYS[2 + i], -1) end
   end
-  merchant_add(-1)
   for i in string.gmatch(added, '%d') do
     local n = tonumber(i)
-    redis.call('ZREM', KEYS[6 + n], ARGV[6 + n])
+    redis.call('ZREM', KEYS[7 + n], ARGV[6 + n])
   end
   redis.call('DEL', KEYS[1])
   return 1
@@ -118,15 +154,15 @@ if mode == 'record' then
   if redis.call('EXISTS', KEYS[1]) == 0 then add() end
   redis.call('DEL', KEYS[1])
   redis.call('SET', KEYS[2], '1', 'PX', DAY + 3600000)
-  redis.call('HINCRBY', KEYS[13], 'n', 1)
-  redis.call('HINCRBY', KEYS[13], 'u', units)
-  local top = tonumber(redis.call('HGET', KEYS[13], 'max') or '0')
-  if units > top then redis.call('HSET', KEYS[13], 'max', units) end
-  if region ~= '' then redis.call('HSET', KEYS[13], 'region', region) end
-  redis.call('PEXPIRE', KEYS[13], HIST)
+  redis.call('HINCRBY', KEYS[14], 'n', 1)
+  redis.call('HINCRBY', KEYS[14], 'u', units)
+  local top = tonumber(redis.call('HGET', KEYS[14], 'max') or '0')
+  if units > top then redis.call('HSET', KEYS[14], 'max', units) end
+  if region ~= '' then redis.call('HSET', KEYS[14], 'region', region) end
+  redis.call('PEXPIRE', KEYS[14], HIST)
   if device ~= '' then
-    redis.call('HSET', KEYS[12], device, now)
-    redis.call('PEXPIRE', KEYS[12], HIST)
+    redis.call('HSET', KEYS[13], device, now)
+    redis.call('PEXPIRE', KEYS[13], HIST)
   end
   return 1
 end
@@ -140,54 +176,28 @@ end
 local included = known or held == 1
 
 local out = {held}
-for i = 1, 4 do
+for i = 1, 5 do
   if string.sub(wpresent, i, i) == '1' then
     local k = KEYS[2 + i]
-    local rows = redis.call('ZRANGEBYSCORE', k, '(' .. (now - DAY), '+inf', 'WITHSCORES')
-    local c1, c2, c3, s1, s2, s3 = 0, 0, 0, 0, 0, 0
-    local self_seen = false
-    for j = 1, #rows, 2 do
-      if rows[j] == member then self_seen = true end
-      local t = tonumber(rows[j + 1])
-      local u = tonumber(string.match(rows[j], '|(%d+)$'))
-      c3 = c3 + 1; s3 = s3 + u
-      if t > now - 3600000 then c2 = c2 + 1; s2 = s2 + u end
-      if t > now - 60000 then c1 = c1 + 1; s1 = s1 + u end
+    local r = results[i]
+    if r == nil then
+      r = window(k, 0)
+      if not included and not redis.call('ZSCORE', k, member) then
+        for w = 1, 3 do
+          r[1][w] = r[1][w] + 1
+          r[2][w] = r[2][w] + units
+        end
+      end
     end
-    if not included and not self_seen then
-      c1 = c1 + 1; c2 = c2 + 1; c3 = c3 + 1; s1 = s1 + units; s2 = s2 + units; s3 = s3 + units
-    end
-    for _, v in ipairs({c1, c2, c3, s1, s2, s3}) do out[#out + 1] = v end
+    for w = 1, 3 do out[#out + 1] = r[1][w] end
+    for w = 1, 3 do out[#out + 1] = r[2][w] end
   else
     for _ = 1, 6 do out[#out + 1] = 0 end
   end
 end
-if mprefix ~= '' then
-  local counts, sums = {}, {}
-  for _, b in ipairs(BUCKETS) do
-    local last = math.floor(now / b[2])
-    local first = math.floor((now - b[1]) / b[2]) + 1
-    local ks = {}
-    for bucket = first, last do
-      ks[#ks + 1] = mprefix .. 'c' .. b[2] .. ':' .. bucket
-      ks[#ks + 1] = mprefix .. 'u' .. b[2] .. ':' .. bucket
-    end
-    local vals = redis.call('MGET', unpack(ks))
-    local c, s = 0, 0
-    for j = 1, #vals, 2 do
-      c = c + tonumber(vals[j] or '0'); s = s + tonumber(vals[j + 1] or '0')
-    end
-    if not included then c = c + 1; s = s + units end
-    counts[#counts + 1] = c; sums[#sums + 1] = s
-  end
-  for _, v in ipairs(counts) do out[#out + 1] = v end
-  for _, v in ipairs(sums) do out[#out + 1] = v end
-else
-  for _ = 1, 6 do out[#out + 1] = 0 end
-end
 for i = 1, 5 do
   if string.sub(dpresent, i, i) == '1' then
-    local k = KEYS[6 + i]
+    local k = KEYS[7 + i]
     local n = redis.call('ZCOUNT', k, '(' .. (now - DAY), '+inf')
     local s = redis.call('ZSCORE', k, ARGV[6 + i])
     if not s or tonumber(s) <= now - DAY then n = n + 1 end
@@ -196,18 +206,18 @@ for i = 1, 5 do
     out[#out + 1] = 0
   end
 end
-out[#out + 1] = (device ~= '' and redis.call('HEXISTS', KEYS[12], device)) or 0
-local profile = redis.call('HMGET', KEYS[13], 'n', 'u', 'max', 'region')
+out[#out + 1] = (device ~= '' and redis.call('HEXISTS', KEYS[13], device)) or 0
+local profile = redis.call('HMGET', KEYS[14], 'n', 'u', 'max', 'region')
 out[#out + 1] = tonumber(profile[1] or '0')
 out[#out + 1] = tonumber(profile[2] or '0')
 out[#out + 1] = tonumber(profile[3] or '0')
 out[#out + 1] = profile[4] or ''
-out[#out + 1] = (instrument ~= '' and redis.call('SISMEMBER', KEYS[14], instrument)) or 0
-out[#out + 1] = (device ~= '' and redis.call('SISMEMBER', KEYS[15], device)) or 0
+out[#out + 1] = (instrument ~= '' and redis.call('SISMEMBER', KEYS[15], instrument)) or 0
+out[#out + 1] = (device ~= '' and redis.call('SISMEMBER', KEYS[16], device)) or 0
 return out
 """.replace("@HISTORY_MS@", str(HISTORY_TTL_S * 1000))
 
-assert DISTINCT_WINDOW_S == 86400 and BUCKETS[-1][0] == 86400
+assert DISTINCT_WINDOW_S == 86400
 
 
 class RedisStore:
@@ -231,10 +241,11 @@ class RedisStore:
             Scope.INSTRUMENT: k.instrument,
             Scope.DEVICE: k.device,
             Scope.IP: k.ip,
+            Scope.MERCHANT: facts.merchant,
         }
         pairs = {d: (o, m) for d, o, m in distinct_pairs(facts)}
         keys = [f"{p}h:{facts.ref}", f"{p}r:{facts.ref}"]
-        keys += [f"{p}w:{s.value}:{ids[s] or '-'}" for s in _EXACT]
+        keys += [f"{p}w:{s.value}:{ids[s] or '-'}" for s in _SCOPES]
         keys += [f"{p}d:{d.value}:{pairs[d][0] if d in pairs else '-'}" for d in _DISTINCT]
         keys += [f"{p}bd:{k.buyer}", f"{p}bp:{k.buyer}", f"{p}t:instrument", f"{p}t:device"]
         args: list[str | int] = [
@@ -242,13 +253,12 @@ class RedisStore:
             _ms(facts.at),
             f"{facts.ref}|{facts.amount_units}",
             facts.amount_units,
-            "".join("1" if ids[s] else "0" for s in _EXACT),
+            "".join("1" if ids[s] else "0" for s in _SCOPES),
             "".join("1" if d in pairs else "0" for d in _DISTINCT),
             *(pairs[d][1] if d in pairs else "" for d in _DISTINCT),
             k.device or "",
             k.instrument or "",
             facts.region or "",
-            f"{p}m:{facts.merchant}:",
         ]
         try:
             return self._script(keys=keys, args=args)
@@ -260,7 +270,7 @@ class RedisStore:
     def observe(self, facts: SaleFacts, *, hold: bool) -> Observation:
         out = self._call("hold" if hold else "read", facts)
         windows = {}
-        for index, scope in enumerate((*_EXACT, Scope.MERCHANT)):
+        for index, scope in enumerate(_SCOPES):
             values = [int(v) for v in out[1 + 6 * index : 7 + 6 * index]]
             windows[scope] = Window(*values)
         present = {d for d, _, _ in distinct_pairs(facts)}
@@ -269,7 +279,7 @@ class RedisStore:
         if isinstance(region, bytes):
             region = region.decode()
         return Observation(
-            windows={s: w for s, w in windows.items() if s is Scope.MERCHANT or _present(facts, s)},
+            windows={s: w for s, w in windows.items() if _present(facts, s)},
             distinct=distinct,
             device_seen=bool(int(out[36])),
             history_count=int(out[37]),

@@ -235,6 +235,11 @@ class RuleSet:
     def __init__(self, specs: Iterable[RuleSpec]) -> None:
         self.specs = tuple(s for s in specs if s.mode is not RuleMode.OFF)
         self.rules = tuple(CompiledRule(s, compile_condition(s.condition)) for s in self.specs)
+        # Only the features some rule reads are handed to CEL: converting each value
+        # costs time on every sale.
+        self.features = frozenset(
+            name for spec in self.specs for name in check_condition(spec.condition).features
+        )
 
     def replace(self, spec: RuleSpec) -> RuleSet:
         """The same set with ``spec`` in place of its rule's current version."""
