@@ -1,11 +1,15 @@
 """A demo cast: merchants in every state, with data that passes or fails each check.
 
-The entities, filings and people are invented; their credit codes and ID numbers carry
-valid check digits (computed with python-stdnum) so that only the intended checks fail.
+The entities, filings, people and the watch list are invented; credit codes and ID
+numbers carry valid check digits (computed with python-stdnum) so that only the intended
+checks fail. One merchant's representative is a listed person written with a full-width
+space (an open hit); another's shares a name with a listed person and the reviewer
+cleared it as a false positive before another officer approved.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,13 +21,23 @@ from stdnum.cn import ric, uscc
 
 from merchant_onboarding.applications import ApplicationInput
 from merchant_onboarding.documents import DocumentKind, check_document
+from merchant_onboarding.hits import HitOutcome, hits_of
 from merchant_onboarding.models import Officer
 from merchant_onboarding.officers import Actor, Role, add_officer, authenticate
 from merchant_onboarding.registries import RegistryKind, import_extract
+from merchant_onboarding.screening import import_watchlist
+from merchant_onboarding.watchlists import open_reader
 from merchant_onboarding.workflow import Onboarding, Recommendation, latest_checks
 
 REVIEWER = "demo.reviewer"
 APPROVER = "demo.approver"
+WATCHLIST = "demo-sanctions"
+WATCHLIST_CSV = """id,name,kind,aliases,countries,note
+DP-001,陈志强,person,Chen Zhiqiang,cn,invented listing: born 1962 in Harbin
+DP-002,张晓东,person,Zhang Xiaodong,cn,invented listing: born 1958 in Dalian
+DE-001,深圳黑石贸易有限公司,entity,Shenzhen Heishi Trading Co. Ltd,cn,invented listing
+DE-002,Northwind Shell Holdings Ltd,entity,,vg,invented listing
+"""
 
 
 def _credit_code(region: str, serial: int, kind: str = "91") -> str:
@@ -55,6 +69,7 @@ class Member:
     filing: dict[str, Any] | None = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
     documents: tuple[DocumentKind, ...] = (DocumentKind.CLEARING_AGREEMENT,)
+    clear_hits: str | None = None
 
     @property
     def credit_code(self) -> str:
@@ -108,7 +123,15 @@ CAST: tuple[Member, ...] = (
         fields={"fund_custody": "merchant_account"},
     ),
     Member(
-        "ob-longmen", "北京龙门数码科技有限公司", "110105", 105, "approved", "approved, four eyes"
+        "ob-longmen",
+        "北京龙门数码科技有限公司",
+        "110105",
+        105,
+        "approved",
+        "approved, four eyes; its representative shares a listed person's name, cleared by "
+        "the reviewer as a false positive",
+        rep="张晓东",
+        clear_hits="different person: born 1985 in Beijing (ID checked), the listed one 1958",
     ),
     Member(
         "ob-suchong",
@@ -151,6 +174,15 @@ CAST: tuple[Member, ...] = (
         "approved, then terminated after confirmed fraud",
         rep="赵敏",
         registry={"legal_rep": "孙浩"},
+    ),
+    Member(
+        "ob-heishan",
+        "北京黑山网络科技有限公司",
+        "110108",
+        110,
+        "in_review",
+        "its legal representative is the listed 陈志强, written with a full-width space",
+        rep="陈　志强",
     ),
 )
 
@@ -205,6 +237,17 @@ def _registries(session: Session, now: datetime) -> None:
         )
 
 
+def _watchlist(session: Session, now: datetime) -> None:
+    import_watchlist(
+        session,
+        WATCHLIST,
+        "demo watch list (invented entries)",
+        now.date(),
+        open_reader("csv", io.StringIO(WATCHLIST_CSV)),
+        now=now,
+    )
+
+
 def _officers(session: Session, now: datetime) -> tuple[Actor, Actor]:
     reviewer = add_officer(session, REVIEWER, "演示审核员", {Role.REVIEWER}, now=now)
     approver = add_officer(session, APPROVER, "演示审批员", {Role.APPROVER}, now=now)
@@ -219,6 +262,7 @@ def build_cast(
         say("  the onboarding cast is already loaded")
         return False
     _registries(session, now)
+    _watchlist(session, now)
     reviewer, approver = _officers(session, now)
     for member in CAST:
         created = service.create(
@@ -239,6 +283,18 @@ def build_cast(
             service.submit(session, app_id, actor=applicant, now=now)
         if member.target not in ("draft", "submitted"):
             service.start_review(session, app_id, actor=reviewer, now=now)
+        if member.clear_hits is not None:
+            for view in hits_of(session, app_id):
+                service.decide_hit(
+                    session,
+                    app_id,
+                    view.hit.id,
+                    HitOutcome.CLEARED,
+                    [member.clear_hits],
+                    actor=reviewer,
+                    now=now,
+                )
+            service.run_checks(session, app_id, now=now)
         if member.target == "needs_information":
             service.request_information(
                 session,
@@ -273,5 +329,13 @@ def build_cast(
             + (f"; fail: {', '.join(failed)}" if failed else "")
             + (f"; warn: {', '.join(warned)}" if warned else "")
         )
+        for view in hits_of(session, app_id):
+            hit = view.hit
+            decided = "" if view.decision is None else f" by {view.decision.by}"
+            outcome += (
+                f"; hit {hit.id} {view.status.value}{decided}: {hit.party_name} ~ {hit.caption} "
+                f"({hit.watchlist} {hit.entry_id}, score {hit.score:.0f}, "
+                f"{', '.join(hit.normalisations) or 'as written'})"
+            )
         say(f"  #{app_id} {member.target:18} {member.legal_name}: {member.story} ({outcome})")
     return True
