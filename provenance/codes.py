@@ -453,20 +453,30 @@ def _project_product(session: Session, entry: AppliedEntry[ProductRegisterBody])
 _CODE_TABLE = cast(Table, Code.__table__)
 _CODE_COLUMNS = tuple(column.name for column in _CODE_TABLE.columns)
 _COPY_CODES = f"COPY code ({', '.join(_CODE_COLUMNS)}) FROM STDIN"
+_INSERT_CODES = (
+    f"INSERT INTO code ({', '.join(_CODE_COLUMNS)}) "  # noqa: S608 (column names only)
+    f"VALUES ({', '.join('?' for _ in _CODE_COLUMNS)})"
+)
 
 
 def _write_codes(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert code rows: through ``COPY`` on PostgreSQL (several times faster than INSERT
-    for a chunk of hundreds), a Core ``executemany`` elsewhere."""
+    """Insert code rows through the driver: ``COPY`` on PostgreSQL (several times faster
+    than INSERT for a chunk of hundreds), ``executemany`` on SQLite."""
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        connection.execute(_CODE_TABLE.insert(), rows)
-        return
     driver = connection.connection.driver_connection
     assert driver is not None
-    with driver.cursor() as cursor, cursor.copy(_COPY_CODES) as copy:
-        for row in rows:
-            copy.write_row([row[name] for name in _CODE_COLUMNS])
+    if connection.dialect.name == "postgresql":
+        with driver.cursor() as cursor, cursor.copy(_COPY_CODES) as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in _CODE_COLUMNS])
+        return
+    # SQLite takes every value of a code row as it is (bytes, text, integers, booleans
+    # as 0 and 1), so the rows skip SQLAlchemy's per-parameter processing.
+    cursor = driver.cursor()
+    try:
+        cursor.executemany(_INSERT_CODES, [[row[name] for name in _CODE_COLUMNS] for row in rows])
+    finally:
+        cursor.close()
 
 
 def _integrity_errors(session: Session) -> tuple[type[BaseException], ...]:

@@ -20,12 +20,7 @@ from sqlalchemy.orm import Session
 from provenance.codes import CHUNK_SIZE, FINGERPRINT_SCHEME, MAX_BATCH_SIZE, Product
 from provenance.entries import Statement, format_time, key_id_for, raw_public_key, sign_statement
 from provenance.errors import ValidationError
-from provenance.fingerprints import (
-    CodeFingerprint,
-    code_fingerprint,
-    normalise_part,
-    serial_fingerprint,
-)
+from provenance.fingerprints import CodeFingerprint, ProductFingerprints, normalise_part
 from provenance.ledger import AppendedEntry, Ledger
 from provenance.merkle import CompactRange, leaf_hash
 
@@ -34,21 +29,34 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def check_format(product: Product, serial: str, pin: str) -> None:
-    """Raises ValidationError if a normalised serial or PIN breaks the product's format."""
-    for field_name, value, charset, low, high in (
-        ("serial", serial, product.serial_charset, product.serial_min, product.serial_max),
-        ("pin", pin, product.pin_charset, product.pin_min, product.pin_max),
-    ):
-        if not low <= len(value) <= high:
+@dataclass(frozen=True, slots=True)
+class _PartRule:
+    field: str
+    digits: bool
+    low: int
+    high: int
+
+
+def _rules(product: Product) -> tuple[_PartRule, _PartRule]:
+    return (
+        _PartRule(
+            "serial", product.serial_charset == "digits", product.serial_min, product.serial_max
+        ),
+        _PartRule("pin", product.pin_charset == "digits", product.pin_min, product.pin_max),
+    )
+
+
+def _check(rules: tuple[_PartRule, _PartRule], product_id: str, serial: str, pin: str) -> None:
+    for rule, value in zip(rules, (serial, pin), strict=True):
+        if not rule.low <= len(value) <= rule.high:
             raise ValidationError(
-                f"{field_name} must be {low}-{high} characters for {product.id}",
+                f"{rule.field} must be {rule.low}-{rule.high} characters for {product_id}",
                 code="bad-code",
-                field=field_name,
+                field=rule.field,
             )
-        if charset == "digits" and not value.isdigit():
+        if rule.digits and not value.isdigit():
             raise ValidationError(
-                f"{field_name} must be digits for {product.id}", code="bad-code", field=field_name
+                f"{rule.field} must be digits for {product_id}", code="bad-code", field=rule.field
             )
 
 
@@ -63,6 +71,15 @@ class BatchBuilder:
     _offset: int = 0
     _count: int = 0
     _tree: CompactRange = field(default_factory=CompactRange.empty)
+    # The product's rules and keyed hashes, read once: the builder sees every code.
+    _rules: tuple[_PartRule, _PartRule] = field(init=False, repr=False)
+    _fingerprints: ProductFingerprints = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rules = _rules(self.product)
+        self._fingerprints = ProductFingerprints(
+            self.fingerprint_key, self.product.issuer, self.product.id
+        )
 
     def add(self, serial: str, pin: str) -> dict[str, Any] | None:
         """Add one raw code; returns a full chunk's body when one is ready.
@@ -83,12 +100,11 @@ class BatchBuilder:
         Raises:
             ValidationError: the code is malformed for the product (no value echoed).
         """
-        check_format(self.product, serial, pin)
+        _check(self._rules, self.product.id, serial, pin)
         if self._count >= MAX_BATCH_SIZE:
             raise ValidationError(f"a batch holds at most {MAX_BATCH_SIZE} codes", code="bad-batch")
-        issuer, product = self.product.issuer, self.product.id
-        fp = code_fingerprint(self.fingerprint_key, issuer, product, serial, pin)
-        sfp = serial_fingerprint(self.fingerprint_key, issuer, product, serial)
+        fp = self._fingerprints.code(serial, pin)
+        sfp = self._fingerprints.serial(serial)
         self._chunk.append([_b64(fp), _b64(sfp)])
         self._tree.push_leaf(leaf_hash(fp))
         self._count += 1
