@@ -9,7 +9,15 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import api_codes, api_ledger, api_onboarding, api_risk, errors, health
+from webapp import (
+    api_analysis,
+    api_codes,
+    api_ledger,
+    api_onboarding,
+    api_risk,
+    errors,
+    health,
+)
 from webapp.config import Environment, load_settings
 from webapp.database import make_engine, session_factory
 from webapp.runtime import Runtime, close_db_session
@@ -84,6 +92,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_codes.bp)
     app.register_blueprint(api_onboarding.bp)
     app.register_blueprint(api_risk.bp)
+    app.register_blueprint(api_analysis.bp)
     app.teardown_appcontext(close_db_session)
     init_celery(app)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from merchant_onboarding.workflow import onboarding_catalog
+from provenance.analysis.alerts import analysis_catalog
 from provenance.catalog import EntryCatalog
 from provenance.core import core_catalog
 from provenance.risk.rules import risk_catalog
@@ -12,4 +13,6 @@ from provenance.risk.rules import risk_catalog
 
 @cache
 def build_catalog() -> EntryCatalog:
-    return core_catalog().merge(onboarding_catalog()).merge(risk_catalog())
+    return (
+        core_catalog().merge(onboarding_catalog()).merge(risk_catalog()).merge(analysis_catalog())
+    )

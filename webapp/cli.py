@@ -11,7 +11,7 @@ import click
 from flask import Flask
 
 from provenance.errors import CardtraceError
-from webapp.cli_analysis import analyze
+from webapp.cli_analysis import alerts, analyze
 from webapp.cli_onboarding import onboarding
 from webapp.cli_risk import risk
 from webapp.cli_watchlist import watchlist
@@ -705,3 +705,4 @@ cli.add_command(watchlist)
 cli.add_command(onboarding)
 cli.add_command(risk)
 cli.add_command(analyze)
+cli.add_command(alerts)

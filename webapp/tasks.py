@@ -65,6 +65,10 @@ def beat_schedule(checkpoint_interval_s: int) -> dict[str, dict[str, Any]]:
             "task": "cardtrace.onboarding_schedule",
             "schedule": 3600.0,
         },
+        "analyze-ledger": {
+            "task": "cardtrace.analyze_ledger",
+            "schedule": 3600.0,
+        },
     }
 
 
@@ -101,4 +105,27 @@ def onboarding_schedule() -> dict[str, Any]:
     return {
         "reviews_started": report.reviews_started,
         "suspended_expired": report.suspended_expired,
+    }
+
+
+@shared_task(name="cardtrace.analyze_ledger", acks_late=True)  # type: ignore[untyped-decorator]
+def analyze_ledger() -> dict[str, Any]:
+    """Analyse the entries appended since the last run and record alerts (idempotent: a
+    run with nothing new reads nothing and opens no alert twice)."""
+    from webapp.analysis import analyse_ledger
+    from webapp.onboarding import onboarding_service
+
+    session, runtime = db_session(), current_runtime()
+    with write_transaction(session):
+        done = analyse_ledger(session, runtime.ledger, onboarding_service(), now=runtime.now())
+    return {
+        "entries_read": done.run.entries_read,
+        "last_seq": done.run.last_seq,
+        "findings": done.run.findings,
+        "opened": len(done.run.opened),
+        "refreshed": len(done.run.refreshed),
+        "proposals": [
+            {"alert": p.alert_id, "merchant": p.merchant, "outcome": p.outcome.value}
+            for p in done.proposals
+        ],
     }

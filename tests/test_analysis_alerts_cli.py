@@ -1,0 +1,80 @@
+"""``cardtrace analyze ledger`` and ``cardtrace alerts``: a run on an empty ledger, then
+decisions by token, bad ones refused with nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from provenance.analysis.alerts import record_findings
+from tests.test_analysis_alerts import finding
+from webapp.bootstrap import initialise
+from webapp.cli import cli
+from webapp.config import load_settings
+
+
+@pytest.fixture()
+def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith("CARDTRACE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CARDTRACE_INSTANCE", str(tmp_path / "instance"))
+    initialise(load_settings())
+    return tmp_path
+
+
+def run(*args: str, token: str | None = None) -> Any:
+    env = {"CARDTRACE_OFFICER_TOKEN": token} if token else {}
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def _alert() -> None:
+    from provenance.db import write_transaction
+    from webapp import create_app
+    from webapp.runtime import current_runtime, db_session
+
+    with create_app().app_context():
+        session, runtime = db_session(), current_runtime()
+        with write_transaction(session):
+            record_findings(session, runtime.ledger, [finding("shop-x")], now=runtime.now())
+
+
+def test_analyze_ledger_twice_reads_only_new_entries(instance: Path) -> None:
+    first = run("analyze", "ledger")
+    assert first.exit_code == 0, first.output
+    second = run("analyze", "ledger")
+    assert second.output.startswith("0 new entries read")
+
+
+def test_analyze_without_edges_or_a_subcommand_is_a_usage_error(instance: Path) -> None:
+    done = run("analyze")
+    assert done.exit_code == 2 and "--edges" in done.output
+
+
+def test_alerts_list_show_and_triage_by_token(instance: Path) -> None:
+    added = run("onboarding", "officer", "add", "li.reviewer", "--name", "Li", "--role", "reviewer")
+    token = added.output.strip().splitlines()[-1]
+    _alert()
+    listed = json.loads(run("alerts", "list", "--json").output)
+    assert [a["subject"] for a in listed] == ["shop-x"]
+    alert_id = str(listed[0]["id"])
+    shown = json.loads(run("alerts", "show", alert_id).output)
+    assert shown["evidence"]["nodes"]
+    done = run("alerts", "triage", alert_id, "--note", "checking", token=token)
+    assert done.exit_code == 0, done.output
+    refused = run("alerts", "triage", alert_id, token=token)
+    assert refused.exit_code == 2 and "alert-transition" not in refused.output
+    assert "cannot be triaged" in refused.output
+    assert json.loads(run("alerts", "show", alert_id).output)["status"] == "triaged"
+
+
+def test_alert_decisions_need_an_officers_token(instance: Path) -> None:
+    _alert()
+    done = run("alerts", "dismiss", "1", token="not-a-token")
+    assert done.exit_code == 2
+    assert json.loads(run("alerts", "show", "1").output)["status"] == "new"

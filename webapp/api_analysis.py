@@ -1,0 +1,99 @@
+"""Alerts API: list, show and decide the ledger analysis's alerts.
+
+Who acts comes only from ``Authorization: Bearer <token>`` (an onboarding officer's
+token); any officer may read and decide alerts. Each decision is a ledger entry.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from merchant_onboarding.errors import AuthenticationError, PermissionDeniedError
+from merchant_onboarding.officers import Actor, authenticate
+from provenance.analysis.alerts import alert_json, decide, get_alert, list_alerts, notes_of
+from provenance.db import write_transaction
+from provenance.errors import ValidationError
+from webapp.errors import Problem, problem_response
+from webapp.runtime import current_runtime, db_session
+from webapp.validation import parse_body
+
+bp = Blueprint("analysis_api", __name__, url_prefix="/api/v1/alerts")
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["triaged", "dismissed", "escalated"]
+    assignee: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+def _actor() -> Actor:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("send 'Authorization: Bearer <token>'")
+    actor = authenticate(db_session(), token.strip())
+    actor.require_officer("work alerts")
+    return actor
+
+
+@bp.errorhandler(AuthenticationError)
+def _unauthenticated(error: AuthenticationError) -> Response:
+    response = problem_response(Problem(401, error.code, error.title, error.message))
+    response.headers["WWW-Authenticate"] = 'Bearer realm="cardtrace alerts"'
+    return response
+
+
+@bp.errorhandler(PermissionDeniedError)
+def _forbidden(error: PermissionDeniedError) -> Response:
+    return problem_response(Problem(403, error.code, error.title, error.message))
+
+
+@bp.get("")
+def index() -> Response:
+    """Alerts, strongest first; ``?status=``, ``?typology=``, ``?limit=`` (1-1000)."""
+    _actor()
+    raw_limit = request.args.get("limit", "100")
+    if not raw_limit.isdigit():
+        raise ValidationError("limit must be a whole number", field="limit")
+    alerts = list_alerts(
+        db_session(),
+        status=request.args.get("status"),
+        typology=request.args.get("typology"),
+        limit=int(raw_limit),
+    )
+    return jsonify({"alerts": [alert_json(a, evidence=False) for a in alerts]})
+
+
+@bp.get("/<int:alert_id>")
+def show(alert_id: int) -> Response:
+    """One alert with its evidence subgraph (node-link JSON) and notes."""
+    _actor()
+    session = db_session()
+    alert = get_alert(session, alert_id)
+    return jsonify(alert_json(alert, notes_of(session, alert)))
+
+
+@bp.post("/<int:alert_id>/decision")
+def decision(alert_id: int) -> Response:
+    """Triage, dismiss or escalate, as the officer whose token is given."""
+    actor = _actor()
+    body = parse_body(DecisionRequest)
+    session, runtime = db_session(), current_runtime()
+    with write_transaction(session):
+        alert = decide(
+            session,
+            runtime.ledger,
+            alert_id,
+            body.status,
+            officer=actor.id,
+            assignee=body.assignee,
+            note=body.note,
+            now=runtime.now(),
+        )
+        document = alert_json(alert, notes_of(session, alert))
+    return jsonify(document)
