@@ -361,7 +361,7 @@ _MERCHANT = select(Party.kind, Party.status).where(Party.id == bindparam("party"
 _ONE = select(literal(1).label("one")).subquery("one")
 # The merchant, the latest checkpoint, the log's identity and (for one raw code) whether
 # its serial is known, in one round trip.
-_HEAD = select(
+_HEAD_COLUMNS = (
     _MERCHANT.c.kind,
     _MERCHANT.c.status,
     _LATEST.c.size,
@@ -373,7 +373,9 @@ _HEAD = select(
     .label("instance_id"),
     select(LedgerEntry.leaf_hash).where(LedgerEntry.seq == 0).scalar_subquery().label("genesis"),
     exists().where(Code.serial_fp == bindparam("sfp")).label("serial_known"),
-).select_from(_ONE.outerjoin(_MERCHANT, true()).outerjoin(_LATEST, true()))
+)
+_HEAD_FROM = _ONE.outerjoin(_MERCHANT, true()).outerjoin(_LATEST, true())
+_HEAD = select(*_HEAD_COLUMNS).select_from(_HEAD_FROM)
 
 _ONE_CODE = (
     select(*_CODE_COLUMNS)
@@ -386,13 +388,22 @@ _ONE_CHAIN = union(
     select(_ONE_CODE.c.issue_seq).where(_ONE_CODE.c.issue_seq.is_not(None)),
     select(CodeEvent.seq).where(CodeEvent.fingerprint == bindparam("fp")),
 ).subquery("chain")
-_CODE_AND_CHAIN = select(
-    *_ONE_CODE.c,
-    *(column.label(f"entry_{column.key}") for column in _ENTRY_COLUMNS),
-).select_from(
-    _ONE_CODE.outerjoin(_ONE_CHAIN, true())
-    .outerjoin(LedgerEntry, LedgerEntry.seq == _ONE_CHAIN.c.seq)
-    .outerjoin(PartyKey, PartyKey.key_id == LedgerEntry.key_id)
+_CODE_AND_CHAIN = (
+    select(
+        *_ONE_CODE.c,
+        *(column.label(f"entry_{column.key}") for column in _ENTRY_COLUMNS),
+    )
+    .select_from(
+        _ONE_CODE.outerjoin(_ONE_CHAIN, true())
+        .outerjoin(LedgerEntry, LedgerEntry.seq == _ONE_CHAIN.c.seq)
+        .outerjoin(PartyKey, PartyKey.key_id == LedgerEntry.key_id)
+    )
+    .subquery("cc")
+)
+# Everything one code's verdict needs, in one round trip: a row per custody entry (at
+# least one, with the code's columns empty if it is unknown), each led by the head.
+_ONE_VERDICT = select(*_HEAD_COLUMNS, *_CODE_AND_CHAIN.c).select_from(
+    _HEAD_FROM.outerjoin(_CODE_AND_CHAIN, true())
 )
 
 
@@ -456,10 +467,8 @@ class _Head:
     serial_known: bool
 
 
-def _head(connection: Connection, merchant: str, serial_fp: bytes | None) -> _Head:
-    kind, status, size, root, note, instance_id, genesis, serial_known = connection.execute(
-        _HEAD, {"party": merchant, "sfp": serial_fp}
-    ).one()
+def _head(values: Sequence[Any]) -> _Head:
+    kind, status, size, root, note, instance_id, genesis, serial_known = values
     if kind != PartyKind.MERCHANT.value:
         reasons = [Reason.of(ReasonCode.MERCHANT_UNKNOWN)]
     elif status in (PartyStatus.SUSPENDED.value, PartyStatus.TERMINATED.value):
@@ -502,11 +511,12 @@ def verify_codes(
     distinct = {q.fingerprint for q in queries}
     if len(distinct) == 1:
         serial_fp = next((q.serial_fp for q in queries if q.serial_fp is not None), None)
-        head = _head(connection, merchant, serial_fp)
-        codes, chains, entries = _one_code(connection, queries[0].fingerprint)
+        head, codes, chains, entries = _one_code(
+            connection, merchant, queries[0].fingerprint, serial_fp
+        )
         known_serials = {serial_fp} if head.serial_known and serial_fp is not None else set()
     else:
-        head = _head(connection, merchant, None)
+        head = _head(connection.execute(_HEAD, {"party": merchant, "sfp": None}).one())
         codes, chains, entries, known_serials = _many_codes(connection, statements, queries)
 
     verdicts = []
@@ -547,24 +557,30 @@ _Entries = dict[int, tuple[CustodyStep, bytes]]
 
 
 def _one_code(
-    connection: Connection, fingerprint: bytes
-) -> tuple[dict[bytes, _CodeRow], dict[bytes, set[int]], _Entries]:
+    connection: Connection, merchant: str, fingerprint: bytes, serial_fp: bytes | None
+) -> tuple[_Head, dict[bytes, _CodeRow], dict[bytes, set[int]], _Entries]:
     codes: dict[bytes, _CodeRow] = {}
     chain: set[int] = set()
     entries: _Entries = {}
-    width = len(_CODE_COLUMNS)
-    for row in connection.execute(_CODE_AND_CHAIN, {"fp": fingerprint}):
-        if not codes:
-            code = _CodeRow(*row[:width])
-            codes[fingerprint] = code
-            chain.add(code.issued_seq)
-            if code.issue_seq is not None:
-                chain.add(code.issue_seq)
+    head: _Head | None = None
+    heading = len(_HEAD_COLUMNS)
+    width = heading + len(_CODE_COLUMNS)
+    parameters = {"party": merchant, "sfp": serial_fp, "fp": fingerprint}
+    for row in connection.execute(_ONE_VERDICT, parameters):
+        if head is None:
+            head = _head(row[:heading])
+            if row[heading] is not None:
+                code = _CodeRow(*row[heading:width])
+                codes[fingerprint] = code
+                chain.add(code.issued_seq)
+                if code.issue_seq is not None:
+                    chain.add(code.issue_seq)
         seq, kind, time, actor, leaf, signer = row[width:]
         if seq is not None:
             chain.add(seq)
             entries[seq] = (CustodyStep(seq, kind, time, actor, signer or actor), leaf)
-    return codes, ({fingerprint: chain} if codes else {}), entries
+    assert head is not None  # the head row is always there
+    return head, codes, ({fingerprint: chain} if codes else {}), entries
 
 
 def _many_codes(
