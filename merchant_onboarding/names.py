@@ -21,7 +21,9 @@ A name is normalised in this order, each step recorded when it changed something
 
 Chinese names also get a romanised form (pinyin, one syllable per character, from
 ``pypinyin``) and, when they start with a region (``深圳市``, ``广东省深圳市``), a form
-without it.
+without it. Names in other non-Latin scripts (Cyrillic, Greek, Arabic, ...) get a
+romanised form too: their letters transliterated by ``anyascii``, then normalised as a
+Latin name (``ООО «Газпром нефть»`` is ``gazprom neft``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from enum import StrEnum
 from functools import lru_cache
 from itertools import pairwise
 
+from anyascii import anyascii
 from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz
 
@@ -50,6 +53,7 @@ class Normalisation(StrEnum):
     SUFFIX = "suffix"
     REGION_PREFIX = "region-prefix"
     PINYIN = "pinyin"
+    TRANSLITERATION = "transliteration"
     WORD_ORDER = "word-order"
     SPACING = "spacing"
 
@@ -116,6 +120,9 @@ _CJK_SPACE = re.compile(f"(?<=[{_CJK}]) (?=[{_CJK}])")
 # A province (or autonomous region) and/or a city, district or county at the start.
 _REGION = re.compile(f"^(?:[{_CJK}]{{2,3}}?(?:省|自治区))?(?:[{_CJK}]{{2,3}}?[市区县])?")
 _DIGITS = re.compile(r"\d+")
+# Letters of a script that is neither Latin nor Chinese: Greek, Cyrillic, Armenian,
+# Hebrew, Arabic, the Indic scripts, Thai, Georgian, Hangul, kana, ...
+_OTHER_SCRIPT = re.compile(f"[^\\x00-\u024f\u1e00-\u1eff{_CJK}\\W\\d_]")
 _DELETED = frozenset(".'’‘`´")
 
 
@@ -126,8 +133,9 @@ class NormalisedName:
     Attributes:
         text: the normalised name, words separated by one space; a run of Chinese
             characters is one word.
-        romanised: ``text`` with each Chinese character replaced by its pinyin syllable
-            (syllables separated by spaces); ``None`` for a name without Chinese.
+        romanised: ``text`` in Latin letters: each Chinese character replaced by its
+            pinyin syllable (syllables separated by spaces), letters of other scripts
+            transliterated; ``None`` for a name written in Latin letters only.
         stripped: ``compact`` without a leading region (``深圳市``); ``None`` if none.
         steps: the normalisation steps that changed the name.
     """
@@ -143,7 +151,15 @@ class NormalisedName:
 
     @property
     def has_chinese(self) -> bool:
-        return self.romanised is not None
+        return self.romanised is not None and _CJK_CHAR.search(self.text) is not None
+
+    @property
+    def script(self) -> str:
+        """``latin``, ``chinese`` or ``other``: names of two scripts are compared by their
+        romanised forms."""
+        if self.romanised is None:
+            return "latin"
+        return "chinese" if _CJK_CHAR.search(self.text) else "other"
 
     @property
     def latin(self) -> str:
@@ -180,9 +196,21 @@ def normalise_name(raw: str) -> NormalisedName:
     if kept != words:
         steps.add(Normalisation.SUFFIX)
     text = " ".join(kept)
+    other_script = _OTHER_SCRIPT.search(text) is not None
     if not _CJK_CHAR.search(text):
-        return NormalisedName(text, None, None, frozenset(steps))
-    return NormalisedName(text, _romanise(kept), _strip_region(text), frozenset(steps))
+        romanised = _transliterate(kept) if other_script else None
+        return NormalisedName(text, romanised, None, frozenset(steps))
+    romanised = _romanise(kept)
+    if other_script:
+        romanised = _transliterate(romanised.split())
+    return NormalisedName(text, romanised, _strip_region(text), frozenset(steps))
+
+
+def _transliterate(words: list[str]) -> str:
+    """Latin letters for the words of other scripts, normalised like a Latin name."""
+    latin = " ".join(anyascii(w) if _OTHER_SCRIPT.search(w) else w for w in words)
+    text, _ = _punctuation(_drop_accents(latin.casefold()))
+    return " ".join(_strip_legal_forms(text.split()))
 
 
 def _drop_accents(text: str) -> str:
@@ -266,17 +294,32 @@ def _strip_region(text: str) -> str | None:
 # --- blocking keys ------------------------------------------------------------------------
 
 
+# One-edit misspellings ("gazprom", "gasprom") of a word this long or longer share a
+# deletion key; shorter words have too many neighbours to be told apart by one letter.
+MIN_DELETION_WORD = 6
+MAX_DELETION_WORD = 24
+# Deletion keys are stored for this many words of a name at most, the first long ones
+# (a company's distinctive word usually comes first): each costs one key per letter, and
+# one word already adds about 70% to the index (two: 135%).
+DELETION_WORDS = 1
+
+
 def blocking_keys(name: NormalisedName) -> set[str]:
-    """The index keys under which a name is stored and looked up.
+    """The index keys under which a name is stored.
 
     * ``=`` and the compact name, its romanised form and its form without a region:
       every name equal after normalisation shares one of these, however common its words;
     * ``w`` and each word, and each pair of neighbouring words written together (so
       that ``alpha beta`` and ``alphabeta`` meet); for Chinese, each pair of neighbouring
       pinyin syllables written together (``tengxun``), which is how a romanised Chinese
-      name is usually split into words, and both orders for a two-character name;
+      name is usually split into words, and both orders for a two-character name; for
+      other non-Latin scripts, the transliterated words too;
     * ``c`` and each pair of neighbouring Chinese characters (or the one character of a
-      one-character word).
+      one-character word);
+    * ``d`` and each form of a long Latin (or transliterated) word with one letter
+      deleted, for the first ``DELETION_WORDS`` such words: two words one edit apart
+      (a letter replaced, added, dropped, or two swapped) share one, and
+      :func:`query_keys` adds the word itself.
     """
     keys = {"=" + name.compact}
     if name.romanised is not None:
@@ -298,7 +341,39 @@ def blocking_keys(name: NormalisedName) -> set[str]:
         if len(syllables) == 2:
             # A two-character name romanised family name last ("Wei Zhang").
             keys.add("w" + syllables[1] + syllables[0])
+    spelt = _spelt_words(name)
+    if name.script == "other":
+        keys.update("w" + w for w in spelt)
+        keys.update("w" + a + b for a, b in pairwise(spelt))
+    long_words = [w for w in spelt if MIN_DELETION_WORD <= len(w) <= MAX_DELETION_WORD]
+    for word in long_words[:DELETION_WORDS]:
+        keys.update("d" + d for d in _deletions(word))
     return keys
+
+
+def query_keys(name: NormalisedName) -> set[str]:
+    """The keys a screened name is looked up by: its :func:`blocking_keys`, and for each
+    long word the word itself under ``d`` (a listed word with one letter more) and its
+    deletions under ``w`` (a listed word with one letter less)."""
+    keys = blocking_keys(name)
+    for word in _spelt_words(name):
+        if MIN_DELETION_WORD - 1 <= len(word) <= MAX_DELETION_WORD:
+            keys.add("d" + word)
+        if MIN_DELETION_WORD <= len(word) <= MAX_DELETION_WORD + 1:
+            keys.update("d" + d for d in _deletions(word))
+            keys.update("w" + d for d in _deletions(word))
+    return keys
+
+
+def _spelt_words(name: NormalisedName) -> list[str]:
+    """The words spelt in Latin letters: a Latin name's, or the transliterated ones."""
+    if name.script == "other" and name.romanised is not None:
+        return name.romanised.split()
+    return [w for w in name.text.split() if not _CJK_CHAR.match(w)]
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
 def key_hash(key: str) -> int:
@@ -336,7 +411,9 @@ def score_names(query: NormalisedName, listed: NormalisedName) -> NameScore:
       words sorted (``word-order``), and with all spaces removed (``spacing``);
     * if either starts with a region, without it, and if both do and one region is part
       of the other (``深圳市``, ``广东省深圳市``), both without it (``region-prefix``);
-    * if exactly one of them is Chinese, its pinyin against the other (``pinyin``).
+    * if exactly one of them is Chinese, its pinyin against the other (``pinyin``); if
+      they are in two other scripts (Latin and Cyrillic, say), their transliterations
+      (``transliteration``).
 
     Two Chinese names are compared by their characters, never by pinyin: two different
     characters often share a syllable (张 and 章 are both ``zhang``).
@@ -367,13 +444,16 @@ def _views(query: NormalisedName, listed: NormalisedName) -> list[tuple[float, N
         c_region = listed.compact[: -len(listed.stripped)]
         if q_region in c_region or c_region in q_region:
             views.append((fuzz.ratio(query.stripped, listed.stripped), Normalisation.REGION_PREFIX))
-    if query.has_chinese != listed.has_chinese:
+    if query.script != listed.script:
         q, c = query.latin, listed.latin
-        views.append((fuzz.ratio(q.replace(" ", ""), c.replace(" ", "")), Normalisation.PINYIN))
-        views.append((fuzz.token_sort_ratio(q, c), Normalisation.PINYIN))
-        views.append(
-            (fuzz.token_sort_ratio(family_first(q), family_first(c)), Normalisation.PINYIN)
+        kind = (
+            Normalisation.PINYIN
+            if "chinese" in (query.script, listed.script)
+            else Normalisation.TRANSLITERATION
         )
+        views.append((fuzz.ratio(q.replace(" ", ""), c.replace(" ", "")), kind))
+        views.append((fuzz.token_sort_ratio(q, c), kind))
+        views.append((fuzz.token_sort_ratio(family_first(q), family_first(c)), kind))
     return views
 
 

@@ -56,6 +56,7 @@ from merchant_onboarding.names import (
     family_first,
     key_hash,
     normalise_name,
+    query_keys,
     score_names,
 )
 from merchant_onboarding.screening_models import (
@@ -390,14 +391,45 @@ def _insert_chunk(
         insert(WatchlistName).returning(WatchlistName.id, sort_by_parameter_order=True),
         name_rows,
     ).scalars()
-    key_rows = [
-        {"watchlist_id": watchlist_id, "key": key, "name_id": name_id}
-        for name_id, keys in zip(name_ids, name_keys, strict=True)
-        for key in keys
-    ]
-    for start in range(0, len(key_rows), 10_000):
-        conn.execute(insert(WatchlistKey), key_rows[start : start + 10_000])
+    _write_keys(
+        session,
+        [
+            (watchlist_id, key, name_id)
+            for name_id, keys in zip(name_ids, name_keys, strict=True)
+            for key in keys
+        ],
+    )
     return len(name_rows)
+
+
+_COPY_KEYS = "COPY watchlist_key (watchlist_id, key, name_id) FROM STDIN"
+_INSERT_KEYS = "INSERT INTO watchlist_key (watchlist_id, key, name_id) VALUES (?, ?, ?)"
+
+
+def _write_keys(session: Session, rows: list[tuple[int, int, int]]) -> None:
+    """Write index rows through the driver: ``COPY`` on PostgreSQL, ``executemany`` on
+    SQLite. They are most of an import's rows (about 13 a name), and plain integers need
+    none of SQLAlchemy's per-parameter processing."""
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("no driver connection")
+    if connection.dialect.name == "postgresql":
+        with driver.cursor() as cursor, cursor.copy(_COPY_KEYS) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    if connection.dialect.name != "sqlite":
+        connection.execute(
+            insert(WatchlistKey),
+            [{"watchlist_id": w, "key": k, "name_id": n} for w, k, n in rows],
+        )
+        return
+    cursor = driver.cursor()
+    try:
+        cursor.executemany(_INSERT_KEYS, rows)
+    finally:
+        cursor.close()
 
 
 def _info(watchlist: Watchlist) -> WatchlistInfo:
@@ -553,7 +585,7 @@ def _candidates(
     session: Session, query: NormalisedName, kinds: tuple[str, ...], lists: dict[int, Watchlist]
 ) -> list[_Candidate]:
     """The listed names that share the query's selective keys, or its normalised form."""
-    keys = {key_hash(k): k for k in blocking_keys(query)}
+    keys = {key_hash(k): k for k in query_keys(query)}
     frequent: dict[int, dict[int, int]] = defaultdict(dict)
     for watchlist_id, key, postings in session.execute(
         select(WatchlistKeyStat.watchlist_id, WatchlistKeyStat.key, WatchlistKeyStat.postings)
@@ -641,7 +673,7 @@ def _score(
     over(query.compact, with_region, regionless, fuzz.ratio)
     if query.stripped is not None:
         over(query.stripped, with_region, regionless, fuzz.ratio)
-    other_script = [i for i, f in enumerate(forms) if f.has_chinese != query.has_chinese]
+    other_script = [i for i, f in enumerate(forms) if f.script != query.script]
     if other_script:
         latin = [forms[i].latin for i in other_script]
         over(

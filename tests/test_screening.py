@@ -11,7 +11,7 @@ from merchant_onboarding.errors import (
     ScreeningInputError,
     WatchlistNotFoundError,
 )
-from merchant_onboarding.names import Normalisation
+from merchant_onboarding.names import Normalisation, key_hash
 from merchant_onboarding.screening import (
     DEFAULT_THRESHOLD,
     PartyKind,
@@ -249,7 +249,27 @@ def test_frequent_words_are_counted_and_the_listed_name_is_still_found(session: 
         now=NOW,
     )
     postings = dict(session.execute(select(WatchlistKeyStat.key, WatchlistKeyStat.postings)).all())
-    assert sorted(postings.values()) == [FREQUENT_KEY + 8, FREQUENT_KEY + 8]
+    words_keys = {key_hash("wglobal"), key_hash("wtrading")}
+    assert {postings[k] for k in words_keys} == {FREQUENT_KEY + 8}
+    # "global" is each name's first long word: its one-letter deletions are as common.
+    deletions = {key_hash("d" + "global"[:i] + "global"[i + 1 :]) for i in range(6)}
+    assert set(postings) == words_keys | deletions
     assert [h.entry_id for h in screen_name(session, "GLOBAL TRADING LTD", kind="entity")] == ["T"]
     hits = screen_name(session, "Global Kestrelwood Trading Co", kind="entity")
     assert [h.entry_id for h in hits] == ["K"]
+
+
+def test_a_listed_name_in_cyrillic_is_found_by_its_latin_form(session: Session) -> None:
+    import_csv(session, "id,name,kind\nR1,ПАО «Газпром нефть»,entity\nR2,Иван Петров,person\n")
+    hit = best(session, "Gazprom Neft PJSC")
+    assert (hit.entry_id, hit.score) == ("R1", 100.0)
+    assert Normalisation.TRANSLITERATION in hit.normalisations
+    assert best(session, "Ivan Petrov", kind="person").entry_id == "R2"
+    assert screen_name(session, "Ivan Sidorov", kind="person") == []
+
+
+def test_a_misspelt_single_word_is_a_candidate(session: Session) -> None:
+    import_csv(session, "id,name,kind\nG1,OAO Gazprom,entity\n")
+    [hit] = screen_name(session, "Gasprom JSC", kind="entity", threshold=85)
+    assert (hit.entry_id, hit.score) == ("G1", 85.7)
+    assert screen_name(session, "Gasprom JSC", kind="entity") == []

@@ -10,6 +10,7 @@ from merchant_onboarding.names import (
     blocking_keys,
     key_hash,
     normalise_name,
+    query_keys,
     score_names,
 )
 from merchant_onboarding.screening import DEFAULT_THRESHOLD
@@ -124,6 +125,59 @@ def test_variants_share_a_blocking_key() -> None:
         normalise_name("Alpha Beta Trading")
     )
     assert blocking_keys(normalise_name("Wei Zhang")) & blocking_keys(normalise_name("张伟"))
+
+
+@pytest.mark.parametrize(
+    ("listed", "variant"),
+    [
+        ("Gazprom", "Gasprom"),  # a letter replaced
+        ("Gazprom", "Gazprm"),  # one dropped
+        ("Gazprom", "Gazpprom"),  # one added
+        ("Gazprom", "Gazpromm JSC"),
+        ("Kestrelwood Holdings", "Kestrelwod Holdings"),
+        ("Kestrelwood", "Ketsrelwood"),  # two swapped
+        ("Газпром", "Gasprom"),  # transliterated, then misspelt
+    ],
+)
+def test_a_one_edit_misspelling_of_a_long_word_shares_a_key(listed: str, variant: str) -> None:
+    assert query_keys(normalise_name(variant)) & blocking_keys(normalise_name(listed))
+
+
+def test_short_words_get_no_deletion_keys_and_only_the_first_long_word_does() -> None:
+    assert not any(k.startswith("d") for k in blocking_keys(normalise_name("John Smith")))
+    keys = blocking_keys(normalise_name("Kestrelwood Northwind Trading"))
+    assert {k for k in keys if k.startswith("d")} == {
+        "d" + "kestrelwood"[:i] + "kestrelwood"[i + 1 :] for i in range(11)
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "text", "romanised"),
+    [
+        ("Сергей Лавров", "сергеи лавров", "sergei lavrov"),
+        ("ООО «Газпром нефть»", "ооо газпром нефть", "gazprom neft"),
+        ("Ελληνικά Α.Ε.", "ελληνικα αε", "ellinika ae"),
+        ("Müller GmbH", "muller", None),
+    ],
+)
+def test_other_scripts_are_transliterated_and_normalised_as_latin(
+    raw: str, text: str, romanised: str | None
+) -> None:
+    name = normalise_name(raw)
+    assert (name.text, name.romanised) == (text, romanised)
+
+
+def test_a_cyrillic_name_meets_its_latin_form() -> None:
+    latin, cyrillic = normalise_name("Gazprom Neft"), normalise_name("ПАО Газпром нефть")
+    assert blocking_keys(latin) & blocking_keys(cyrillic)
+    assert score_names(latin, cyrillic) == score_names(cyrillic, latin)
+    assert score_names(latin, cyrillic).score == 100
+    assert score_names(latin, cyrillic).comparison is N.TRANSLITERATION
+
+
+def test_two_cyrillic_names_compare_as_written() -> None:
+    a, b = normalise_name("Иванов Сергей"), normalise_name("Иванова Сергея")
+    assert score_names(a, b).comparison is not N.TRANSLITERATION
 
 
 def test_key_hash_is_a_signed_64_bit_integer_and_stable() -> None:
