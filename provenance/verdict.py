@@ -22,7 +22,9 @@ from sqlalchemy import (
     Select,
     any_,
     bindparam,
+    case,
     exists,
+    false,
     literal,
     select,
     true,
@@ -372,10 +374,9 @@ _HEAD_COLUMNS = (
     .scalar_subquery()
     .label("instance_id"),
     select(LedgerEntry.leaf_hash).where(LedgerEntry.seq == 0).scalar_subquery().label("genesis"),
-    exists().where(Code.serial_fp == bindparam("sfp")).label("serial_known"),
 )
 _HEAD_FROM = _ONE.outerjoin(_MERCHANT, true()).outerjoin(_LATEST, true())
-_HEAD = select(*_HEAD_COLUMNS).select_from(_HEAD_FROM)
+_HEAD = select(*_HEAD_COLUMNS, false().label("serial_known")).select_from(_HEAD_FROM)
 
 _ONE_CODE = (
     select(*_CODE_COLUMNS)
@@ -402,9 +403,16 @@ _CODE_AND_CHAIN = (
 )
 # Everything one code's verdict needs, in one round trip: a row per custody entry (at
 # least one, with the code's columns empty if it is unknown), each led by the head.
-_ONE_VERDICT = select(*_HEAD_COLUMNS, *_CODE_AND_CHAIN.c).select_from(
-    _HEAD_FROM.outerjoin(_CODE_AND_CHAIN, true())
-)
+_ONE_VERDICT = select(
+    *_HEAD_COLUMNS,
+    # Whether the serial is on record, asked only when the code is not: a probe of the
+    # serial index is a random read in a large index.
+    case(
+        (exists(select(_ONE_CODE.c.fingerprint)), false()),
+        else_=exists().where(Code.serial_fp == bindparam("sfp")),
+    ).label("serial_known"),
+    *_CODE_AND_CHAIN.c,
+).select_from(_HEAD_FROM.outerjoin(_CODE_AND_CHAIN, true()))
 
 
 def _listed(column: InstrumentedAttribute[Any], name: str, postgresql: bool) -> ColumnElement[bool]:
@@ -516,7 +524,7 @@ def verify_codes(
         )
         known_serials = {serial_fp} if head.serial_known and serial_fp is not None else set()
     else:
-        head = _head(connection.execute(_HEAD, {"party": merchant, "sfp": None}).one())
+        head = _head(connection.execute(_HEAD, {"party": merchant}).one())
         codes, chains, entries, known_serials = _many_codes(connection, statements, queries)
 
     verdicts = []
@@ -563,7 +571,7 @@ def _one_code(
     chain: set[int] = set()
     entries: _Entries = {}
     head: _Head | None = None
-    heading = len(_HEAD_COLUMNS)
+    heading = len(_HEAD_COLUMNS) + 1
     width = heading + len(_CODE_COLUMNS)
     parameters = {"party": merchant, "sfp": serial_fp, "fp": fingerprint}
     for row in connection.execute(_ONE_VERDICT, parameters):
