@@ -19,7 +19,7 @@ from merchant_onboarding.errors import (
     TransitionError,
 )
 from merchant_onboarding.hits import HitOutcome, HitStatus, hits_of, screening_check
-from merchant_onboarding.models import CheckRecord, HistoryStep, HitDecision
+from merchant_onboarding.models import CheckRecord, HistoryStep, HitDecision, Status
 from merchant_onboarding.officers import Actor
 from merchant_onboarding.protect import PersonalData
 from merchant_onboarding.registries import OfflineRegistry, Registries
@@ -469,4 +469,51 @@ def test_hits_are_not_decided_before_a_review_starts(
             now=NOW,
         )
     assert caught.value.code == "invalid-transition"
+    assert decisions(session) == 0
+
+
+def test_reinstatement_waits_for_hits_found_while_suspended(
+    service: Onboarding, session: Session, officers: Officers
+) -> None:
+    app_id = apply(service, session, **LISTED)
+    service.start_review(session, app_id, actor=officers.reviewer, now=NOW)
+    service.recommend(
+        session, app_id, Recommendation.APPROVE, ["ok"], actor=officers.reviewer, now=NOW
+    )
+    service.approve(session, app_id, ["ok"], actor=officers.approver, now=NOW)
+    service.suspend(session, app_id, ["alert"], actor=officers.reviewer, now=NOW)
+    import_csv(session, WATCHLIST, name="demo-sanctions")
+    service.run_checks(session, app_id, now=NOW, actor=officers.reviewer)
+    service.recommend(
+        session, app_id, Recommendation.REINSTATE, ["ok"], actor=officers.reviewer, now=NOW
+    )
+    with pytest.raises(ScreeningHoldError):
+        service.reinstate(session, app_id, ["ok"], actor=officers.approver, now=NOW)
+    clear_all(service, session, app_id, officers.reviewer)
+    assert service.reinstate(session, app_id, ["ok"], actor=officers.approver, now=NOW).state == (
+        "approved"
+    )
+
+
+def test_the_ledger_refuses_a_hit_decision_not_by_an_officer(
+    ledger: Ledger, session: Session, in_review: int
+) -> None:
+    hit = hits_of(session, in_review)[0].hit
+    status = session.get(Status, in_review)
+    assert status is not None
+    body = {
+        "application": in_review,
+        "merchant": status.merchant,
+        "hit": hit.id,
+        "watchlist": hit.watchlist,
+        "entry_id": hit.entry_id,
+        "decision": "cleared",
+        "by": "applicant",
+        "after": status.state_seq,
+        "reasons": ["not me"],
+    }
+    with pytest.raises(FourEyesError):
+        ledger.append_as_platform(
+            session, [ledger.statement(HIT_DECISION_TYPE, body, now=NOW)], now=NOW
+        )
     assert decisions(session) == 0
