@@ -20,7 +20,15 @@ from typing import Protocol
 import networkx as nx
 import numpy as np
 
-from provenance.analysis.detectors import BurstDetector
+from provenance.analysis.detectors import (
+    BurstDetector,
+    CycleDetector,
+    Detector,
+    FanDetector,
+    GatherScatterDetector,
+    ScatterGatherDetector,
+    StackedChainDetector,
+)
 from provenance.analysis.findings import Finding, Typology, scaled_score
 from provenance.analysis.index import TransferIndex
 from provenance.analysis.ledger_graph import LedgerGraph, NodeKind, Origin, short_code
@@ -179,9 +187,7 @@ class DuplicateSerial:
 
     def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
         findings = []
-        for serial, fingerprints in graph.serials.items():
-            if len(fingerprints) < 2:
-                continue
+        for serial, fingerprints in graph.shared_serials.items():
             name = short_code(serial)
             findings.append(
                 _finding(
@@ -313,20 +319,25 @@ class SharedPaymentRing:
     every sale's counterparty is a shop, so here acting together means buying close in
     time: a device, instrument or IP used by ``min_accounts`` to ``max_accounts``
     buyer accounts (more is a shared network, not a ring), of which ``min_accounts`` or
-    more made ``min_sales`` or more purchases inside one window of ``window_hours``. A
-    family sharing a tablet, each buying now and then, is not a ring. Score: 0.5 at
+    more made ``min_sales`` or more purchases inside one window of ``window_hours``, no
+    one of them more than half. A family sharing a tablet, each buying now and then, is
+    not a ring; one account's spree on a shared home IP is a burst, not a ring. Score: 0.5 at
     ``min_accounts`` accounts, 1 at twice as many.
 
     Attributes:
         window_hours: the span the ring's purchases fall in.
         min_accounts, max_accounts: the ring's size.
         min_sales: the fewest purchases in the window.
+        attributes: which shared values are looked at. IPs are left out by default: a
+            household, a dormitory or a carrier's NAT puts unrelated buyers on one IP
+            often enough that a few of them buying on the same day means nothing.
     """
 
     window_hours: float = 24.0
     min_accounts: int = 3
     max_accounts: int = 50
     min_sales: int = 6
+    attributes: tuple[str, ...] = ("device", "instrument")
 
     def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
         if not graph.n_sales:
@@ -335,8 +346,13 @@ class SharedPaymentRing:
         buyer = _ids(graph.sale_buyer)
         time = np.frombuffer(graph.sale_time, dtype=np.int64)
         findings = []
-        for column in (graph.sale_device, graph.sale_instrument, graph.sale_ip):
-            values = _ids(column)
+        columns = {
+            "device": graph.sale_device,
+            "instrument": graph.sale_instrument,
+            "ip": graph.sale_ip,
+        }
+        for name in self.attributes:
+            values = _ids(columns[name])
             rows = np.flatnonzero(values >= 0)
             if not rows.shape[0]:
                 continue
@@ -380,29 +396,61 @@ class SharedPaymentRing:
         best: np.ndarray | None = None
         for i in np.flatnonzero(ends - np.arange(t.shape[0]) >= self.min_sales):
             inside = sales[i : ends[i]]
-            if np.unique(buyer[inside]).shape[0] >= self.min_accounts and (
-                best is None or inside.shape[0] > best.shape[0]
-            ):
+            _, counts = np.unique(buyer[inside], return_counts=True)
+            # A window one account dominates is that account's burst, not a ring.
+            spread = counts.shape[0] >= self.min_accounts and 2 * counts.max() <= inside.shape[0]
+            if spread and (best is None or inside.shape[0] > best.shape[0]):
                 best = inside
         return best
+
+
+def custody_detectors() -> list[Detector]:
+    """The transfer-list detectors as custody runs them. Parties are few and trade mostly
+    along standing relationships, so the occasional traffic that sets the chance of a
+    transfer is thin; fans and gather-scatter hubs accept a geometric-mean chance of up
+    to 0.1 (not 0.01) there."""
+    return [
+        FanDetector(direction="out", max_edge_chance=0.1),
+        FanDetector(direction="in", max_edge_chance=0.1),
+        GatherScatterDetector(max_edge_chance=0.1),
+        ScatterGatherDetector(),
+        CycleDetector(),
+        StackedChainDetector(),
+    ]
 
 
 @dataclass(frozen=True, slots=True)
 class CustodyPatterns:
     """The account-to-account detectors (cycles, fans, gather-scatter, scatter-gather,
     stacked chains) on custody transfers between parties, each transfer weighted by the
-    face value it moved. The subject is the pattern's centre (for a cycle, its first
-    member by name)."""
+    face value it moved (parameters: :func:`custody_detectors`).
+
+    The subject is the pattern's centre; for a cycle its first member by name; for a
+    stacked chain the first party that passed the codes on (the first is where they
+    came from, often an issuer). A pattern is reported once, as the most specific
+    typology: a chain through a cycle's members is the cycle, and a fan whose centre is
+    a gather-scatter hub is the hub. An issuer supplying new partners is its business,
+    not a fan-out.
+    """
 
     def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
         table, edges = graph.custody_table()
         if len(table) == 0:
             return []
-        report = analyze_transfers(table)
+        report = analyze_transfers(table, detectors=custody_detectors())
+        in_cycles = {a for f in report.findings if f.typology is Typology.CYCLE for a in f.accounts}
+        hubs = {f.accounts[0] for f in report.findings if f.typology is Typology.GATHER_SCATTER}
         findings = []
         for found in report.findings:
-            if found.typology is Typology.BURST or found.typology is Typology.SHARED_ATTRIBUTE_RING:
+            chain = found.typology is Typology.STACKED_CHAIN and len(found.accounts) > 1
+            if chain and found.accounts[1] in in_cycles:
                 continue
+            if found.typology in (Typology.FAN_IN, Typology.FAN_OUT):
+                centre = found.accounts[0]
+                party = graph.find(NodeKind.PARTY, table.accounts[centre])
+                issuer = party is not None and graph.party_kinds.get(party) == "issuer"
+                if centre in hubs or (issuer and found.typology is Typology.FAN_OUT):
+                    continue
             findings.append(self._convert(graph, table.accounts, edges, found))
         return findings
 
@@ -411,7 +459,12 @@ class CustodyPatterns:
         graph: LedgerGraph, accounts: Sequence[str], edges: list[int], found: Finding
     ) -> LedgerFinding:
         names = [accounts[a] for a in found.accounts]
-        subject = min(names) if found.typology is Typology.CYCLE else names[0]
+        if found.typology is Typology.CYCLE:
+            subject = min(names)
+        elif found.typology is Typology.STACKED_CHAIN and len(names) > 1:
+            subject = names[1]
+        else:
+            subject = names[0]
         evidence = graph.subgraph(edges=[edges[r] for r in found.transfers])
         return _finding(
             found.typology,

@@ -32,6 +32,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+import orjson
 from sqlalchemy.orm import Session
 
 from provenance.analysis.transfers import TransferTable, format_epoch
@@ -54,14 +55,12 @@ class NodeKind(StrEnum):
 
 
 class EdgeKind(IntEnum):
-    """What an edge records; the value is what the edge arrays store."""
+    """What an edge row records; the value is what the edge arrays store. Sales are
+    kept in the sale arrays instead (see :meth:`LedgerGraph.subgraph`)."""
 
     ISSUE = 0  # issuer -> batch (amount: codes)
     ATTEST = 1  # supplier -> product (amount: codes)
     TRANSFER = 2  # party -> party (amount: face value moved)
-    SALE = 3  # merchant -> buyer (amount: price)
-    PAID_WITH = 4  # buyer -> instrument or payment reference
-    USED = 5  # buyer -> device or IP
 
 
 class GraphSnapshotError(ValidationError):
@@ -105,17 +104,22 @@ class LedgerGraph:
         edge_*: one entry per edge.
         sale_*: one entry per sale (``-1`` where the sale left a field out).
         codes: per code fingerprint (base64), its record.
-        serials: per serial fingerprint, the codes carrying it (in order recorded).
+        serials: per serial fingerprint, the first code carrying it.
+        shared_serials: per serial fingerprint carried by two or more codes, those codes
+            (in the order recorded).
         stolen: per reported instrument or payment reference node id, the report's seq.
         attested: per party node id, how many codes it attested.
         received: per party node id, how many codes it received by transfer.
         face_values: per product node id, the face value of one code.
+        party_kinds: per party node id, its registered kind (issuer, merchant, ...).
     """
 
     last_seq: int = -1
     names: list[str] = field(default_factory=list)
     kinds: list[NodeKind] = field(default_factory=list)
-    _ids: dict[tuple[NodeKind, str], int] = field(default_factory=dict)
+    _ids: dict[NodeKind, dict[str, int]] = field(
+        default_factory=lambda: {kind: {} for kind in NodeKind}
+    )
     edge_source: array[int] = field(default_factory=lambda: array("i"))
     edge_target: array[int] = field(default_factory=lambda: array("i"))
     edge_kind: array[int] = field(default_factory=lambda: array("b"))
@@ -133,28 +137,34 @@ class LedgerGraph:
     sale_time: array[int] = field(default_factory=lambda: array("q"))
     sale_seq: array[int] = field(default_factory=lambda: array("q"))
     codes: dict[str, CodeRecord] = field(default_factory=dict)
-    serials: dict[str, list[str]] = field(default_factory=dict)
+    serials: dict[str, str] = field(default_factory=dict)
+    shared_serials: dict[str, list[str]] = field(default_factory=dict)
     stolen: dict[int, int] = field(default_factory=dict)
     attested: dict[int, int] = field(default_factory=dict)
     received: dict[int, int] = field(default_factory=dict)
     face_values: dict[int, float] = field(default_factory=dict)
+    party_kinds: dict[int, str] = field(default_factory=dict)
 
     # --- nodes and edges ------------------------------------------------------------------
 
     def node(self, kind: NodeKind, name: str) -> int:
         """The id of the node ``(kind, name)``, added if new."""
-        found = self._ids.get((kind, name))
+        ids = self._ids[kind]
+        found = ids.get(name)
         if found is None:
-            found = self._ids[(kind, name)] = len(self.names)
+            found = ids[name] = len(self.names)
             self.names.append(name)
             self.kinds.append(kind)
         return found
 
     def find(self, kind: NodeKind, name: str) -> int | None:
-        return self._ids.get((kind, name))
+        return self._ids[kind].get(name)
 
     def _optional(self, kind: NodeKind, name: str | None) -> int:
-        return -1 if name is None else self.node(kind, name)
+        if name is None:
+            return -1
+        found = self._ids[kind].get(name)
+        return found if found is not None else self.node(kind, name)
 
     def _edge(
         self, source: int, target: int, kind: EdgeKind, amount: float, time: int, seq: int
@@ -190,7 +200,7 @@ class LedgerGraph:
             handler(self, seq, time, actor, body)
 
     def _party_register(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
-        self.node(NodeKind.PARTY, body["party"])
+        self.party_kinds[self.node(NodeKind.PARTY, body["party"])] = body["kind"]
 
     def _product_register(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
         product = self.node(NodeKind.PRODUCT, body["product"])
@@ -216,7 +226,12 @@ class LedgerGraph:
         self, fingerprint: str, serial: str, product: int, batch: int, origin: Origin, holder: int
     ) -> None:
         self.codes[fingerprint] = CodeRecord(serial, product, batch, origin, holder)
-        self.serials.setdefault(serial, []).append(fingerprint)
+        self._serial(serial, fingerprint)
+
+    def _serial(self, serial: str, fingerprint: str) -> None:
+        first = self.serials.setdefault(serial, fingerprint)
+        if first is not fingerprint and first != fingerprint:
+            self.shared_serials.setdefault(serial, [first]).append(fingerprint)
 
     def _transfer(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
         sender = self.node(NodeKind.PARTY, body["from"])
@@ -231,33 +246,22 @@ class LedgerGraph:
         self._edge(sender, recipient, EdgeKind.TRANSFER, value, time, seq)
 
     def _sale(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
-        merchant = self.node(NodeKind.PARTY, actor)
-        buyer = self.node(NodeKind.BUYER, body["buyer"])
-        instrument = self._optional(NodeKind.INSTRUMENT, body.get("instrument"))
-        payment_ref = self._optional(NodeKind.PAYMENT_REF, body.get("payment_ref"))
-        device = self._optional(NodeKind.DEVICE, body.get("device"))
-        ip = self._optional(NodeKind.IP, body.get("ip"))
-        amount = float(body["amount"])
+        # The hot path of a ledger mostly made of sales: no edge rows, the sale arrays
+        # are the edges (merchant -> buyer -> instrument, reference, device, IP).
+        get = body.get
         code = self.codes.get(body["code"])
         if code is not None:
-            code.sale = self.n_sales
+            code.sale = len(self.sale_seq)
         self.sale_code.append(body["code"])
-        self.sale_merchant.append(merchant)
-        self.sale_buyer.append(buyer)
-        self.sale_instrument.append(instrument)
-        self.sale_payment_ref.append(payment_ref)
-        self.sale_device.append(device)
-        self.sale_ip.append(ip)
-        self.sale_amount.append(amount)
+        self.sale_merchant.append(self._optional(NodeKind.PARTY, actor))
+        self.sale_buyer.append(self._optional(NodeKind.BUYER, body["buyer"]))
+        self.sale_instrument.append(self._optional(NodeKind.INSTRUMENT, get("instrument")))
+        self.sale_payment_ref.append(self._optional(NodeKind.PAYMENT_REF, get("payment_ref")))
+        self.sale_device.append(self._optional(NodeKind.DEVICE, get("device")))
+        self.sale_ip.append(self._optional(NodeKind.IP, get("ip")))
+        self.sale_amount.append(float(body["amount"]))
         self.sale_time.append(time)
         self.sale_seq.append(seq)
-        self._edge(merchant, buyer, EdgeKind.SALE, amount, time, seq)
-        for paid in (instrument, payment_ref):
-            if paid >= 0:
-                self._edge(buyer, paid, EdgeKind.PAID_WITH, amount, time, seq)
-        for used in (device, ip):
-            if used >= 0:
-                self._edge(buyer, used, EdgeKind.USED, 0.0, time, seq)
 
     def _stolen(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
         kind = NodeKind.INSTRUMENT if body["kind"] == "instrument" else NodeKind.PAYMENT_REF
@@ -409,6 +413,7 @@ class LedgerGraph:
             "attested": list(self.attested.items()),
             "received": list(self.received.items()),
             "face_values": list(self.face_values.items()),
+            "party_kinds": list(self.party_kinds.items()),
         }
         return zlib.compress(json.dumps(state, separators=(",", ":")).encode("utf-8"), 1)
 
@@ -431,11 +436,12 @@ class LedgerGraph:
             graph.sale_code = list(state["sale_code"])
             for fp, (serial, product, batch, origin, holder, sale) in state["codes"].items():
                 graph.codes[fp] = CodeRecord(serial, product, batch, Origin(origin), holder, sale)
-                graph.serials.setdefault(serial, []).append(fp)
+                graph._serial(serial, fp)
             graph.stolen = {int(k): int(v) for k, v in state["stolen"]}
             graph.attested = {int(k): int(v) for k, v in state["attested"]}
             graph.received = {int(k): int(v) for k, v in state["received"]}
             graph.face_values = {int(k): float(v) for k, v in state["face_values"]}
+            graph.party_kinds = {int(k): str(v) for k, v in state["party_kinds"]}
         except GraphSnapshotError:
             raise
         except (ValueError, KeyError, TypeError, zlib.error) as e:
@@ -477,7 +483,7 @@ def ledger_events(
 ) -> Iterator[tuple[int, str, int, str, dict[str, Any]]]:
     """``(seq, type, time, actor, body)`` of every entry from ``start`` on, in order."""
     for seq, raw, _ in iter_records(session, start):
-        entry = json.loads(raw)["entry"]
+        entry = orjson.loads(raw)["entry"]
         yield seq, entry["type"], _epoch(entry["time"]), entry["actor"], entry["body"]
 
 

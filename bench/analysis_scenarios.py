@@ -1,0 +1,212 @@
+"""Ledger analysis on generated marketplaces (provenance.analysis.scenario).
+
+``quality``: per-typology precision, recall and F1 of the ledger detectors, with their
+fixed defaults, at several fraud rates.
+
+``speed``: full analysis (read every event, build the graph, run every detector) at
+several scales, each in a fresh process so that its peak resident memory is its own;
+then an incremental run after 1 % new events (load the previous run's snapshot, read
+only the new events, run the detectors again). Events are read from a JSON-lines file
+of ledger entries, one ``{"entry": {...}, "seq": N}`` object a line, parsed as the
+ledger reader parses stored records.
+
+    .venv/bin/python -m bench.analysis_scenarios quality --events 100000
+    .venv/bin/python -m bench.analysis_scenarios speed --scales 100000 300000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from provenance.analysis.findings import Typology
+from provenance.analysis.ledger_detectors import analyze_ledger
+from provenance.analysis.ledger_graph import LedgerGraph
+from provenance.analysis.scenario import generate, score
+from provenance.entries import format_time
+
+RATES = (0.005, 0.01, 0.05)
+
+
+def quality(events: int, rates: tuple[float, ...], seed: int) -> None:
+    typologies: list[Typology] = []
+    rows: dict[float, dict[Typology, tuple[float, float, float, int, int]]] = {}
+    for rate in rates:
+        scenario, stream = generate(events, fraud_rate=rate, seed=seed)
+        graph = LedgerGraph()
+        for event in stream:
+            graph.apply(*event)
+        findings = analyze_ledger(graph)
+        scores = score(findings, scenario.truth)
+        typologies = sorted(scores)
+        rows[rate] = {
+            t: (s.precision, s.recall, s.f1, s.cases, s.findings) for t, s in scores.items()
+        }
+        print(
+            f"fraud rate {rate:.3f}: {scenario.events:,} events, {scenario.sales:,} sales, "
+            f"{len(scenario.truth)} cases, {len(findings)} findings",
+            flush=True,
+        )
+    header = " | ".join(f"rate {r:g}: P / R / F1 (cases)" for r in rates)
+    print(f"\n| typology | {header} |")
+    print("| --- |" + " --- |" * len(rates))
+    for t in typologies:
+        cells = []
+        for r in rates:
+            p, rc, f1, cases, _ = rows[r][t]
+            cells.append(f"{p:.2f} / {rc:.2f} / {f1:.2f} ({cases})")
+        print(f"| {t.value} | " + " | ".join(cells) + " |")
+
+
+def write_events(path: Path, later: Path, events: int, seed: int) -> tuple[int, int]:
+    """The scenario's events as ledger entries, one JSON object a line: the first
+    ``events`` into ``path``, 1 % more into ``later``."""
+    scenario, stream = generate(events + events // 100, fraud_rate=0.01, seed=seed)
+    with open(path, "wb") as first, open(later, "wb") as second:
+        for seq, kind, moment, actor, body in stream:
+            out = first if seq < events else second
+            entry = {
+                "v": 1,
+                "type": kind,
+                "time": format_time_epoch(moment),
+                "actor": actor,
+                "body": body,
+            }
+            out.write(orjson.dumps({"entry": entry, "seq": seq}))
+            out.write(b"\n")
+    return scenario.events, scenario.sales
+
+
+def format_time_epoch(seconds: int) -> str:
+    return format_time(datetime.fromtimestamp(seconds, UTC))
+
+
+def _events(path: Path) -> Iterator[tuple[int, str, int, str, dict[str, Any]]]:
+    from provenance.analysis.ledger_graph import _epoch
+
+    with open(path, "rb") as f:
+        for line in f:
+            record = orjson.loads(line)
+            entry = record["entry"]
+            yield record["seq"], entry["type"], _epoch(entry["time"]), entry["actor"], entry["body"]
+
+
+def child_full(path: Path, snapshot: Path) -> None:
+    started = time.perf_counter()
+    graph = LedgerGraph()
+    count = 0
+    for event in _events(path):
+        graph.apply(*event)
+        count += 1
+    read = time.perf_counter()
+    findings = analyze_ledger(graph)
+    done = time.perf_counter()
+    snapshot.write_bytes(graph.to_bytes())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{count} {read - started:.2f} {done - read:.2f} {done - started:.2f} {peak:.0f} "
+        f"{len(findings)}"
+    )
+
+
+def child_incremental(path: Path, snapshot: Path) -> None:
+    started = time.perf_counter()
+    graph = LedgerGraph.from_bytes(snapshot.read_bytes())
+    loaded = time.perf_counter()
+    count = 0
+    for event in _events(path):
+        graph.apply(*event)
+        count += 1
+    read = time.perf_counter()
+    findings = analyze_ledger(graph)
+    done = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{count} {loaded - started:.2f} {read - loaded:.2f} {done - read:.2f} "
+        f"{done - started:.2f} {peak:.0f} {len(findings)}"
+    )
+
+
+def _child(*args: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.analysis_scenarios", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.split()
+
+
+def speed(scales: list[int], seed: int) -> None:
+    print("| ledger events | sales | read + build | detectors | total | peak RSS | findings |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    incremental = []
+    with tempfile.TemporaryDirectory() as folder:
+        for scale in scales:
+            path = Path(folder) / f"events-{scale}.jsonl"
+            later = Path(folder) / f"later-{scale}.jsonl"
+            snapshot = Path(folder) / f"snapshot-{scale}"
+            _, sales = write_events(path, later, scale, seed)
+            full = _child("full", str(path), str(snapshot))
+            count, read, detect, total, peak, findings = full
+            print(
+                f"| {int(count):,} | {sales:,} | {float(read):.1f} s | {float(detect):.1f} s | "
+                f"{float(total):.1f} s | {float(peak):,.0f} MB | {int(findings):,} |",
+                flush=True,
+            )
+            inc = _child("incremental", str(later), str(snapshot))
+            incremental.append((scale, inc, float(total)))
+            path.unlink()
+            later.unlink()
+    print(
+        "\n| after | new events | load snapshot | read new | detectors | total "
+        "| share of full | peak RSS |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for scale, (count, load, read, detect, total, peak, _), full_total in incremental:
+        print(
+            f"| {scale:,} | {int(count):,} | {float(load):.1f} s | {float(read):.1f} s | "
+            f"{float(detect):.1f} s | {float(total):.1f} s | {float(total) / full_total:.0%} | "
+            f"{float(peak):,.0f} MB |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--events", type=int, default=100_000)
+    q.add_argument("--rates", type=float, nargs="+", default=list(RATES))
+    q.add_argument("--seed", type=int, default=1)
+    s = sub.add_parser("speed")
+    s.add_argument("--scales", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
+    s.add_argument("--seed", type=int, default=1)
+    f = sub.add_parser("full")
+    f.add_argument("path", type=Path)
+    f.add_argument("snapshot", type=Path)
+    i = sub.add_parser("incremental")
+    i.add_argument("path", type=Path)
+    i.add_argument("snapshot", type=Path)
+    args = parser.parse_args()
+    if args.command == "quality":
+        quality(args.events, tuple(args.rates), args.seed)
+    elif args.command == "speed":
+        speed(args.scales, args.seed)
+    elif args.command == "full":
+        child_full(args.path, args.snapshot)
+    else:
+        child_incremental(args.path, args.snapshot)
+
+
+if __name__ == "__main__":
+    main()
