@@ -66,12 +66,19 @@ LATIN_SUFFIXES = frozenset(
         *("ltd", "limited", "co", "company", "inc", "incorporated", "corp", "corporation"),
         *("llc", "llp", "lp", "plc", "gmbh", "mbh", "ag", "kg", "sa", "sas", "sarl", "srl"),
         *("spa", "bv", "nv", "pte", "pty", "kk", "oy", "oyj", "ab", "asa", "as", "aps"),
-        *("jsc", "ojsc", "cjsc", "pjsc", "ooo", "oao", "zao", "pao", "group"),
+        *("jsc", "ojsc", "cjsc", "pjsc", "ooo", "oao", "zao", "pao", "ao", "group"),
+        *("pat", "prat", "tov"),
         *("gongsi", "jituan"),
     )
 )
 # Legal forms and articles removed from the start of a Latin-script name.
-LATIN_PREFIXES = frozenset(("the", "ooo", "oao", "zao", "pao", "ojsc", "cjsc", "pjsc", "jsc", "pt"))
+# Russian and Ukrainian forms (AO, PAT, PrAT, TOV) mostly come from transliteration.
+LATIN_PREFIXES = frozenset(
+    (
+        *("the", "ooo", "oao", "zao", "pao", "ao", "ojsc", "cjsc", "pjsc", "jsc", "pt"),
+        *("pat", "prat", "tov"),
+    )
+)
 # Multi-word legal forms, removed as a whole from the end.
 # Pinyin legal forms ("youxian gongsi", "you xian gong si") count as legal forms too.
 LATIN_SUFFIX_PHRASES = tuple(

@@ -157,6 +157,7 @@ def test_short_words_get_no_deletion_keys_and_only_the_first_long_word_does() ->
         ("Сергей Лавров", "сергеи лавров", "sergei lavrov"),
         ("ООО «Газпром нефть»", "ооо газпром нефть", "gazprom neft"),
         ("Ελληνικά Α.Ε.", "ελληνικα αε", "ellinika ae"),
+        ("ПАТ Укрнафта", "пат укрнафта", "ukrnafta"),
         ("Müller GmbH", "muller", None),
     ],
 )
