@@ -31,7 +31,7 @@ from provenance.analysis.detectors import (
 )
 from provenance.analysis.findings import Finding, Typology, scaled_score
 from provenance.analysis.index import TransferIndex
-from provenance.analysis.ledger_graph import LedgerGraph, NodeKind, Origin, short_code
+from provenance.analysis.ledger_graph import LedgerGraph, NodeKind, short_code
 from provenance.analysis.pipeline import analyze_transfers
 
 MAX_EVIDENCE_SALES = 50
@@ -121,6 +121,7 @@ class StolenPaymentTaint:
     min_tainted_sales: int = 3
 
     def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
+        graph.flush()
         if not graph.stolen or not graph.n_sales:
             return []
         reported = np.zeros(len(graph.names), dtype=bool)
@@ -186,8 +187,9 @@ class DuplicateSerial:
     (another finding on the same serial, score 1): the buyers cannot all redeem."""
 
     def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
+        graph.flush()
         findings = []
-        for serial, fingerprints in graph.shared_serials.items():
+        for serial, indices in graph.shared_serials.items():
             name = short_code(serial)
             findings.append(
                 _finding(
@@ -195,11 +197,11 @@ class DuplicateSerial:
                     "serial",
                     name,
                     1.0,
-                    f"{len(fingerprints)} codes carry serial {name} with different PINs",
-                    graph.subgraph(codes=fingerprints),
+                    f"{len(indices)} codes carry serial {name} with different PINs",
+                    graph.subgraph(codes=[graph.code_fp[i] for i in indices]),
                 )
             )
-            sales = [graph.codes[fp].sale for fp in fingerprints if graph.codes[fp].sale >= 0]
+            sales = [graph.code_sale[i] for i in indices if graph.code_sale[i] >= 0]
             if len(sales) >= 2:
                 findings.append(
                     _finding(
@@ -233,19 +235,19 @@ class UnknownOriginAtVolume:
     min_share: float = 0.3
 
     def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
+        graph.flush()
         findings = []
+        attested_codes = np.frombuffer(graph.code_origin, dtype=np.int8) == 1
+        holders = _ids(graph.code_holder)
+        sale = _ids(graph.code_sale)
         for party, attested in graph.attested.items():
             intake = attested + graph.received.get(party, 0)
             share = attested / intake
             if attested < self.min_codes or share < self.min_share:
                 continue
-            mine = [
-                fp
-                for fp, code in graph.codes.items()
-                if code.origin is Origin.ATTESTED and code.holder == party
-            ]
-            sold = [graph.codes[fp].sale for fp in mine if graph.codes[fp].sale >= 0]
-            unsold = [fp for fp in mine if graph.codes[fp].sale < 0]
+            mine = np.flatnonzero(attested_codes & (holders == party))
+            sold = [int(sale[i]) for i in mine if sale[i] >= 0]
+            unsold = [graph.code_fp[int(i)] for i in mine if sale[i] < 0]
             findings.append(
                 _finding(
                     Typology.UNKNOWN_ORIGIN,
@@ -278,6 +280,7 @@ class SaleBursts:
     burst: BurstDetector = field(default_factory=BurstDetector)
 
     def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
+        graph.flush()
         if not graph.n_sales:
             return []
         table = graph.sales_table()
@@ -340,6 +343,7 @@ class SharedPaymentRing:
     attributes: tuple[str, ...] = ("device", "instrument")
 
     def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
+        graph.flush()
         if not graph.n_sales:
             return []
         window = int(self.window_hours * 3600)
@@ -434,6 +438,7 @@ class CustodyPatterns:
     """
 
     def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
+        graph.flush()
         table, edges = graph.custody_table()
         if len(table) == 0:
             return []
@@ -492,6 +497,7 @@ def analyze_ledger(
     graph: LedgerGraph, detectors: Sequence[LedgerDetector] | None = None
 ) -> list[LedgerFinding]:
     """Run the detectors (default: :func:`default_ledger_detectors`) over ``graph``."""
+    graph.flush()
     findings: list[LedgerFinding] = []
     for detector in detectors if detectors is not None else default_ledger_detectors():
         findings.extend(detector.detect(graph))

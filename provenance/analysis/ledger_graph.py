@@ -20,7 +20,6 @@ redemption, freezing, keys).
 from __future__ import annotations
 
 import base64
-import json
 import math
 import zlib
 from array import array
@@ -39,7 +38,7 @@ from provenance.analysis.transfers import TransferTable, format_epoch
 from provenance.errors import ValidationError
 from provenance.ledger import iter_records
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 
 class NodeKind(StrEnum):
@@ -73,16 +72,20 @@ class Origin(StrEnum):
     ATTESTED = "attested"
 
 
-@dataclass(slots=True)
-class CodeRecord:
-    """What the analysis keeps per code (``-1`` where a node id is absent)."""
+_ORIGINS = (Origin.ISSUER, Origin.ATTESTED)
 
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """What the analysis keeps per code (``-1`` where a node id or sale is absent)."""
+
+    fingerprint: str
     serial: str
     product: int
     batch: int
     origin: Origin
     holder: int
-    sale: int = -1  # index into the sale arrays
+    sale: int
 
 
 def _epoch(text: str) -> int:
@@ -103,10 +106,12 @@ class LedgerGraph:
         names, kinds: node names and kinds, by node id.
         edge_*: one entry per edge.
         sale_*: one entry per sale (``-1`` where the sale left a field out).
-        codes: per code fingerprint (base64), its record.
-        serials: per serial fingerprint, the first code carrying it.
+        codes: per code fingerprint (base64), its index in the ``code_*`` columns.
+        code_*: one entry per code: fingerprint, serial fingerprint, product, batch,
+            origin (0 issuer, 1 attested), holder and sale (node ids; ``-1`` if none).
+        serials: per serial fingerprint, the first code (index) carrying it.
         shared_serials: per serial fingerprint carried by two or more codes, those codes
-            (in the order recorded).
+            (indices, in the order recorded).
         stolen: per reported instrument or payment reference node id, the report's seq.
         attested: per party node id, how many codes it attested.
         received: per party node id, how many codes it received by transfer.
@@ -136,14 +141,24 @@ class LedgerGraph:
     sale_amount: array[float] = field(default_factory=lambda: array("d"))
     sale_time: array[int] = field(default_factory=lambda: array("q"))
     sale_seq: array[int] = field(default_factory=lambda: array("q"))
-    codes: dict[str, CodeRecord] = field(default_factory=dict)
-    serials: dict[str, str] = field(default_factory=dict)
-    shared_serials: dict[str, list[str]] = field(default_factory=dict)
+    codes: dict[str, int] = field(default_factory=dict)
+    code_fp: list[str] = field(default_factory=list)
+    code_serial: list[str] = field(default_factory=list)
+    code_product: array[int] = field(default_factory=lambda: array("i"))
+    code_batch: array[int] = field(default_factory=lambda: array("i"))
+    code_origin: array[int] = field(default_factory=lambda: array("b"))
+    code_holder: array[int] = field(default_factory=lambda: array("i"))
+    code_sale: array[int] = field(default_factory=lambda: array("i"))
+    serials: dict[str, int] = field(default_factory=dict)
+    shared_serials: dict[str, list[int]] = field(default_factory=dict)
     stolen: dict[int, int] = field(default_factory=dict)
     attested: dict[int, int] = field(default_factory=dict)
     received: dict[int, int] = field(default_factory=dict)
     face_values: dict[int, float] = field(default_factory=dict)
     party_kinds: dict[int, str] = field(default_factory=dict)
+    _pending: tuple[list[str | None], ...] = field(
+        default_factory=lambda: tuple([] for _ in range(6))
+    )
 
     # --- nodes and edges ------------------------------------------------------------------
 
@@ -225,43 +240,92 @@ class LedgerGraph:
     def _new_code(
         self, fingerprint: str, serial: str, product: int, batch: int, origin: Origin, holder: int
     ) -> None:
-        self.codes[fingerprint] = CodeRecord(serial, product, batch, origin, holder)
-        self._serial(serial, fingerprint)
+        index = len(self.code_fp)
+        self.codes[fingerprint] = index
+        self.code_fp.append(fingerprint)
+        self.code_serial.append(serial)
+        self.code_product.append(product)
+        self.code_batch.append(batch)
+        self.code_origin.append(_ORIGINS.index(origin))
+        self.code_holder.append(holder)
+        self.code_sale.append(-1)
+        self._serial(serial, index)
 
-    def _serial(self, serial: str, fingerprint: str) -> None:
-        first = self.serials.setdefault(serial, fingerprint)
-        if first is not fingerprint and first != fingerprint:
-            self.shared_serials.setdefault(serial, [first]).append(fingerprint)
+    def _serial(self, serial: str, index: int) -> None:
+        first = self.serials.setdefault(serial, index)
+        if first != index:
+            self.shared_serials.setdefault(serial, [first]).append(index)
+
+    def code(self, fingerprint: str) -> CodeRecord | None:
+        """The record of one code, or ``None`` if the graph never saw it."""
+        i = self.codes.get(fingerprint)
+        if i is None:
+            return None
+        return CodeRecord(
+            fingerprint,
+            self.code_serial[i],
+            self.code_product[i],
+            self.code_batch[i],
+            _ORIGINS[self.code_origin[i]],
+            self.code_holder[i],
+            self.code_sale[i],
+        )
 
     def _transfer(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
         sender = self.node(NodeKind.PARTY, body["from"])
         recipient = self.node(NodeKind.PARTY, body["to"])
         value = 0.0
+        codes, holder, product, faces = (
+            self.codes,
+            self.code_holder,
+            self.code_product,
+            self.face_values,
+        )
         for fingerprint in body["codes"]:
-            code = self.codes.get(fingerprint)
-            if code is not None:
-                code.holder = recipient
-                value += self.face_values.get(code.product, 0.0)
+            i = codes.get(fingerprint)
+            if i is not None:
+                holder[i] = recipient
+                value += faces.get(product[i], 0.0)
         self.received[recipient] = self.received.get(recipient, 0) + len(body["codes"])
         self._edge(sender, recipient, EdgeKind.TRANSFER, value, time, seq)
 
     def _sale(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
-        # The hot path of a ledger mostly made of sales: no edge rows, the sale arrays
-        # are the edges (merchant -> buyer -> instrument, reference, device, IP).
+        # The hot path of a ledger mostly made of sales: the names are kept as they come
+        # and turned into node ids in bulk by flush(), one lookup per distinct name.
         get = body.get
         code = self.codes.get(body["code"])
         if code is not None:
-            code.sale = len(self.sale_seq)
+            self.code_sale[code] = len(self.sale_seq)
         self.sale_code.append(body["code"])
-        self.sale_merchant.append(self._optional(NodeKind.PARTY, actor))
-        self.sale_buyer.append(self._optional(NodeKind.BUYER, body["buyer"]))
-        self.sale_instrument.append(self._optional(NodeKind.INSTRUMENT, get("instrument")))
-        self.sale_payment_ref.append(self._optional(NodeKind.PAYMENT_REF, get("payment_ref")))
-        self.sale_device.append(self._optional(NodeKind.DEVICE, get("device")))
-        self.sale_ip.append(self._optional(NodeKind.IP, get("ip")))
+        pending = self._pending
+        pending[0].append(actor)
+        pending[1].append(body["buyer"])
+        pending[2].append(get("instrument"))
+        pending[3].append(get("payment_ref"))
+        pending[4].append(get("device"))
+        pending[5].append(get("ip"))
         self.sale_amount.append(float(body["amount"]))
         self.sale_time.append(time)
         self.sale_seq.append(seq)
+
+    def flush(self) -> None:
+        """Turn the names of the sales applied since the last flush into node ids.
+        Every reader of the sale columns calls it first."""
+        if not self._pending[0]:
+            return
+        columns = (
+            (NodeKind.PARTY, self.sale_merchant),
+            (NodeKind.BUYER, self.sale_buyer),
+            (NodeKind.INSTRUMENT, self.sale_instrument),
+            (NodeKind.PAYMENT_REF, self.sale_payment_ref),
+            (NodeKind.DEVICE, self.sale_device),
+            (NodeKind.IP, self.sale_ip),
+        )
+        for (kind, column), names in zip(columns, self._pending, strict=True):
+            distinct = {name for name in set(names) if name is not None}
+            ids: dict[str | None, int] = {name: self.node(kind, name) for name in sorted(distinct)}
+            column.extend([ids.get(name, -1) for name in names])
+            names.clear()
 
     def _stolen(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
         kind = NodeKind.INSTRUMENT if body["kind"] == "instrument" else NodeKind.PAYMENT_REF
@@ -337,6 +401,7 @@ class LedgerGraph:
     ) -> nx.MultiDiGraph:
         """Evidence: the given edges, sales (merchant -> code -> buyer, with what paid
         and what was used), codes (with origin and holder) and nodes."""
+        self.flush()
         graph: nx.MultiDiGraph = nx.MultiDiGraph(**attributes)
         for node in nodes:
             self._add_node(graph, node)
@@ -373,7 +438,7 @@ class LedgerGraph:
 
     def _code_node(self, graph: nx.MultiDiGraph, fingerprint: str) -> str:
         label = f"code:{short_code(fingerprint)}"
-        record = self.codes.get(fingerprint)
+        record = self.code(fingerprint)
         if record is None:
             graph.add_node(label, kind="code", origin="unknown")
             return label
@@ -393,29 +458,30 @@ class LedgerGraph:
     # --- persistence ------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """The graph as compressed bytes (JSON of names and codes, raw arrays)."""
+        """The graph as compressed bytes (JSON of names and fingerprints, raw arrays)."""
+        self.flush()
         arrays = {
             name: base64.b64encode(getattr(self, name).tobytes()).decode("ascii")
             for name in _ARRAYS
         }
+        kinds = bytes(_KIND_CODES[k] for k in self.kinds)
         state = {
             "version": SNAPSHOT_VERSION,
             "last_seq": self.last_seq,
             "names": self.names,
-            "kinds": [k.value for k in self.kinds],
+            "kinds": base64.b64encode(kinds).decode("ascii"),
             "arrays": arrays,
             "sale_code": self.sale_code,
-            "codes": {
-                fp: [c.serial, c.product, c.batch, c.origin.value, c.holder, c.sale]
-                for fp, c in self.codes.items()
-            },
+            "code_fp": self.code_fp,
+            "code_serial": self.code_serial,
+            "shared_serials": self.shared_serials,
             "stolen": list(self.stolen.items()),
             "attested": list(self.attested.items()),
             "received": list(self.received.items()),
             "face_values": list(self.face_values.items()),
             "party_kinds": list(self.party_kinds.items()),
         }
-        return zlib.compress(json.dumps(state, separators=(",", ":")).encode("utf-8"), 1)
+        return zlib.compress(orjson.dumps(state), 1)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> LedgerGraph:
@@ -425,18 +491,30 @@ class LedgerGraph:
             GraphSnapshotError: the bytes are not a snapshot of this version.
         """
         try:
-            state = json.loads(zlib.decompress(raw))
+            state = orjson.loads(zlib.decompress(raw))
             if state.get("version") != SNAPSHOT_VERSION:
                 raise GraphSnapshotError("the analysis snapshot is of another version")
             graph = cls(last_seq=int(state["last_seq"]))
-            for name, kind in zip(state["names"], state["kinds"], strict=True):
-                graph.node(NodeKind(kind), name)
+            graph.names = list(state["names"])
+            codes = np.frombuffer(base64.b64decode(state["kinds"]), dtype=np.uint8)
+            if codes.shape[0] != len(graph.names):
+                raise GraphSnapshotError("the analysis snapshot's nodes do not match")
+            kinds = list(NodeKind)
+            graph.kinds = [kinds[k] for k in codes.tolist()]
+            for code, kind in enumerate(kinds):
+                ids = np.flatnonzero(codes == code).tolist()
+                graph._ids[kind] = dict(zip(map(graph.names.__getitem__, ids), ids, strict=True))
             for name in _ARRAYS:
                 getattr(graph, name).frombytes(base64.b64decode(state["arrays"][name]))
             graph.sale_code = list(state["sale_code"])
-            for fp, (serial, product, batch, origin, holder, sale) in state["codes"].items():
-                graph.codes[fp] = CodeRecord(serial, product, batch, Origin(origin), holder, sale)
-                graph._serial(serial, fp)
+            graph.code_fp = list(state["code_fp"])
+            graph.code_serial = list(state["code_serial"])
+            n = len(graph.code_fp)
+            graph.codes = dict(zip(graph.code_fp, range(n), strict=True))
+            graph.serials = dict(
+                zip(reversed(graph.code_serial), range(n - 1, -1, -1), strict=True)
+            )
+            graph.shared_serials = {k: list(v) for k, v in state["shared_serials"].items()}
             graph.stolen = {int(k): int(v) for k, v in state["stolen"]}
             graph.attested = {int(k): int(v) for k, v in state["attested"]}
             graph.received = {int(k): int(v) for k, v in state["received"]}
@@ -444,12 +522,18 @@ class LedgerGraph:
             graph.party_kinds = {int(k): str(v) for k, v in state["party_kinds"]}
         except GraphSnapshotError:
             raise
-        except (ValueError, KeyError, TypeError, zlib.error) as e:
+        except (ValueError, KeyError, TypeError, IndexError, zlib.error) as e:
             raise GraphSnapshotError(f"the analysis snapshot cannot be read ({e})") from e
         return graph
 
 
+_KIND_CODES = {kind: code for code, kind in enumerate(NodeKind)}
 _ARRAYS = (
+    "code_product",
+    "code_batch",
+    "code_origin",
+    "code_holder",
+    "code_sale",
     "edge_source",
     "edge_target",
     "edge_kind",
@@ -498,4 +582,5 @@ def read_ledger(session: Session, graph: LedgerGraph | None = None) -> tuple[Led
     for seq, kind, time, actor, body in ledger_events(session, graph.last_seq + 1):
         graph.apply(seq, kind, time, actor, body)
         count += 1
+    graph.flush()
     return graph, count

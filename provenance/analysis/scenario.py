@@ -173,6 +173,8 @@ class _Maker:
         codes = [(self.token(), (serials or [])[i] if serials else self.token()) for i in range(n)]
         body = {"product": self.products[1], "codes": codes}
         yield self.event("code.attest", time, party, body)
+        for code, serial in codes:
+            self.serial_of[code] = serial
         self.stock.setdefault(party, []).extend(c for c, _ in codes)
 
     def sell(
