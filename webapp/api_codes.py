@@ -39,18 +39,34 @@ MAX_VERIFY_BATCH = 10_000
 MAX_ENTRIES = 1_000
 
 
+# How long a connection of the verify engine (and the plans it prepared) lives.
+READ_CONNECTION_SECONDS = 300
+
+
 def read_engine(url: URL) -> Engine | None:
     """The engine verify reads through, or ``None`` to read through the request's session.
 
-    On PostgreSQL verify runs in autocommit, without a ping before each checkout: its two
-    or three SELECTs are then its only round trips (no ping, BEGIN or ROLLBACK). Nothing is
+    On PostgreSQL verify runs in autocommit, without a ping before each checkout: its one
+    or two SELECTs are then its only round trips (no ping, BEGIN or ROLLBACK). Nothing is
     lost: in a READ COMMITTED transaction each statement has its own snapshot anyway, and
-    an inclusion proof against a checkpoint holds whenever it is read. SQLite reads
-    in-process, where a transaction costs next to nothing.
+    an inclusion proof against a checkpoint holds whenever it is read.
+
+    Its statements are prepared on the server: planning the statement of a single verify
+    costs the server more than running it (about 0.8 ms against 0.7 ms). A prepared
+    statement may settle on a plan made while a table was still small; every plan here
+    is a lookup by key, and connections (with their plans) are replaced every
+    :data:`READ_CONNECTION_SECONDS`, so such a plan cannot outlive a few minutes. SQLite
+    reads in-process, where a transaction costs next to nothing.
     """
     if url.get_backend_name() != "postgresql":
         return None
-    return make_engine(url, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
+    return make_engine(
+        url,
+        pool_pre_ping=False,
+        pool_recycle=READ_CONNECTION_SECONDS,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"prepare_threshold": 0},
+    )
 
 
 @dataclass
