@@ -101,6 +101,8 @@ class ScenarioResult:
     double_sales_refused: int = 0
     stolen_instruments: int = 0
     examples: list[Example] = field(default_factory=list)
+    # What the ledger analysis should flag: (typology, subject kind, subject).
+    analysis_cases: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -183,6 +185,7 @@ class SupplyChain:
         self._distribute()
         self._sell()
         self._inject()
+        self._inject_for_analysis()
         return self.result
 
     def _cast(self) -> None:
@@ -511,3 +514,74 @@ class SupplyChain:
             f"  injected: double sale, unknown origin, same serial with another PIN, "
             f"{len(stolen)} stolen cards, void, freeze, custody break, attested origin"
         )
+
+    def _inject_for_analysis(self) -> None:
+        """Frauds only the ledger analysis sees: a serial cloned under another PIN and
+        sold twice, a shop stocked by its own attestations; and what it should name of
+        the stolen cards: the cards and the mules who paid with them."""
+        shop, cloner = MERCHANTS[0][0], MERCHANTS[3][0]
+        sold = next(c for c in self.codes if c.holder == shop and c.state == "sold")
+        clone = _Code(sold.issuer, sold.product, sold.serial, str(int(sold.pin) + 7), cloner)
+        serial = serial_fingerprint(self.key, clone.issuer, clone.product, clone.serial)
+        pair = [_b64(clone.fingerprint(self.key)), _b64(serial)]
+        attest = {
+            "product": clone.product,
+            "codes": [pair],
+            "evidence_sha256": "5a" * 32,
+            "note": "bought from a private seller",
+        }
+        self._append([self._signed(cloner, "code.attest", attest)])
+        body = self._sale_body(clone, "buyer-clone", "token-clone", "100.00")
+        self._append([self._signed(cloner, "code.sale", body)])
+        clone.state = "sold"
+        for typology in ("double-sale", "same-serial-different-pin"):
+            self.result.analysis_cases.append((typology, "serial", serial[:6].hex()))
+
+        ghost = "shop-ghost"
+        key = self.party_keys(ghost)
+        now = self.clock()
+        register = {
+            "party": ghost,
+            "kind": "merchant",
+            "name": "Ghost Cards (stocks itself)",
+            "keys": [key_body(raw_public_key(key), now - timedelta(seconds=1))],
+        }
+        self._platform("party.register", register)
+        self._platform(
+            "party.status",
+            {"party": ghost, "status": "approved", "reason": "merchant vetting decision"},
+        )
+        issuer, product = ISSUERS[0][0], f"{ISSUERS[0][0]}.{ISSUERS[0][2][0][0]}"
+        stock = [self._new_code(issuer, product) for _ in range(30)]
+        pairs = [
+            [
+                _b64(c.fingerprint(self.key)),
+                _b64(serial_fingerprint(self.key, c.issuer, c.product, c.serial)),
+            ]
+            for c in stock
+        ]
+        attest = {
+            "product": product,
+            "codes": pairs,
+            "evidence_sha256": "6b" * 32,
+            "note": "stock from a wholesaler abroad",
+        }
+        self._append([self._signed(ghost, "code.attest", attest)])
+        sales = [
+            self._signed(
+                ghost,
+                "code.sale",
+                self._sale_body(code, f"buyer-{i}", f"token-{i}", "100.00"),
+            )
+            for i, code in enumerate(stock[:20])
+        ]
+        self._append(sales)
+        self.result.analysis_cases.append(("unknown-origin", "party", ghost))
+        for mule in range(2):
+            self.result.analysis_cases.append(
+                ("stolen-payment-taint", "buyer", pseudonym(self.key, "buyer", f"mule-{mule}"))
+            )
+        for card in range(self.result.stolen_instruments):
+            instrument = pseudonym(self.key, "instrument", f"stolen-token-{card}")
+            self.result.analysis_cases.append(("stolen-payment-taint", "instrument", instrument))
+        self.say("  injected for the analysis: a cloned serial sold twice, a self-stocked shop")

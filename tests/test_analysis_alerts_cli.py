@@ -78,3 +78,19 @@ def test_alert_decisions_need_an_officers_token(instance: Path) -> None:
     done = run("alerts", "dismiss", "1", token="not-a-token")
     assert done.exit_code == 2
     assert json.loads(run("alerts", "show", "1").output)["status"] == "new"
+
+
+def test_the_demo_flags_its_injected_frauds_with_evidence(tmp_path: Path) -> None:
+    from tests.processes import run as process
+
+    assert process(["init"], tmp_path).returncode == 0
+    result = process(["demo", "--scale", "0.003"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "8 of the 8 injected cases have an alert" in result.stdout
+    flagged = [line for line in result.stdout.splitlines() if line.strip().startswith("ok #")]
+    assert {line.split()[3] for line in flagged} >= {
+        "double-sale",
+        "unknown-origin",
+        "stolen-payment-taint",
+    }
+    assert "evidence:" in result.stdout

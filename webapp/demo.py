@@ -24,6 +24,7 @@ from webapp.onboarding import onboarding_service
 from webapp.runtime import current_runtime, db_session
 
 EXAMPLES_FILE = "demo-examples.json"
+ANALYSIS_CASES_FILE = "demo-analysis-cases.json"
 
 
 class PartyKeys:
@@ -91,6 +92,8 @@ def _load_supply_chain(scale: float, say: Callable[[str], None]) -> None:
             }
         )
     examples_path.write_text(json.dumps(examples, indent=2))
+    cases_path = runtime.settings.instance_path / ANALYSIS_CASES_FILE
+    cases_path.write_text(json.dumps(result.analysis_cases, indent=2))
     say(
         f"  {result.codes:,} codes, {result.sales:,} sales, {result.entries:,} ledger entries "
         f"in {time.monotonic() - started:.0f} s; {result.double_sales_refused} double sale "
@@ -127,6 +130,39 @@ def _show_verdicts(say: Callable[[str], None]) -> bool:
     return all_as_expected
 
 
+def _show_alerts(say: Callable[[str], None]) -> None:
+    from provenance.analysis.alerts import alert_key, list_alerts
+    from webapp.analysis import analyse_ledger
+
+    runtime, session = current_runtime(), db_session()
+    started = time.monotonic()
+    with write_transaction(session):
+        done = analyse_ledger(session, runtime.ledger, onboarding_service(), now=runtime.now())
+    say(
+        f"  read {done.run.entries_read:,} new entries, {done.run.findings} findings, "
+        f"{len(done.run.opened)} alerts opened in {time.monotonic() - started:.1f} s"
+    )
+    cases_path = runtime.settings.instance_path / ANALYSIS_CASES_FILE
+    expected = json.loads(cases_path.read_text()) if cases_path.exists() else []
+    keys = {alert_key(t, kind, subject) for t, kind, subject in expected}
+    alerts = list_alerts(session, limit=1000)
+    found = {a.key for a in alerts} & keys
+    say(f"  {len(found)} of the {len(keys)} injected cases have an alert:")
+    for alert in sorted(alerts, key=lambda a: (a.key not in keys, -a.score))[:12]:
+        mark = "ok " if alert.key in keys else "   "
+        evidence = alert.evidence
+        kinds = sorted({n["kind"] for n in evidence["nodes"]})
+        say(
+            f"  {mark}#{alert.id} {alert.severity:6} {alert.typology:26} "
+            f"{alert.subject_kind}:{alert.subject[:12]}  {alert.reason}"
+        )
+        say(
+            f"       evidence: {len(evidence['nodes'])} nodes ({', '.join(kinds)}), "
+            f"{len(evidence['edges'])} edges"
+        )
+    say("  see one with: cardtrace alerts show <id>; work it with cardtrace alerts triage <id>")
+
+
 def run_demo(app: Flask, say: Callable[[str], None], *, scale: float = 1.0) -> None:
     with app.app_context():
         runtime = current_runtime()
@@ -148,6 +184,9 @@ def run_demo(app: Flask, say: Callable[[str], None], *, scale: float = 1.0) -> N
         say("\n2. Verify before sale: a verdict, and the reasons, for each kind of case")
         if not _show_verdicts(say):
             say("  (a verdict above is not the one the scenario expects)")
+
+        say("\n2b. Ledger analysis: the injected frauds as alerts, with their evidence")
+        _show_alerts(say)
 
         say("\n3. Evidence anyone can check offline")
         with write_transaction(session):

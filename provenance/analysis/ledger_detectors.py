@@ -148,8 +148,9 @@ class StolenPaymentTaint:
                     kind.value,
                     graph.names[payment],
                     1.0,
-                    f"{len(sales)} codes bought with a {kind.value.replace('_', ' ')} "
-                    "reported stolen",
+                    f"{len(sales)} codes bought with "
+                    f"{'an instrument' if kind is NodeKind.INSTRUMENT else 'a payment reference'}"
+                    " reported stolen",
                     graph.subgraph(sales=sales[:MAX_EVIDENCE_SALES]),
                 )
             )
