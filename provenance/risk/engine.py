@@ -13,7 +13,7 @@ import cel
 
 from provenance.risk.context import SaleContext, SaleFacts
 from provenance.risk.errors import StoreUnavailableError
-from provenance.risk.features import Observation, compute_features, nest
+from provenance.risk.features import Observation, compute_features
 from provenance.risk.regions import RegionLookup
 from provenance.risk.rules import RuleAction, RuleMode, RuleSet, RuleSpec
 from provenance.risk.store import StateStore, TaintKind
@@ -112,7 +112,7 @@ def evaluate(
     Returns:
         The decision, the enforced reasons and the shadow reasons.
     """
-    context = cel.Context(nest({name: features[name] for name in rules.features}))
+    context = cel.Context({name: features[feature] for feature, name in rules.variables})
     reasons: list[RiskReason] = []
     shadow: list[RiskReason] = []
     decision = RiskDecision.ALLOW

@@ -140,6 +140,18 @@ class Observation:
     held: bool = False
 
 
+_WINDOW_NAMES = tuple(
+    (
+        scope,
+        tuple(f"{scope.value}.count_{name}" for name in WINDOWS),
+        tuple(f"{scope.value}.sum_{name}" for name in WINDOWS),
+    )
+    for scope in Scope
+)
+_DISTINCT_NAMES = tuple((distinct, distinct.value) for distinct in Distinct)
+assert tuple(WINDOWS) == ("1m", "1h", "24h")
+
+
 def _money(units: int) -> float:
     return units / AMOUNT_SCALE
 
@@ -182,13 +194,21 @@ def compute_features(
         "device.tainted": observation.device_tainted,
         "instrument.bin": bin or "",
     }
-    for scope in Scope:
-        window = observation.windows.get(scope, Window())
-        for name in WINDOWS:
-            values[f"{scope.value}.count_{name}"] = getattr(window, f"count_{name}")
-            values[f"{scope.value}.sum_{name}"] = _money(getattr(window, f"sum_{name}"))
-    for distinct in Distinct:
-        values[distinct.value] = observation.distinct.get(distinct, 0)
+    empty = Window()
+    for scope, counts, sums in _WINDOW_NAMES:
+        window = observation.windows.get(scope, empty)
+        values[counts[0]], values[counts[1]], values[counts[2]] = (
+            window.count_1m,
+            window.count_1h,
+            window.count_24h,
+        )
+        values[sums[0]], values[sums[1]], values[sums[2]] = (
+            window.sum_1m / AMOUNT_SCALE,
+            window.sum_1h / AMOUNT_SCALE,
+            window.sum_24h / AMOUNT_SCALE,
+        )
+    for distinct, name in _DISTINCT_NAMES:
+        values[name] = observation.distinct.get(distinct, 0)
     return values
 
 

@@ -57,10 +57,22 @@ class _Token:
 
 @dataclass(frozen=True, slots=True)
 class CheckedCondition:
-    """A condition that parsed and typed, with the features it reads."""
+    """A condition that parsed and typed, with the features it reads.
+
+    Attributes:
+        executable: the same condition with each feature written as one variable
+            (``buyer.count_1m`` as ``buyer__count_1m``): scalar variables reach CEL
+            several times faster than maps of them.
+    """
 
     source: str
     features: frozenset[str]
+    executable: str
+
+
+def variable(feature: str) -> str:
+    """The CEL variable a feature is passed as (see ``CheckedCondition.executable``)."""
+    return feature.replace(".", "__")
 
 
 class _Checker:
@@ -70,6 +82,7 @@ class _Checker:
         self.index = 0
         self.depth = 0
         self.features: set[str] = set()
+        self.spans: list[tuple[int, int, str]] = []
 
     # --- errors ---------------------------------------------------------------------
 
@@ -263,6 +276,7 @@ class _Checker:
             if name not in FEATURES:
                 raise self.fail(_unknown(name), name_token.offset, "unknown-feature")
             self.features.add(name)
+            self.spans.append((token.offset, name_token.offset + len(name_token.text), name))
             kind: str = FEATURES[name][0].value
         else:
             kind = self.primary()
@@ -397,7 +411,10 @@ def check_condition(source: str) -> CheckedCondition:
             column=1,
         )
     compile_condition(source)
-    return CheckedCondition(source, frozenset(checker.features))
+    executable = source
+    for start, end, name in sorted(checker.spans, reverse=True):
+        executable = executable[:start] + variable(name) + executable[end:]
+    return CheckedCondition(source, frozenset(checker.features), executable)
 
 
 def compile_condition(source: str) -> cel.Program:

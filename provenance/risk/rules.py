@@ -33,7 +33,7 @@ from provenance.errors import NotFoundError
 from provenance.ledger import Ledger
 from provenance.parties import NotPermittedError, Party, PartyKind
 from provenance.risk.errors import FourEyesError, RuleError, RuleStateError
-from provenance.risk.language import check_condition, compile_condition
+from provenance.risk.language import check_condition, compile_condition, variable
 from provenance.risk.store import RiskTaint, TaintKind
 
 RULE_TYPE = "risk.rule"
@@ -234,11 +234,15 @@ class RuleSet:
 
     def __init__(self, specs: Iterable[RuleSpec]) -> None:
         self.specs = tuple(s for s in specs if s.mode is not RuleMode.OFF)
-        self.rules = tuple(CompiledRule(s, compile_condition(s.condition)) for s in self.specs)
-        # Only the features some rule reads are handed to CEL: converting each value
-        # costs time on every sale.
-        self.features = frozenset(
-            name for spec in self.specs for name in check_condition(spec.condition).features
+        checked = [check_condition(spec.condition) for spec in self.specs]
+        self.rules = tuple(
+            CompiledRule(spec, compile_condition(c.executable))
+            for spec, c in zip(self.specs, checked, strict=True)
+        )
+        # Only the features some rule reads are handed to CEL, each as one scalar
+        # variable: converting values costs time on every sale.
+        self.variables = tuple(
+            sorted({(name, variable(name)) for c in checked for name in c.features})
         )
 
     def replace(self, spec: RuleSpec) -> RuleSet:

@@ -20,6 +20,7 @@ one twice counts once:
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -105,6 +106,54 @@ def _ms(moment: datetime) -> int:
 # --- in memory -----------------------------------------------------------------------
 
 
+class _Series:
+    """One party's sales in time order, with running totals: a window is two bisections.
+
+    Sales arrive nearly in time order (a replay is in log order), so an append is O(1)
+    and only an out-of-order sale rewrites the totals after it.
+    """
+
+    def __init__(self) -> None:
+        self.times: list[int] = []
+        self.refs: list[str] = []
+        self.totals: list[int] = [0]  # totals[i]: the units of the first i sales
+
+    def add(self, at: int, ref: str, units: int) -> None:
+        if not self.times or at >= self.times[-1]:
+            self.times.append(at)
+            self.refs.append(ref)
+            self.totals.append(self.totals[-1] + units)
+            return
+        index = bisect_right(self.times, at)
+        self.times.insert(index, at)
+        self.refs.insert(index, ref)
+        self.totals.insert(index + 1, self.totals[index] + units)
+        for i in range(index + 2, len(self.totals)):
+            self.totals[i] += units
+
+    def remove(self, ref: str) -> None:
+        for index in range(len(self.refs) - 1, -1, -1):
+            if self.refs[index] == ref:
+                units = self.totals[index + 1] - self.totals[index]
+                del self.times[index], self.refs[index], self.totals[index + 1]
+                for i in range(index + 1, len(self.totals)):
+                    self.totals[i] -= units
+                return
+
+    def window(self, after: int) -> tuple[int, int]:
+        """Count and units of the sales strictly later than ``after``."""
+        index = bisect_right(self.times, after)
+        return len(self.times) - index, self.totals[-1] - self.totals[index]
+
+    def trim(self, before: int) -> None:
+        index = bisect_right(self.times, before)
+        if index > len(self.times) // 2:  # amortised: copy only when half is stale
+            base = self.totals[index]
+            self.times = self.times[index:]
+            self.refs = self.refs[index:]
+            self.totals = [total - base for total in self.totals[index:]]
+
+
 @dataclass
 class _Profile:
     count: int = 0
@@ -122,26 +171,28 @@ class MemoryStore:
         self.reset()
 
     def reset(self) -> None:
-        self._windows: dict[tuple[Scope, str], dict[str, tuple[int, int]]] = {}
+        self._windows: dict[tuple[Scope, str], _Series] = {}
         self._distinct: dict[tuple[Distinct, str], dict[str, int]] = {}
         self._profiles: dict[str, _Profile] = {}
         self._taint: set[tuple[TaintKind, str]] = set()
         self._held: dict[str, list[tuple[Distinct, str, str]]] = {}
         self._recorded: set[str] = set()
 
-    def _window(self, rows: dict[str, tuple[int, int]], now: int) -> Window:
-        counts = dict.fromkeys(WINDOWS, 0)
-        sums = dict.fromkeys(WINDOWS, 0)
-        for at, units in rows.values():
-            for name, seconds in WINDOWS.items():
-                if at > now - seconds * 1000:
-                    counts[name] += 1
-                    sums[name] += units
-        return Window(*counts.values(), *sums.values())
+    def _window(self, series: _Series | None, now: int, extra: int | None) -> Window:
+        counts, sums = [], []
+        for seconds in WINDOWS.values():
+            count, units = series.window(now - seconds * 1000) if series else (0, 0)
+            if extra is not None:
+                count, units = count + 1, units + extra
+            counts.append(count)
+            sums.append(units)
+        return Window(*counts, *sums)
 
     def _add(self, facts: SaleFacts, now: int) -> list[tuple[Distinct, str, str]]:
         for scope, value in scope_ids(facts):
-            self._windows.setdefault((scope, value), {})[facts.ref] = (now, facts.amount_units)
+            series = self._windows.setdefault((scope, value), _Series())
+            series.add(now, facts.ref, facts.amount_units)
+            series.trim(now - DISTINCT_WINDOW_S * 1000)
         added = []
         for distinct, owner, member in distinct_pairs(facts):
             members = self._distinct.setdefault((distinct, owner), {})
@@ -161,10 +212,8 @@ class MemoryStore:
             included = known or held
             windows = {}
             for scope, value in scope_ids(facts):
-                rows = dict(self._windows.get((scope, value), {}))
-                if not included:
-                    rows[facts.ref] = (now, facts.amount_units)
-                windows[scope] = self._window(rows, now)
+                extra = None if included else facts.amount_units
+                windows[scope] = self._window(self._windows.get((scope, value)), now, extra)
             distinct = {}
             for kind, owner, member in distinct_pairs(facts):
                 members = self._distinct.get((kind, owner), {})
@@ -192,7 +241,9 @@ class MemoryStore:
             if added is None or facts.ref in self._recorded:
                 return
             for scope, value in scope_ids(facts):
-                self._windows.get((scope, value), {}).pop(facts.ref, None)
+                series = self._windows.get((scope, value))
+                if series is not None:
+                    series.remove(facts.ref)
             for distinct, owner, member in added:
                 self._distinct.get((distinct, owner), {}).pop(member, None)
 
