@@ -13,8 +13,9 @@ Measured:
 * risk step, per sale, in one process: ``SaleContext.parse`` of the JSON-like context,
   then ``RiskEngine.assess(..., hold=ref)`` (one Lua script call that holds the sale
   and returns every feature, then 50 CEL rules). This is what verify-before-sale adds.
-  ``record_sale`` (the second script call, after the sale) is reported beside it.
-  Baseline in the same run: one Redis ``PING`` round trip.
+  ``record_sale`` (the second script call, after the sale) is reported beside it, and
+  the same step on the in-memory store (no Redis: the Python share). Baseline in the
+  same run: one Redis ``PING`` round trip.
 * sustained decisions per second: two worker processes for ``--seconds`` each, each
   decision being a full sale (parse, assess with hold, record). Baseline in the same
   run: two processes sending, per sale, the same reads and writes as the two script
@@ -39,7 +40,7 @@ from typing import Any
 import redis
 
 from provenance.fingerprints import pseudonym
-from provenance.risk import RiskEngine, RuleSet, SaleContext
+from provenance.risk import MemoryStore, RiskEngine, RuleSet, SaleContext
 from provenance.risk.features import Scope
 from provenance.risk.redis_store import _DISTINCT, _SCOPES, RedisStore
 from provenance.risk.regions import CidrRegionTable, Network
@@ -142,7 +143,8 @@ def warm(engine: RiskEngine, sales: int) -> None:
 def latency(engine: RiskEngine, url: str, samples: int) -> dict[str, list[float]]:
     population = Population(seed=2)
     client = redis.Redis.from_url(url)
-    times: dict[str, list[float]] = {"ping": [], "step": [], "record": []}
+    times: dict[str, list[float]] = {"ping": [], "step": [], "record": [], "memory": []}
+    local = RiskEngine(rules=engine.rules, store=MemoryStore(), key=KEY, regions=engine.regions)
     for i in range(samples):
         raw, merchant = population.sale(), population.merchant()
         at = NOW + timedelta(milliseconds=20 * i)
@@ -157,6 +159,9 @@ def latency(engine: RiskEngine, url: str, samples: int) -> dict[str, list[float]
         if assessment.decision.value != "block":
             engine.record_sale(context, merchant=merchant, now=at, ref=f"l{i:063x}")
         times["record"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        local.assess(SaleContext.parse(raw), merchant=merchant, now=at, hold=f"l{i:063x}")
+        times["memory"].append(time.perf_counter() - start)
     return times
 
 
@@ -301,6 +306,7 @@ def main() -> None:
             ("ping", "baseline: Redis PING round trip"),
             ("step", "risk step: parse + assess with hold (1 script call, 50 rules)"),
             ("record", "record_sale after the sale (1 script call)"),
+            ("memory", "the same risk step on the in-memory store (the Python share)"),
         ):
             ms = [t * 1000 for t in times[name]]
             print(
