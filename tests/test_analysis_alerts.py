@@ -277,3 +277,21 @@ def test_api_refuses_without_a_token_and_bad_decisions(
     missing = client.get("/api/v1/alerts/999999", headers=auth)
     assert missing.status_code == 404 and missing.get_json()["code"] == "alert-not-found"
     assert client.get(f"/api/v1/alerts/{alert_id}", headers=auth).get_json()["status"] == "new"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=abc", "limit"),
+        ("limit=0", "limit"),
+        ("status=open", "status"),
+        ("typology=x", "typology"),
+    ],
+)
+def test_api_refuses_a_bad_listing_query(
+    client: FlaskClient, session: Session, query: str, field: str
+) -> None:
+    _, auth = _api_alert(client, session)
+    response = client.get(f"/api/v1/alerts?{query}", headers=auth)
+    assert response.status_code == 422
+    assert response.get_json()["field"] == field
