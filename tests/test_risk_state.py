@@ -226,3 +226,32 @@ def test_memory_store_reset_forgets_everything() -> None:
     shop.sell(context())
     store.reset()
     assert shop.look(context()).features["buyer.count_1m"] == 1
+
+
+def test_the_local_store_sees_a_partners_stolen_card_notice_at_once(
+    session: Session, ledger: Ledger
+) -> None:
+    chain = build_chain(session, ledger)
+    stolen = person("instrument", "card-9")
+    chain.append(
+        session,
+        PARTNER,
+        "payment.stolen",
+        {
+            "kind": "instrument",
+            "pseudonym": stolen,
+            "reported_at": format_time(NOW),
+            "reason": "reported by the card holder",
+        },
+    )
+    shop = Shop(make_engine(SqlStore(session)), SHOP)
+    sale = SaleContext.parse(
+        {
+            "buyer": person("buyer", "buyer-9"),
+            "instrument": {"fingerprint": stolen, "bin": "622202", "last4": "0009"},
+            "amount": "100.00",
+        }
+    )
+    result = shop.sell(sale)
+    assert result.features["instrument.tainted"] is True
+    assert "instrument-stolen" in {r.code for r in result.reasons}

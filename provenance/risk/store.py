@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from provenance.codes import StolenKind, StolenPayment
 from provenance.db import Base
 from provenance.risk.context import SaleFacts
 from provenance.risk.features import (
@@ -446,6 +447,12 @@ class SqlStore:
                 )
             )
         }
+        instrument = facts.keys.instrument
+        if instrument is not None and TaintKind.INSTRUMENT.value not in tainted:
+            # A partner's payment.stolen notice, as the card-code projection keeps it.
+            reported = self.session.get(StolenPayment, (StolenKind.INSTRUMENT.value, instrument))
+            if reported is not None:
+                tainted.add(TaintKind.INSTRUMENT.value)
         return Observation(
             windows=windows,
             distinct=distinct,
