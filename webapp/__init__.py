@@ -34,6 +34,7 @@ _SETTING_KEYS = frozenset(
         "log_origin",
         "secret_key",
         "checkpoint_interval_s",
+        "registries",
     }
 )
 

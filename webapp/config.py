@@ -7,6 +7,7 @@ setting; secrets never appear in those lines.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,10 @@ _WEAK_SECRETS = frozenset(
 _BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "memory")
 
 
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_FACTORY_RE = re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}")
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -56,6 +61,8 @@ class Settings:
     log_origin: str
     secret_key: str | None = field(default=None, repr=False)
     checkpoint_interval_s: int = 300
+    # "offline" (the imported extracts) or "package.module:factory" for a live service.
+    registries: str = "offline"
 
     @property
     def embedded_tasks(self) -> bool:
@@ -174,6 +181,13 @@ def load_settings(
             f"got {raw_interval!r}"
         ) from e
 
+    registries = str(overrides.pop("registries", None) or _get(environ, "REGISTRIES") or "offline")
+    if registries != "offline" and not _FACTORY_RE.fullmatch(registries):
+        raise ConfigError(
+            "CARDTRACE_REGISTRIES must be 'offline' or 'package.module:factory' (a callable "
+            f"taking a database session and returning Registries); got {registries!r}"
+        )
+
     if overrides:
         raise ConfigError(f"unknown settings: {', '.join(sorted(overrides))}")
 
@@ -187,6 +201,7 @@ def load_settings(
         log_origin=log_origin,
         secret_key=secret_key,
         checkpoint_interval_s=interval,
+        registries=registries,
     )
 
 

@@ -3,8 +3,10 @@ application is shown (masked; never a clear ID number, bank account or token).""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
 from sqlalchemy.orm import Session
@@ -24,13 +26,39 @@ from merchant_onboarding.workflow import (
     questions,
 )
 from provenance.entries import format_time
-from webapp.config import load_personal_data_key
+from provenance.errors import ConfigError
+from webapp.config import Settings, load_personal_data_key
 from webapp.runtime import current_runtime
 
 
 def offline_registries(session: Session) -> Registries:
     registry = OfflineRegistry(session)
     return Registries(enterprise=registry, icp=registry)
+
+
+def registries_factory(settings: Settings) -> Callable[[Session], Registries]:
+    """The registries onboarding checks ask, as ``CARDTRACE_REGISTRIES`` chooses.
+
+    ``offline`` reads the extracts imported with ``cardtrace onboarding registry-import``;
+    ``package.module:factory`` names a callable that takes a session and returns
+    :class:`~merchant_onboarding.registries.Registries` (a live enterprise or ICP
+    service behind the same Protocols).
+
+    Raises:
+        ConfigError: the factory cannot be imported or is not callable.
+    """
+    if settings.registries == "offline":
+        return offline_registries
+    module_name, _, attribute = settings.registries.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(
+            f"CARDTRACE_REGISTRIES: cannot import {settings.registries!r} ({type(e).__name__})"
+        ) from e
+    if not callable(factory):
+        raise ConfigError(f"CARDTRACE_REGISTRIES: {settings.registries!r} is not callable")
+    return cast(Callable[[Session], Registries], factory)
 
 
 def onboarding_service() -> Onboarding:
@@ -45,7 +73,7 @@ def onboarding_service() -> Onboarding:
         service = Onboarding(
             runtime.ledger,
             PersonalData(load_personal_data_key(runtime.settings)),
-            offline_registries,
+            registries_factory(runtime.settings),
             screening=screening_check(),
         )
         current_app.extensions["onboarding"] = service
