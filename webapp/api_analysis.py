@@ -11,12 +11,11 @@ from typing import Literal
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from merchant_onboarding.errors import AuthenticationError, PermissionDeniedError
-from merchant_onboarding.officers import Actor, authenticate
+from merchant_onboarding.officers import Actor
 from provenance.analysis.alerts import alert_json, decide, get_alert, list_alerts, notes_of
 from provenance.db import write_transaction
 from provenance.errors import ValidationError
-from webapp.errors import Problem, problem_response
+from webapp.officer_auth import bearer_officer, init_officer_auth
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -32,25 +31,10 @@ class DecisionRequest(BaseModel):
 
 
 def _actor() -> Actor:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("send 'Authorization: Bearer <token>'")
-    actor = authenticate(db_session(), token.strip())
-    actor.require_officer("work alerts")
-    return actor
+    return bearer_officer("work alerts")
 
 
-@bp.errorhandler(AuthenticationError)
-def _unauthenticated(error: AuthenticationError) -> Response:
-    response = problem_response(Problem(401, error.code, error.title, error.message))
-    response.headers["WWW-Authenticate"] = 'Bearer realm="cardtrace alerts"'
-    return response
-
-
-@bp.errorhandler(PermissionDeniedError)
-def _forbidden(error: PermissionDeniedError) -> Response:
-    return problem_response(Problem(403, error.code, error.title, error.message))
+init_officer_auth(bp, "cardtrace alerts")
 
 
 @bp.get("")

@@ -18,14 +18,14 @@ from merchant_onboarding.documents import MAX_DOCUMENT_BYTES, DocumentKind, chec
 from merchant_onboarding.errors import (
     AuthenticationError,
     DocumentTooLargeError,
-    PermissionDeniedError,
 )
 from merchant_onboarding.hits import HitOutcome, hits_of
-from merchant_onboarding.officers import Actor, ActorKind, authenticate
+from merchant_onboarding.officers import Actor, ActorKind
 from merchant_onboarding.workflow import Onboarding, Recommendation, State
 from provenance.db import write_transaction
 from provenance.errors import ValidationError
 from webapp.errors import Problem, problem_response
+from webapp.officer_auth import bearer_actor, bearer_officer, init_officer_auth
 from webapp.onboarding import application_json, hit_json, onboarding_service, queue_json
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
@@ -74,18 +74,11 @@ class AnswersRequest(_Request):
     )
 
 
-def _actor() -> Actor:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("send 'Authorization: Bearer <token>'")
-    return authenticate(db_session(), token.strip())
+_actor = bearer_actor
 
 
 def _officer() -> Actor:
-    actor = _actor()
-    actor.require_officer("do this")
-    return actor
+    return bearer_officer("do this")
 
 
 def _no_body() -> None:
@@ -111,16 +104,7 @@ def _render(service: Onboarding, application_id: int, status: int = 200) -> tupl
     return jsonify(document), status
 
 
-@bp.errorhandler(AuthenticationError)
-def _unauthenticated(error: AuthenticationError) -> Response:
-    response = problem_response(Problem(401, error.code, error.title, error.message))
-    response.headers["WWW-Authenticate"] = 'Bearer realm="cardtrace onboarding"'
-    return response
-
-
-@bp.errorhandler(PermissionDeniedError)
-def _forbidden(error: PermissionDeniedError) -> Response:
-    return problem_response(Problem(403, error.code, error.title, error.message))
+init_officer_auth(bp, "cardtrace onboarding")
 
 
 @bp.errorhandler(DocumentTooLargeError)

@@ -13,8 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from werkzeug.exceptions import UnsupportedMediaType
 
-from merchant_onboarding.errors import AuthenticationError, PermissionDeniedError
-from merchant_onboarding.officers import Actor, Role, authenticate
+from merchant_onboarding.officers import Actor, Role
 from provenance.db import write_transaction
 from provenance.entries import format_time
 from provenance.errors import NotFoundError, ValidationError
@@ -32,6 +31,7 @@ from provenance.risk.rules import (
     versions,
 )
 from webapp.errors import Problem, problem_response
+from webapp.officer_auth import bearer_officer, init_officer_auth
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -55,25 +55,10 @@ class BacktestRequest(_Request):
 
 
 def _actor() -> Actor:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("send 'Authorization: Bearer <token>'")
-    actor = authenticate(db_session(), token.strip())
-    actor.require_officer("manage risk rules")
-    return actor
+    return bearer_officer("manage risk rules")
 
 
-@bp.errorhandler(AuthenticationError)
-def _unauthenticated(error: AuthenticationError) -> Response:
-    response = problem_response(Problem(401, error.code, error.title, error.message))
-    response.headers["WWW-Authenticate"] = 'Bearer realm="cardtrace risk"'
-    return response
-
-
-@bp.errorhandler(PermissionDeniedError)
-def _forbidden(error: PermissionDeniedError) -> Response:
-    return problem_response(Problem(403, error.code, error.title, error.message))
+init_officer_auth(bp, "cardtrace risk")
 
 
 @bp.errorhandler(RuleError)
