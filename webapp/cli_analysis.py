@@ -130,7 +130,7 @@ def alerts_show(alert_id: int) -> None:
 def _decide(alert_id: int, status: str, assignee: str | None, note: str | None) -> None:
     from provenance.analysis.alerts import decide
     from provenance.db import write_transaction
-    from webapp.cli_risk import _token
+    from webapp.officer_auth import cli_token as _token
     from webapp.runtime import current_runtime, db_session
 
     with _app().app_context():

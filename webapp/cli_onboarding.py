@@ -8,8 +8,6 @@ as in the API.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import click
 from flask import Flask
 
-TOKEN_VARIABLE = "CARDTRACE_OFFICER_TOKEN"  # noqa: S105 (the variable's name)
+from webapp.officer_auth import cli_token
 
 
 def _app() -> Flask:
@@ -26,14 +24,7 @@ def _app() -> Flask:
     return create_app()
 
 
-def _token() -> str:
-    token = os.environ.get(TOKEN_VARIABLE)
-    if token:
-        return token
-    if not sys.stdin.isatty():
-        return sys.stdin.readline().strip()
-    value: str = click.prompt("Officer token", hide_input=True)
-    return value
+_token = cli_token
 
 
 @click.group("onboarding")

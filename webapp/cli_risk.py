@@ -8,15 +8,13 @@ Proposing and approving act as the officer whose token is in ``CARDTRACE_OFFICER
 from __future__ import annotations
 
 import json
-import os
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 from flask import Flask
 
-TOKEN_VARIABLE = "CARDTRACE_OFFICER_TOKEN"  # noqa: S105 (the variable's name)
+from webapp.officer_auth import cli_token
 
 
 def _app() -> Flask:
@@ -25,14 +23,7 @@ def _app() -> Flask:
     return create_app()
 
 
-def _token() -> str:
-    token = os.environ.get(TOKEN_VARIABLE)
-    if token:
-        return token
-    if not sys.stdin.isatty():
-        return sys.stdin.readline().strip()
-    value: str = click.prompt("Officer token", hide_input=True)
-    return value
+_token = cli_token
 
 
 def _officer(session: Any, role: str | None = None) -> str:

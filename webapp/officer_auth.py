@@ -7,6 +7,10 @@ from the token, never from a request field; a missing or unknown token is a 401 
 
 from __future__ import annotations
 
+import os
+import sys
+
+import click
 from flask import Blueprint, Response, request
 
 from merchant_onboarding.errors import AuthenticationError, PermissionDeniedError
@@ -51,3 +55,18 @@ def init_officer_auth(bp: Blueprint, realm: str) -> None:
     @bp.errorhandler(PermissionDeniedError)
     def _forbidden(error: PermissionDeniedError) -> Response:
         return problem_response(Problem(403, error.code, error.title, error.message))
+
+
+TOKEN_VARIABLE = "CARDTRACE_OFFICER_TOKEN"  # noqa: S105 (the variable's name)
+
+
+def cli_token() -> str:
+    """The officer's token for a command: from the environment, a pipe, or a hidden prompt
+    (never from a command-line argument, where other users could read it)."""
+    token = os.environ.get(TOKEN_VARIABLE)
+    if token:
+        return token
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().strip()
+    value: str = click.prompt("Officer token", hide_input=True)
+    return value
