@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# System packages cardtrace uses beside Python: poppler-utils (pdftoppm, pdftotext)
+# to check evidence-package PDFs, and a CJK font for their Chinese text.
+# Debian/Ubuntu; needs root (or sudo). Safe to run again.
+set -euo pipefail
+need=()
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+if [ "${#need[@]}" -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
