@@ -46,6 +46,7 @@ from provenance.instance import InstanceInfo
 from provenance.ledger import LedgerEntry, MerkleNode, StoredCheckpoint
 from provenance.merkle import NodeId, assemble, inclusion_plan, plan_node_ids
 from provenance.parties import Party, PartyKey, PartyKind, PartyStatus
+from provenance.partners.models import CompromisedCode
 
 _CHUNK = 500
 
@@ -75,6 +76,7 @@ class ReasonCode(StrEnum):
     MERCHANT_UNKNOWN = "merchant-unknown"
     MERCHANT_NOT_APPROVED = "merchant-not-approved"
     MERCHANT_SUSPENDED = "merchant-suspended"
+    COMPROMISED = "compromised-code-reported"
 
 
 # code -> (decision, English, Chinese). The sentences name no PIN and no personal data.
@@ -153,6 +155,11 @@ REASONS: dict[ReasonCode, tuple[Decision, str, str]] = {
         Decision.BLOCK,
         "The selling merchant is suspended or terminated.",
         "销售商户已被暂停或终止。",
+    ),
+    ReasonCode.COMPROMISED: (
+        Decision.BLOCK,
+        "An anti-fraud partner reported this code (or its serial) compromised.",
+        "反欺诈合作方已通报该卡密（或其序列号）泄露。",
     ),
 }
 
@@ -344,6 +351,10 @@ _CODE_COLUMNS = (
     CodeBatch.status.label("batch_status"),
     CodeBatch.issue_seq,
     CodeBatch.expires_at,
+    # A partner's notice names a code or its serial (partner.code entries).
+    exists()
+    .where(CompromisedCode.fingerprint.in_([Code.fingerprint, Code.serial_fp]))
+    .label("compromised"),
 )
 _ENTRY_COLUMNS = (
     LedgerEntry.seq,
@@ -465,6 +476,7 @@ class _CodeRow:
     batch_status: str | None
     issue_seq: int | None
     expires_at: datetime | None
+    compromised: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -641,6 +653,8 @@ def _code_reasons(code: _CodeRow, merchant: str, now: datetime) -> list[Reason]:
         reasons.append(Reason.of(ReasonCode.FROZEN))
     if code.tainted:
         reasons.append(Reason.of(ReasonCode.TAINTED))
+    if code.compromised:
+        reasons.append(Reason.of(ReasonCode.COMPROMISED))
     if code.expires_at is not None and code.expires_at <= now:
         reasons.append(Reason.of(ReasonCode.EXPIRED))
     return reasons

@@ -8,11 +8,16 @@ from merchant_onboarding.workflow import onboarding_catalog
 from provenance.analysis.alerts import analysis_catalog
 from provenance.catalog import EntryCatalog
 from provenance.core import core_catalog
+from provenance.partners.entries import partners_catalog
 from provenance.risk.rules import risk_catalog
 
 
 @cache
 def build_catalog() -> EntryCatalog:
     return (
-        core_catalog().merge(onboarding_catalog()).merge(risk_catalog()).merge(analysis_catalog())
+        core_catalog()
+        .merge(onboarding_catalog())
+        .merge(risk_catalog())
+        .merge(analysis_catalog())
+        .merge(partners_catalog())
     )

@@ -10,6 +10,7 @@ import provenance.codes
 import provenance.instance
 import provenance.ledger
 import provenance.parties
+import provenance.partners.models
 import provenance.risk
 from provenance.db import Base
 
