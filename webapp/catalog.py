@@ -6,6 +6,7 @@ from functools import cache
 
 from merchant_onboarding.workflow import onboarding_catalog
 from provenance.analysis.alerts import analysis_catalog
+from provenance.cases import cases_catalog
 from provenance.catalog import EntryCatalog
 from provenance.core import core_catalog
 from provenance.partners.entries import partners_catalog
@@ -20,4 +21,5 @@ def build_catalog() -> EntryCatalog:
         .merge(risk_catalog())
         .merge(analysis_catalog())
         .merge(partners_catalog())
+        .merge(cases_catalog())
     )

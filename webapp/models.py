@@ -6,6 +6,7 @@ from __future__ import annotations
 import merchant_onboarding.models
 import merchant_onboarding.screening_models
 import provenance.analysis.models
+import provenance.cases.models
 import provenance.codes
 import provenance.instance
 import provenance.ledger
