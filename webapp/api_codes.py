@@ -1,9 +1,17 @@
-"""Card-code API: verify before sale (one or a batch), code status, signed entries."""
+"""Card-code API: verify before sale (one or a batch), code status, signed entries.
+
+Verify takes an optional sale ``context`` (see docs/RISK.md): the risk step then runs
+after the code's own verdict, and the answer is one verdict, the more severe of the two,
+with the code's reasons followed by the risk rules'. The rules' review and block
+decisions go to the alert queue after the answer is made (:func:`send_hits`).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,19 +29,25 @@ from provenance.codes import get_code, require_product
 from provenance.db import write_transaction
 from provenance.entries import SignedStatement, format_time
 from provenance.errors import ValidationError
+from provenance.risk import RiskAssessment, RiskReason, SaleContext
+from provenance.risk.errors import SaleContextError
+from provenance.risk.live import LiveRisk, RiskHit, decision_of, hits_of
 from provenance.verdict import (
     CodeQuery,
     CodeVerdict,
+    Decision,
     NodeCache,
     Proofs,
     VerifyResult,
     verify_codes,
 )
+from webapp.api_risk import live_risk
 from webapp.database import make_engine
 from webapp.runtime import Runtime, current_runtime, db_session
 from webapp.validation import parse_body
 
 bp = Blueprint("codes_api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
 
 MAX_VERIFY_BATCH = 10_000
 MAX_ENTRIES = 1_000
@@ -122,6 +136,8 @@ class CodeItem(BaseModel):
 
     code: RawCode | None = None
     fingerprint: str | None = Field(default=None, max_length=64)
+    # The sale's context (SaleContext), validated on its own for its own error codes.
+    context: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> CodeItem:
@@ -139,6 +155,8 @@ class VerifyBatchRequest(BaseModel):
 
     merchant: str = Field(min_length=1, max_length=64)
     items: list[CodeItem] = Field(min_length=1, max_length=MAX_VERIFY_BATCH)
+    # The context of every item that has none of its own.
+    context: dict[str, Any] | None = None
 
 
 class SignedEntry(BaseModel):
@@ -246,18 +264,149 @@ def proofs_json(proofs: Proofs) -> dict[str, Any]:
     }
 
 
-def _result_json(result: VerifyResult, single: bool) -> dict[str, Any]:
-    if single:
-        return {
-            "merchant": result.merchant,
-            **verdict_json(result.verdicts[0]),
-            "proofs": proofs_json(result.proofs),
-        }
+def risk_reason_json(reason: RiskReason) -> dict[str, Any]:
+    """A risk rule's reason, shaped like the code's reasons (plus the rule and version)."""
     return {
-        "merchant": result.merchant,
-        "results": [verdict_json(v) for v in result.verdicts],
-        "proofs": proofs_json(result.proofs),
+        "code": reason.code,
+        "decision": reason.action.value,
+        "message": reason.en,
+        "message_zh": reason.zh,
+        "rule": reason.rule,
+        "version": reason.version,
     }
+
+
+def sale_verdict_json(verdict: CodeVerdict, risk: RiskAssessment | None) -> dict[str, Any]:
+    """The verdict as JSON; with a risk assessment, the one verdict of code and risk.
+
+    ``decision`` is the more severe of the two; ``reasons`` the code's followed by the
+    enforced rules'; ``risk`` keeps the risk step's own decision, its reasons and the
+    shadow rules that fired (reported, never enforced).
+    """
+    document = verdict_json(verdict)
+    if risk is not None:
+        document["decision"] = decision_of(verdict.decision.value, risk.decision)
+        document["reasons"] += [risk_reason_json(r) for r in risk.reasons]
+        document["risk"] = {
+            "decision": risk.decision.value,
+            "reasons": [risk_reason_json(r) for r in risk.reasons],
+            "shadow": [risk_reason_json(r) for r in risk.shadow],
+        }
+    return document
+
+
+@dataclass(frozen=True, slots=True)
+class SaleVerify:
+    """Verify-before-sale's whole answer: code verdicts, and risk where a context was given."""
+
+    result: VerifyResult
+    risks: tuple[RiskAssessment | None, ...]
+    hits: tuple[RiskHit, ...] = ()
+
+    def to_json(self, single: bool) -> dict[str, Any]:
+        verdicts = [
+            sale_verdict_json(v, r) for v, r in zip(self.result.verdicts, self.risks, strict=True)
+        ]
+        if single:
+            return {
+                "merchant": self.result.merchant,
+                **verdicts[0],
+                "proofs": proofs_json(self.result.proofs),
+            }
+        return {
+            "merchant": self.result.merchant,
+            "results": verdicts,
+            "proofs": proofs_json(self.result.proofs),
+        }
+
+
+def parse_context(raw: dict[str, Any] | None, where: str = "context") -> SaleContext | None:
+    """A sale context from a request, its errors naming the field under ``where``.
+
+    Raises:
+        CardNumberRefusedError: a field looks like a full card number (never repeated).
+        SaleContextError: any other bad field.
+    """
+    if raw is None:
+        return None
+    try:
+        return SaleContext.parse(raw)
+    except SaleContextError as e:
+        field = f"{where}.{e.field}" if e.field and e.field != "context" else where
+        raise type(e)(f"{where}.{e.message}", field=field) from e
+
+
+def assess_sales(
+    session: Session,
+    live: LiveRisk,
+    result: VerifyResult,
+    contexts: Sequence[SaleContext | None],
+    *,
+    now: Any,
+) -> SaleVerify:
+    """Run the risk step for each verdict that has a context, after the code's verdict.
+
+    A sale the code's verdict allows or sends to review is held in the risk state (so
+    parallel sales see it); one the code blocks is only read (it will not happen). With
+    the SQL store the holds are written in one transaction on ``session``.
+    """
+    if all(context is None for context in contexts):
+        return SaleVerify(result, tuple(None for _ in contexts))
+    risks: list[RiskAssessment | None] = []
+    hits: list[RiskHit] = []
+
+    def run() -> None:
+        engine = live.engine(session)
+        for verdict, context in zip(result.verdicts, contexts, strict=True):
+            if context is None:
+                risks.append(None)
+                continue
+            ref = verdict.fingerprint.hex()
+            hold = None if verdict.decision is Decision.BLOCK else ref
+            risk = engine.assess(context, merchant=result.merchant, now=now, hold=hold)
+            risks.append(risk)
+            if risk.reasons or risk.shadow:
+                facts = engine.facts(context, merchant=result.merchant, now=now, ref=ref)
+                hits.extend(hits_of(risk, facts))
+
+    if live.redis_store is None:
+        if session.in_transaction():
+            # The code's verdict was read in a transaction of its own that wrote nothing;
+            # the holds take the write lock from the start (SQLite: BEGIN IMMEDIATE).
+            session.commit()
+        with write_transaction(session):
+            run()
+    else:
+        run()
+    return SaleVerify(result, tuple(risks), tuple(hits))
+
+
+def send_hits(hits: Sequence[RiskHit]) -> None:
+    """Hand the rules' decisions to the alert queue; shadow hits are only logged.
+
+    With a broker this enqueues one ``cardtrace.risk_alerts`` task (a worker writes the
+    alerts); in the embedded default the same task runs in-process, once the verdict is
+    made and the holds are committed. A failure is logged, never turned into the answer.
+    """
+    from webapp.tasks import risk_alerts
+
+    for hit in hits:
+        if hit.shadow:
+            log.info(
+                "risk shadow rule %s v%d fired (%s, would %s) on sale %s",
+                hit.rule,
+                hit.version,
+                hit.reason,
+                hit.action,
+                hit.ref[:16],
+            )
+    enforced = [hit.to_json() for hit in hits if not hit.shadow]
+    if not enforced:
+        return
+    try:
+        risk_alerts.delay(enforced)
+    except Exception:  # the verdict stands whatever happens to its alerts
+        log.exception("risk alerts for %d decisions could not be recorded", len(enforced))
 
 
 def _verify(queries: Sequence[CodeQuery], merchant: str) -> VerifyResult:
@@ -284,23 +433,70 @@ def _verify(queries: Sequence[CodeQuery], merchant: str) -> VerifyResult:
         )
 
 
+def read_context(text: str | None) -> SaleContext | None:
+    """A context given on the command line: JSON, or ``@FILE`` holding JSON.
+
+    Raises:
+        SaleContextError: not readable, not a JSON object, or a bad field.
+    """
+    if text is None:
+        return None
+    if text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise SaleContextError(f"context: cannot read {text[1:]}", field="context") from e
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        raise SaleContextError("context: not valid JSON", field="context") from e
+    if not isinstance(raw, dict):
+        raise SaleContextError("context: must be a JSON object", field="context")
+    return parse_context(raw)
+
+
+def verify_for_sale(
+    queries: Sequence[CodeQuery], merchant: str, contexts: Sequence[SaleContext | None]
+) -> SaleVerify:
+    """Verify codes before sale, with the risk step for those with a context; the rules'
+    decisions are sent to the alert queue. Needs an app context."""
+    result = _verify(queries, merchant)
+    session = db_session()
+    answer = assess_sales(session, live_risk(), result, contexts, now=current_runtime().now())
+    if answer.hits:
+        # The reads above end here (nothing was written), before the alerts' own
+        # transaction starts.
+        session.commit()
+        send_hits(answer.hits)
+    return answer
+
+
 @bp.post("/codes/verify")
 def verify() -> Response:
-    """Verify one code before sale; writes nothing."""
+    """Verify one code before sale. Without a context it writes nothing; with one, the
+    risk step holds the sale in the risk state."""
     body = parse_body(VerifyRequest)
+    context = parse_context(body.context)
     key = current_runtime().secrets.fingerprint_key
     query = _query(body, key, codes_state().products)
-    return jsonify(_result_json(_verify([query], body.merchant), single=True))
+    return jsonify(verify_for_sale([query], body.merchant, [context]).to_json(single=True))
 
 
 @bp.post("/codes/verify-batch")
 def verify_batch() -> Response:
-    """Verify up to 10,000 codes before sale; writes nothing."""
+    """Verify up to 10,000 codes before sale; each item with a context (its own or the
+    batch's) is one sale to that buyer, assessed in the items' order."""
     body = parse_body(VerifyBatchRequest)
+    shared = parse_context(body.context)
+    contexts = [
+        parse_context(item.context, f"items.{i}.context") if item.context is not None else shared
+        for i, item in enumerate(body.items)
+    ]
     key = current_runtime().secrets.fingerprint_key
     products = codes_state().products
     queries = [_query(item, key, products, i) for i, item in enumerate(body.items)]
-    return jsonify(_result_json(_verify(queries, body.merchant), single=False))
+    return jsonify(verify_for_sale(queries, body.merchant, contexts).to_json(single=False))
 
 
 @bp.get("/codes/<fingerprint>")
@@ -335,8 +531,11 @@ def append_entries() -> tuple[Response, int]:
                 f"entries.{i}: {e}", code=e.code, field=f"entries.{i}.{e.field}"
             ) from e
     session = db_session()
+    live = live_risk()
     with write_transaction(session):
         appended = current_runtime().ledger.append(session, signed, now=current_runtime().now())
+        # Sales feed the risk state; partner notices taint at once (see LiveRisk).
+        live.entries_appended(session, [s.statement for s in signed])
     return jsonify(
         {
             "appended": [

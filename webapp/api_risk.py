@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from werkzeug.exceptions import UnsupportedMediaType
 
@@ -20,6 +20,7 @@ from provenance.errors import NotFoundError, ValidationError
 from provenance.risk import backtest, ledger_sales, load_rules
 from provenance.risk.errors import RuleError
 from provenance.risk.language import check_condition
+from provenance.risk.live import LiveRisk
 from provenance.risk.rules import (
     DEFAULT_RULES,
     RiskRuleVersion,
@@ -52,6 +53,39 @@ class BacktestRequest(_Request):
     version: int = Field(ge=0)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
+
+
+REDIS_PREFIX = "cardtrace:risk:"
+
+
+def live_risk(app: Flask | None = None) -> LiveRisk:
+    """The app's risk engine and state feed, made on first use.
+
+    ``CARDTRACE_REDIS_URL`` set: the state lives in Redis under the key prefix
+    ``RISK_REDIS_PREFIX`` (app config, default ``cardtrace:risk:``); unset: in the
+    database, through the session of each request or task.
+
+    Raises:
+        ConfigError: the platform's secrets are missing.
+    """
+    app = app or current_app
+    found: LiveRisk | None = app.extensions.get("cardtrace.risk")
+    if found is None:
+        runtime = app.extensions["cardtrace"]
+        redis_store = None
+        if runtime.settings.redis_url is not None:
+            import redis
+
+            from provenance.risk.redis_store import RedisStore
+
+            client = redis.Redis.from_url(
+                runtime.settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
+            )
+            prefix = app.config.get("RISK_REDIS_PREFIX", REDIS_PREFIX)
+            redis_store = RedisStore(client, prefix=prefix)
+        found = LiveRisk(key=runtime.secrets.fingerprint_key, redis_store=redis_store)
+        app.extensions["cardtrace.risk"] = found
+    return found
 
 
 def _actor() -> Actor:
@@ -146,6 +180,7 @@ def approve(rule: str, version: int) -> Response:
             session, runtime.ledger, rule, version, officer=actor.id, now=runtime.now()
         )
         document = version_json(row)
+    live_risk().forget()
     return jsonify(document)
 
 

@@ -651,6 +651,12 @@ def codes_import(csv_file: str, kind: str, key_specs: tuple[str, ...], expires_a
 @click.option("--issuer")
 @click.option("--product")
 @click.option("--serial")
+@click.option(
+    "--context",
+    "context_json",
+    help="The sale's context as JSON, or @FILE (buyer, instrument, device, ip, region, "
+    "amount, channel; docs/RISK.md): the risk rules then run too.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full answer as JSON.")
 def codes_verify(
     merchant: str,
@@ -658,16 +664,18 @@ def codes_verify(
     issuer: str | None,
     product: str | None,
     serial: str | None,
+    context_json: str | None,
     as_json: bool,
 ) -> None:
     """Verify a code before sale. With --serial, the PIN is read from standard input (or
     asked for, hidden), never from the command line."""
-    from provenance.verdict import CodeQuery, verify_codes
-    from webapp.api_codes import decode_fingerprint, proofs_json, verdict_json
-    from webapp.runtime import current_runtime, db_session
+    from provenance.verdict import CodeQuery
+    from webapp.api_codes import decode_fingerprint, read_context, verify_for_sale
+    from webapp.runtime import current_runtime
 
     app = _app()
     with app.app_context():
+        context = read_context(context_json)
         runtime = current_runtime()
         if fingerprint is not None:
             query = CodeQuery(decode_fingerprint(fingerprint))
@@ -682,20 +690,17 @@ def codes_verify(
             )
         else:
             raise click.UsageError("give --fingerprint, or --issuer, --product and --serial")
-        result = verify_codes(db_session(), [query], merchant=merchant, now=runtime.now())
-    verdict = result.verdicts[0]
+        answer = verify_for_sale([query], merchant, [context])
+    document = answer.to_json(single=True)
     if as_json:
-        click.echo(
-            json.dumps(
-                {**verdict_json(verdict), "proofs": proofs_json(result.proofs)},
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
-    click.echo(f"{verdict.decision.value.upper()}  code {verdict.fingerprint.hex()}")
-    for reason in verdict.reasons:
-        click.echo(f"  - {reason.code.value}: {reason.message}")
+    verdict = answer.result.verdicts[0]
+    click.echo(f"{document['decision'].upper()}  code {verdict.fingerprint.hex()}")
+    for reason in document["reasons"]:
+        click.echo(f"  - {reason['code']}: {reason['message']} / {reason['message_zh']}")
+    for reason in document.get("risk", {}).get("shadow", []):
+        click.echo(f"  (shadow) {reason['code']}: {reason['message']}")
     for step in verdict.custody:
         signer = "" if step.signer == step.actor else f" (signed by {step.signer})"
         click.echo(f"  #{step.seq} {step.time:%Y-%m-%d %H:%M} {step.type} by {step.actor}{signer}")

@@ -63,6 +63,8 @@ class Settings:
     checkpoint_interval_s: int = 300
     # "offline" (the imported extracts) or "package.module:factory" for a live service.
     registries: str = "offline"
+    # Where the real-time risk state lives: Redis at this URL, or (None) the database.
+    redis_url: str | None = field(default=None, repr=False)
 
     @property
     def embedded_tasks(self) -> bool:
@@ -116,6 +118,18 @@ def _parse_broker_url(raw: str | None, setting: str) -> str | None:
             "or 'amqp://guest@127.0.0.1:5672//')"
         )
     return raw
+
+
+def _parse_redis_url(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    scheme, sep, rest = str(raw).partition("://")
+    if not sep or scheme not in ("redis", "rediss", "unix") or not rest:
+        raise ConfigError(
+            "CARDTRACE_REDIS_URL is not a valid Redis URL (expected e.g. "
+            "'redis://127.0.0.1:6379/2', 'rediss://host:6380/0' or 'unix:///run/redis.sock')"
+        )
+    return str(raw)
 
 
 def load_settings(
@@ -188,6 +202,8 @@ def load_settings(
             f"taking a database session and returning Registries); got {registries!r}"
         )
 
+    redis_url = _parse_redis_url(overrides.pop("redis_url", None) or _get(environ, "REDIS_URL"))
+
     if overrides:
         raise ConfigError(f"unknown settings: {', '.join(sorted(overrides))}")
 
@@ -202,6 +218,7 @@ def load_settings(
         secret_key=secret_key,
         checkpoint_interval_s=interval,
         registries=registries,
+        redis_url=redis_url,
     )
 
 

@@ -129,3 +129,21 @@ def analyze_ledger() -> dict[str, Any]:
             for p in done.proposals
         ],
     }
+
+
+@shared_task(name="cardtrace.risk_alerts", acks_late=True)  # type: ignore[untyped-decorator]
+def risk_alerts(hits: list[dict[str, Any]]) -> dict[str, Any]:
+    """Turn the risk rules' review and block decisions of some sales into alerts.
+
+    Idempotent enough to be retried: a repeat lands on the alert already open for the
+    same rule and subject (its count of decisions grows, no second alert opens).
+    """
+    from provenance.analysis.alerts import record_risk_hits
+    from provenance.risk.live import RiskHit
+
+    session, runtime = db_session(), current_runtime()
+    with write_transaction(session):
+        report = record_risk_hits(
+            session, runtime.ledger, [RiskHit.from_json(h) for h in hits], now=runtime.now()
+        )
+    return {"opened": len(report.opened), "refreshed": len(report.refreshed)}

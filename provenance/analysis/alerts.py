@@ -10,6 +10,9 @@ note). The note's text and the evidence stay in the alert tables, off the ledger
 the entries carry only pseudonyms and hashes. A dismissed or escalated alert is
 decided: a later run refreshes its evidence but does not reopen it.
 
+Alerts also come from the real-time risk rules (:func:`record_risk_hits`, typology
+``risk-rule``): one open alert per rule and subject, the repeats counted on it.
+
 ``run_ledger_analysis`` brings the stored graph (``analysis_state``) up to the ledger's
 last entry, reading only new entries, runs the detectors and records their findings.
 Services flush and never commit.
@@ -27,7 +30,7 @@ from typing import Any
 
 from networkx.readwrite import json_graph
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from provenance.analysis.findings import Typology
@@ -35,9 +38,10 @@ from provenance.analysis.ledger_detectors import LedgerDetector, LedgerFinding, 
 from provenance.analysis.ledger_graph import LedgerGraph, read_ledger
 from provenance.analysis.models import Alert, AlertNote, AnalysisState
 from provenance.catalog import Body, EntryCatalog, EntryType
-from provenance.entries import canonical
+from provenance.entries import canonical, format_time
 from provenance.errors import ConflictError, NotFoundError, ValidationError
 from provenance.ledger import Ledger
+from provenance.risk.live import RiskHit
 
 STATE_NAME = "ledger"
 OPEN_TYPE = "alert.open"
@@ -221,6 +225,153 @@ def record_findings(
     return RecordReport(opened, refreshed)
 
 
+# --- alerts from the real-time risk rules ---------------------------------------------------
+
+RISK_TYPOLOGY = "risk-rule"
+OPEN_STATUSES = (AlertStatus.NEW.value, AlertStatus.TRIAGED.value)
+_RISK_SCORE = {"block": 0.9, "review": 0.6}
+_RISK_SEVERITY = {"block": "high", "review": "medium"}
+MAX_RISK_SALES = 50  # sale attempts an alert's evidence keeps (the latest)
+
+
+def risk_alert_key(rule: str, subject_kind: str, subject: str, generation: int = 0) -> str:
+    """The key of the ``generation``-th alert (from 0) about ``subject`` for ``rule``: a
+    decided alert is never reopened, a later hit opens the next generation."""
+    text = f"{RISK_TYPOLOGY}\n{rule}\n{subject_kind}\n{subject}\n{generation}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _risk_evidence(hits: Sequence[RiskHit], before: dict[str, Any] | None) -> dict[str, Any]:
+    """The subject, the codes it tried to buy and the shops, as a node-link graph."""
+    first = hits[0]
+    subject = f"{first.subject_kind}:{first.subject}"
+    edges = list(before["edges"]) if before else []
+    for hit in hits:
+        edges.append(
+            {
+                "source": subject,
+                "target": f"code:{hit.ref}",
+                "kind": "sale-attempt",
+                "merchant": hit.merchant,
+                "at": format_time(hit.at),
+                "decision": hit.action,
+                "version": hit.version,
+            }
+        )
+    edges = edges[-MAX_RISK_SALES:]
+    nodes = {subject: first.subject_kind}
+    for edge in edges:
+        nodes[edge["target"]] = "code"
+        nodes[f"party:{edge['merchant']}"] = "merchant"
+    return {
+        "directed": True,
+        "multigraph": True,
+        "graph": {"rule": first.rule, "reason": first.reason, "action": first.action},
+        "nodes": [{"id": node, "kind": kind} for node, kind in nodes.items()],
+        "edges": edges,
+    }
+
+
+def record_risk_hits(
+    session: Session, ledger: Ledger, hits: Sequence[RiskHit], *, now: datetime
+) -> RecordReport:
+    """Turn enforced risk-rule decisions into alerts, at most one open per rule and subject.
+
+    Hits of one rule about one subject (a buyer, card, device or IP pseudonym) go to the
+    alert that is open (new or triaged) for them: its ``runs`` counts the decisions, its
+    evidence gains the sale attempts, nothing is appended to the ledger. Without an open
+    one, an alert is opened with an ``alert.open`` entry, as the analysis opens them.
+    Shadow hits are left out: shadow rules never raise alerts.
+    """
+    groups: dict[tuple[str, str, str], list[RiskHit]] = {}
+    for hit in hits:
+        if not hit.shadow:
+            groups.setdefault((hit.rule, hit.subject_kind, hit.subject), []).append(hit)
+    if not groups:
+        return RecordReport([], [])
+    if session.get_bind().dialect.name == "postgresql":
+        # One writer of risk alerts at a time, so two processes never open the same one.
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:n, 7))"), {"n": RISK_TYPOLOGY}
+        )
+    subjects = sorted({subject for _, _, subject in groups})
+    known: dict[tuple[str, str, str], list[Alert]] = {}
+    for start in range(0, len(subjects), 500):
+        for alert in session.scalars(
+            select(Alert)
+            .where(
+                Alert.typology == RISK_TYPOLOGY, Alert.subject.in_(subjects[start : start + 500])
+            )
+            .order_by(Alert.id)
+        ):
+            rule = alert.evidence.get("graph", {}).get("rule", "")
+            known.setdefault((rule, alert.subject_kind, alert.subject), []).append(alert)
+    opened: list[str] = []
+    refreshed: list[str] = []
+    statements = []
+    rows: list[tuple[str, str, str, float, RiskHit, int, dict[str, Any], str]] = []
+    for (rule, kind, subject), group in groups.items():
+        earlier = known.get((rule, kind, subject), [])
+        found = next((a for a in earlier if a.status in OPEN_STATUSES), None)
+        score = max(_RISK_SCORE.get(h.action, 0.6) for h in group)
+        if found is not None:
+            alert = found
+            # A task delivered twice brings the same decisions again: count them once.
+            seen = {(e["target"], e["at"]) for e in alert.evidence.get("edges", [])}
+            group = [h for h in group if (f"code:{h.ref}", format_time(h.at)) not in seen]
+            if not group:
+                continue
+            alert.evidence = _risk_evidence(group, alert.evidence)
+            alert.evidence_sha256 = _sha256(alert.evidence)
+            alert.runs += len(group)
+            alert.score = max(alert.score, score)
+            alert.severity = _RISK_SEVERITY["block" if alert.score >= 0.9 else "review"]
+            alert.last_seen_at = now
+            refreshed.append(alert.key)
+            continue
+        key = risk_alert_key(rule, kind, subject, len(earlier))
+        evidence = _risk_evidence(group, None)
+        digest = _sha256(evidence)
+        body = {
+            "key": key,
+            "typology": RISK_TYPOLOGY,
+            "subject_kind": kind,
+            "subject": subject,
+            "score_milli": round(score * 1000),
+            "evidence_sha256": digest,
+        }
+        statements.append(ledger.statement(OPEN_TYPE, body, now=now))
+        worst = max(group, key=lambda h: _RISK_SCORE.get(h.action, 0.6))
+        rows.append((key, kind, subject, score, worst, len(group), evidence, digest))
+        opened.append(key)
+    appended = ledger.append_as_platform(session, statements, now=now) if statements else []
+    for (key, kind, subject, score, worst, runs, evidence, digest), entry in zip(
+        rows, appended, strict=True
+    ):
+        session.add(
+            Alert(
+                key=key,
+                typology=RISK_TYPOLOGY,
+                subject_kind=kind,
+                subject=subject,
+                score=score,
+                severity=_RISK_SEVERITY.get(worst.action, "medium"),
+                status=AlertStatus.NEW.value,
+                assignee=None,
+                reason=f"{worst.rule}: {worst.en}"[:500],
+                evidence=evidence,
+                evidence_sha256=digest,
+                first_seen_at=now,
+                last_seen_at=now,
+                runs=runs,
+                opened_seq=entry.seq,
+                last_seq=entry.seq,
+            )
+        )
+    session.flush()
+    return RecordReport(opened, refreshed)
+
+
 @dataclass(frozen=True, slots=True)
 class AnalysisRun:
     """What one run did: entries read, findings, alerts opened and refreshed."""
@@ -293,7 +444,8 @@ def list_alerts(
         query = query.where(Alert.status == _status(status).value)
     if typology is not None:
         try:
-            query = query.where(Alert.typology == Typology(typology).value)
+            known = typology if typology == RISK_TYPOLOGY else Typology(typology).value
+            query = query.where(Alert.typology == known)
         except ValueError:
             raise AlertInputError(f"unknown typology {typology!r}", field="typology") from None
     if not 1 <= limit <= 1000:

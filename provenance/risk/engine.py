@@ -13,7 +13,7 @@ import cel
 
 from provenance.risk.context import SaleContext, SaleFacts
 from provenance.risk.errors import StoreUnavailableError
-from provenance.risk.features import Observation, compute_features
+from provenance.risk.features import Observation, Scope, compute_features
 from provenance.risk.regions import RegionLookup
 from provenance.risk.rules import RuleAction, RuleMode, RuleSet, RuleSpec
 from provenance.risk.store import StateStore, TaintKind
@@ -28,11 +28,16 @@ class RiskDecision(StrEnum):
 
 
 _SEVERITY = {RiskDecision.ALLOW: 0, RiskDecision.REVIEW: 1, RiskDecision.BLOCK: 2}
+_ACTIONS = {RuleAction.REVIEW: RiskDecision.REVIEW, RuleAction.BLOCK: RiskDecision.BLOCK}
 
 
 @dataclass(frozen=True, slots=True)
 class RiskReason:
-    """Why a rule spoke: its reason code, the rule version, and a sentence in EN and ZH."""
+    """Why a rule spoke: its reason code, the rule version, and a sentence in EN and ZH.
+
+    ``subject`` is the party the rule is about (``buyer``, ``instrument``, ``device`` or
+    ``ip``: see :func:`provenance.risk.rules.subject_of`); its alert names that party.
+    """
 
     code: str
     rule: str
@@ -40,6 +45,7 @@ class RiskReason:
     action: RiskDecision
     en: str
     zh: str
+    subject: Scope = Scope.BUYER
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -129,8 +135,10 @@ def evaluate(
             continue
         if not fired:
             continue
-        action = RiskDecision(spec.action.value)
-        reason = RiskReason(spec.reason, spec.id, spec.version, action, spec.en, spec.zh)
+        action = _ACTIONS[spec.action]
+        reason = RiskReason(
+            spec.reason, spec.id, spec.version, action, spec.en, spec.zh, rule.subject
+        )
         if spec.mode is RuleMode.SHADOW:
             shadow.append(reason)
         else:

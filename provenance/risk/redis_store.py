@@ -12,11 +12,13 @@ Keys (under a prefix, ``cardtrace:risk:`` by default), all holding pseudonyms on
 - ``bd:<buyer>`` (hash device -> last ms) and ``bp:<buyer>`` (hash n, u, max, region):
   the buyer's devices and history, kept 180 days after the last sale.
 - ``t:instrument``, ``t:device``: sets of pseudonyms tainted by partner notices.
-- ``h:<ref>`` (what a hold added) and ``r:<ref>`` (recorded): make each step idempotent.
+- ``h:<ref>`` (what a hold added, ``|``, the region it saw) and ``r:<ref>`` (recorded):
+  make each step idempotent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -136,8 +138,9 @@ end
 
 if mode == 'release' then
   if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-  local added = redis.call('GET', KEYS[1])
-  if not added then return 0 end
+  local hold = redis.call('GET', KEYS[1])
+  if not hold then return 0 end
+  local added = string.match(hold, '^([^|]*)')
   for i = 1, 5 do
     if string.sub(wpresent, i, i) == '1' then window(KEYS[2 + i], -1) end
   end
@@ -151,7 +154,9 @@ end
 
 if mode == 'record' then
   if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-  if redis.call('EXISTS', KEYS[1]) == 0 then add() end
+  local hold = redis.call('GET', KEYS[1])
+  if not hold then add() end
+  if region == '' and hold then region = string.match(hold, '|(.*)$') or '' end
   redis.call('DEL', KEYS[1])
   redis.call('SET', KEYS[2], '1', 'PX', DAY + 3600000)
   redis.call('HINCRBY', KEYS[14], 'n', 1)
@@ -170,7 +175,7 @@ end
 local known = redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1
 local held = 0
 if mode == 'hold' and not known then
-  redis.call('SET', KEYS[1], add(), 'PX', DAY + 3600000)
+  redis.call('SET', KEYS[1], add() .. '|' .. region, 'PX', DAY + 3600000)
   held = 1
 end
 local included = known or held == 1
@@ -233,7 +238,7 @@ class RedisStore:
         self.prefix = prefix
         self._script = client.register_script(_SCRIPT)
 
-    def _call(self, mode: str, facts: SaleFacts) -> Any:
+    def _keys_args(self, mode: str, facts: SaleFacts) -> tuple[list[str], list[str | int]]:
         p = self.prefix
         k = facts.keys
         ids = {
@@ -260,6 +265,10 @@ class RedisStore:
             k.instrument or "",
             facts.region or "",
         ]
+        return keys, args
+
+    def _call(self, mode: str, facts: SaleFacts) -> Any:
+        keys, args = self._keys_args(mode, facts)
         try:
             return self._script(keys=keys, args=args)
         except redis.RedisError as e:
@@ -296,6 +305,20 @@ class RedisStore:
 
     def record(self, facts: SaleFacts) -> bool:
         return bool(int(self._call("record", facts)))
+
+    def record_many(self, sales: Sequence[SaleFacts]) -> None:
+        """Record sales one script call each, sent in pipelines of 500 (one round trip)."""
+        for start in range(0, len(sales), 500):
+            try:
+                with self.client.pipeline(transaction=False) as pipe:
+                    for facts in sales[start : start + 500]:
+                        keys, args = self._keys_args("record", facts)
+                        self._script(keys=keys, args=args, client=pipe)
+                    pipe.execute()
+            except redis.RedisError as e:
+                raise StoreUnavailableError(
+                    f"the risk state in Redis is unavailable: {type(e).__name__}"
+                ) from e
 
     def mark_tainted(self, kind: TaintKind, pseudonym: str) -> None:
         try:

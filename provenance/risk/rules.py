@@ -14,6 +14,7 @@ apply until an approved version of the same id replaces them.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,7 @@ from provenance.errors import NotFoundError
 from provenance.ledger import Ledger
 from provenance.parties import NotPermittedError, Party, PartyKind
 from provenance.risk.errors import FourEyesError, RuleError, RuleStateError
+from provenance.risk.features import Scope
 from provenance.risk.language import check_condition, compile_condition, variable
 from provenance.risk.store import RiskTaint, TaintKind
 
@@ -223,10 +225,23 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
 # --- the compiled set -------------------------------------------------------------------
 
 
+# Whom an alert from a rule is about: the party whose features the rule reads most
+# (ties go to the earlier one here); a rule reading none of them is about the buyer.
+SUBJECTS = (Scope.BUYER, Scope.INSTRUMENT, Scope.DEVICE, Scope.IP)
+
+
+def subject_of(features: Iterable[str]) -> Scope:
+    """The party a rule over ``features`` speaks about (see :data:`SUBJECTS`)."""
+    groups = Counter(name.partition(".")[0] for name in features)
+    best = max(SUBJECTS, key=lambda scope: groups[scope.value])
+    return best if groups[best.value] else Scope.BUYER
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
     spec: RuleSpec
     program: cel.Program
+    subject: Scope = Scope.BUYER
 
 
 class RuleSet:
@@ -236,7 +251,7 @@ class RuleSet:
         self.specs = tuple(s for s in specs if s.mode is not RuleMode.OFF)
         checked = [check_condition(spec.condition) for spec in self.specs]
         self.rules = tuple(
-            CompiledRule(spec, compile_condition(c.executable))
+            CompiledRule(spec, compile_condition(c.executable), subject_of(c.features))
             for spec, c in zip(self.specs, checked, strict=True)
         )
         # Only the features some rule reads are handed to CEL, each as one scalar

@@ -14,13 +14,15 @@ one twice counts once:
    block is blocked (``hold=False`` reads without writing, as if the sale were added).
 2. ``release(facts)``: the sale will not happen (refused); take the hold back.
 3. ``record(facts)``: the sale happened; keep it in the windows (adding it if it was not
-   held) and update the buyer's history: amounts, devices seen, region.
+   held) and update the buyer's history: amounts, devices seen, region. A sale recorded
+   from its ledger entry carries no region; the region its hold saw is kept.
 """
 
 from __future__ import annotations
 
 import threading
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -40,6 +42,8 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -176,7 +180,8 @@ class MemoryStore:
         self._distinct: dict[tuple[Distinct, str], dict[str, int]] = {}
         self._profiles: dict[str, _Profile] = {}
         self._taint: set[tuple[TaintKind, str]] = set()
-        self._held: dict[str, list[tuple[Distinct, str, str]]] = {}
+        # ref -> (what the hold added to the distinct sets, the region it saw)
+        self._held: dict[str, tuple[list[tuple[Distinct, str, str]], str | None]] = {}
         self._recorded: set[str] = set()
 
     def _window(self, series: _Series | None, now: int, extra: int | None) -> Window:
@@ -208,7 +213,7 @@ class MemoryStore:
             known = facts.ref in self._held or facts.ref in self._recorded
             held = False
             if hold and not known:
-                self._held[facts.ref] = self._add(facts, now)
+                self._held[facts.ref] = (self._add(facts, now), facts.region)
                 held = True
             included = known or held
             windows = {}
@@ -238,9 +243,10 @@ class MemoryStore:
 
     def release(self, facts: SaleFacts) -> None:
         with self._lock:
-            added = self._held.pop(facts.ref, None)
-            if added is None or facts.ref in self._recorded:
+            found = self._held.pop(facts.ref, None)
+            if found is None or facts.ref in self._recorded:
                 return
+            added = found[0]
             for scope, value in scope_ids(facts):
                 series = self._windows.get((scope, value))
                 if series is not None:
@@ -253,15 +259,17 @@ class MemoryStore:
         with self._lock:
             if facts.ref in self._recorded:
                 return False
-            if self._held.pop(facts.ref, None) is None:
+            held = self._held.pop(facts.ref, None)
+            if held is None:
                 self._add(facts, now)
+            region = facts.region or (held[1] if held else None)
             self._recorded.add(facts.ref)
             profile = self._profiles.setdefault(facts.keys.buyer, _Profile())
             profile.count += 1
             profile.units += facts.amount_units
             profile.max_units = max(profile.max_units, facts.amount_units)
-            if facts.region:
-                profile.region = facts.region
+            if region:
+                profile.region = region
             if facts.keys.device is not None:
                 profile.devices.add(facts.keys.device)
             return True
@@ -480,9 +488,28 @@ class SqlStore:
         if row.recorded:
             return False
         row.recorded = True
-        row.region = facts.region
+        if facts.region is not None:
+            row.region = facts.region
         self.session.flush()
         return True
+
+    def record_many(self, sales: Sequence[SaleFacts]) -> None:
+        """Record sales in bulk (their ``code.sale`` entries were just appended).
+
+        One upsert per 500 sales: a held sale becomes recorded (keeping the time, amount
+        and region its hold saw), any other is inserted; recording twice changes nothing.
+        """
+        if not sales:
+            return
+        dialect = self.session.get_bind().dialect.name
+        upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        for start in range(0, len(sales), 500):
+            rows = [self._row(facts, recorded=True) for facts in sales[start : start + 500]]
+            statement = upsert(RiskSale).values(rows)
+            self.session.execute(
+                statement.on_conflict_do_update(index_elements=["ref"], set_={"recorded": True})
+            )
+        self.session.flush()
 
     def mark_tainted(self, kind: TaintKind, pseudonym: str) -> None:
         if self.session.get(RiskTaint, (kind.value, pseudonym)) is None:
