@@ -123,6 +123,65 @@ def test_refund_and_friends_paying_each_other_back_are_quiet() -> None:
     assert not found(CycleDetector(), pattern) & {"customer", "store", *friends}
 
 
+def dinners(plan: list[tuple[str, list[str]]], day: float) -> list[Row]:
+    """Friends splitting bills: at each dinner in ``plan``, (payer, others), each of the
+    others pays the payer back a share the same evening."""
+    return [
+        (friend, payer, 30.0 + i, at(day + 3 * i + 0.1))
+        for i, (payer, others) in enumerate(plan)
+        for friend in others
+    ]
+
+
+def test_cycle_among_friends_who_split_bills_is_quiet() -> None:
+    # A pays B back, B and A pay C, C pays D, D and C pay A: the one-off paybacks close
+    # the cycle A -> B -> C -> D -> A, but A and C paid each other back twice (a
+    # standing relationship inside the circle).
+    plan = [("B", ["A"]), ("C", ["B", "A"]), ("D", ["C"]), ("A", ["D", "C"])]
+    assert not found(CycleDetector(), dinners(plan, 20)) & {"A", "B", "C", "D"}
+
+
+def test_chance_cycle_through_busy_accounts_is_quiet() -> None:
+    # The same cycle of five, but each account also sends and receives twenty one-off
+    # payments: random traffic through such accounts closes cycles by itself.
+    ring = ["b0", "b1", "b2", "b3", "b4"]
+    pattern = [(ring[i], ring[(i + 1) % 5], 600.0, at(50 + 2 * i)) for i in range(5)]
+    for name in ring:
+        for k in range(20):
+            pattern.append((name, f"{name}-payee{k}", 50.0, at(1 + 4 * k)))
+            pattern.append((f"{name}-payer{k}", name, 50.0, at(2 + 4 * k)))
+    assert not found(CycleDetector(), pattern) & set(ring)
+
+
+def test_cycle_is_found_however_much_unrelated_traffic_there_is() -> None:
+    ring = ["c0", "c1", "c2", "c3", "c4"]
+    pattern = [(ring[i], ring[(i + 1) % 5], 600.0, at(50 + 2 * i)) for i in range(5)]
+    rows = background(accounts=30_000, transfers=15_000) + pattern
+    index = TransferIndex.build(TransferTable.from_rows(rows))
+    table = index.table
+    assert set(ring) <= {
+        table.accounts[a] for f in CycleDetector().detect(index) for a in f.accounts
+    }
+
+
+def test_friends_splitting_bills_are_not_a_layer() -> None:
+    # h0 and h1 pay back h2, then h3: two senders sharing two receivers, but h2 and h3
+    # paid each other back too.
+    plan = [("h2", ["h0", "h1", "h3"]), ("h3", ["h0", "h1", "h2"])]
+    assert not found(StackedChainDetector(), dinners(plan, 30)) & {"h0", "h1", "h2", "h3"}
+
+
+def test_colleagues_collecting_for_a_gift_are_not_a_fan_in() -> None:
+    # Eight colleagues each pay the organiser once, but they pay each other for lunch
+    # week after week.
+    staff = [f"k{i}" for i in range(8)]
+    pattern = [(name, "organiser", 20.0, at(40 + 0.01 * i)) for i, name in enumerate(staff)]
+    for week in range(4):
+        for i in range(0, 8, 2):
+            pattern.append((staff[i], staff[i + 1], 12.0, at(7 * week + 1)))
+    assert not found(FanDetector(direction="in"), pattern) & {"organiser", *staff}
+
+
 def test_layer_of_senders_sharing_receivers_is_found() -> None:
     pattern = [
         (f"layer1_{i}", f"layer2_{j}", 400.0, at(60 + i + j)) for i in range(3) for j in range(3)

@@ -13,6 +13,7 @@ threshold rises with the amount of occasional traffic in the list (see
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,8 @@ class TransferIndex:
         out: occasional rows by source account; ``other`` is the target.
         into: occasional rows by target account; ``other`` is the source.
         span: seconds from the first to the last transfer (at least one day).
+        standing: the sorted keys (``low * n + high``) of the account pairs that
+            exchange more than ``max_pair_transfers`` transfers: standing relationships.
     """
 
     table: TransferTable
@@ -57,13 +60,14 @@ class TransferIndex:
     out: Adjacency
     into: Adjacency
     span: int
+    standing: IntArray
 
     @classmethod
     def build(cls, table: TransferTable, *, max_pair_transfers: int = 1) -> TransferIndex:
         n = table.n_accounts
         low = np.minimum(table.source, table.target).astype(np.int64)
         high = np.maximum(table.source, table.target).astype(np.int64)
-        _, inverse, counts = np.unique(low * n + high, return_inverse=True, return_counts=True)
+        keys, inverse, counts = np.unique(low * n + high, return_inverse=True, return_counts=True)
         pair_count = counts[inverse].astype(np.int64)
         occasional = (pair_count <= max_pair_transfers) & (table.source != table.target)
         rows = np.flatnonzero(occasional).astype(np.int64)
@@ -75,11 +79,67 @@ class TransferIndex:
             out=_adjacency(table, rows, by_source=True),
             into=_adjacency(table, rows, by_source=False),
             span=max(span, DAY),
+            standing=keys[counts > max_pair_transfers].astype(np.int64),
         )
+
+    def standing_ties(self, members: Iterable[int]) -> int:
+        """How many pairs of ``members`` have a standing relationship with each other.
+
+        Friends who split bills, a family, colleagues: they pay each other again and
+        again, in both directions, so some of their pairs are standing even when the
+        transfers a detector picked out among them are occasional. Laundering builds
+        its paths through accounts with no such history with each other.
+        """
+        accounts = sorted(set(members))
+        if len(accounts) < 2 or self.standing.shape[0] == 0:
+            return 0
+        ids = np.asarray(accounts, dtype=np.int64)
+        low, high = np.triu_indices(ids.shape[0], k=1)
+        keys = ids[low] * self.table.n_accounts + ids[high]
+        found = np.searchsorted(self.standing, keys)
+        found[found >= self.standing.shape[0]] = 0
+        return int(np.count_nonzero(self.standing[found] == keys))
 
     @property
     def n_accounts(self) -> int:
         return self.table.n_accounts
+
+    def expected_copies(self, pairs: Sequence[tuple[int, int]], span: int) -> float:
+        """How many copies of a pattern chance alone would make: the natural log of the
+        expected number of patterns with the same shape, the same occasional degrees and
+        a time spread no wider than ``span`` seconds, in a random rewiring of the
+        occasional transfers.
+
+        ``pairs`` are the pattern's transfers as ``(sender, receiver)``. In a random
+        rewiring of ``m`` occasional transfers among ``N`` active accounts, ``u -> v``
+        appears with probability ``d_out(u) * d_in(v) / m``; the accounts can be chosen
+        in about ``N ** nodes`` ways, so the expected count is ``N ** (nodes - edges)``
+        times the product of ``d_out(u) * d_in(v) / <d>`` with ``<d> = m / N``. The
+        number of accounts cancels for a cycle, and a complete bipartite block (two
+        senders, two receivers) is independent of it too: adding unrelated traffic
+        elsewhere does not make the same pattern look less likely. The transfers'
+        times are then treated as independent and uniform over the list's span:
+        ``edges * (span / list span) ** (edges - 1)`` of them fall within ``span``.
+        """
+        if not pairs:
+            return 0.0
+        out_degree, in_degree = self.out.degree(), self.into.degree()
+        m = max(1, int(self.out.rows.shape[0]))
+        active = max(1, self.active_accounts)
+        mean = m / active
+        nodes = len({a for pair in pairs for a in pair})
+        edges = len(pairs)
+        log_e = (nodes - edges) * math.log(active)
+        for u, v in pairs:
+            log_e += math.log(max(1, int(out_degree[u])) * max(1, int(in_degree[v])) / mean)
+        spread = min(1.0, max(span, 3600) / self.span)
+        log_e += min(0.0, math.log(edges) + (edges - 1) * math.log(spread))
+        return log_e
+
+    @property
+    def active_accounts(self) -> int:
+        """Accounts with at least one occasional transfer."""
+        return int(np.count_nonzero(self.out.degree() + self.into.degree()))
 
     def occasional_rate(self, window: int) -> float:
         """Mean occasional transfers per account (in one direction) in ``window`` seconds."""

@@ -9,11 +9,15 @@ from its lowest account id, visiting only higher ids; accounts with more than
 cycles easily) are not walked through, and each start explores at
 most ``max_steps`` partial paths.
 
-Chance closes cycles through busy accounts easily, so a cycle is reported only when its
-transfers are individually improbable: for each transfer ``u -> v``, ``d_out(u) *
-d_in(v) / m`` (occasional degrees, ``m`` occasional transfers) is the number of
-``u -> v`` transfers a random rewiring of the occasional transfers would make, and the
-geometric mean of these over the cycle must be at most ``max_edge_chance``.
+Chance closes cycles through busy accounts easily, so a cycle is reported only when a
+random rewiring of the occasional transfers would make fewer than ``max_expected``
+cycles like it (same length, same occasional degrees, no wider time spread; see
+:meth:`provenance.analysis.index.TransferIndex.expected_copies`). For a cycle that
+number does not depend on how many accounts the list has, so adding unrelated traffic
+does not make a chance cycle look rarer. Friends who split bills close cycles too (one
+pays the next, who pays the next, at different dinners), but they also pay each other
+again and again: a cycle whose accounts have a standing relationship with each other
+(see :meth:`provenance.analysis.index.TransferIndex.standing_ties`) is not reported.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ class CycleDetector:
     max_length: the most accounts in a cycle searched for.
     max_branch: accounts with more occasional senders or receivers are not walked.
     max_steps: partial paths explored per starting account.
-    max_edge_chance: the largest geometric-mean chance of the cycle's transfers.
+    max_expected: the most cycles like it that chance alone may be expected to make.
     """
 
     window_days: float = 30.0
@@ -43,7 +47,7 @@ class CycleDetector:
     max_length: int = 12
     max_branch: int = 30
     max_steps: int = 20_000
-    max_edge_chance: float = 0.01
+    max_expected: float = 1.0
 
     @property
     def typology(self) -> Typology:
@@ -54,7 +58,6 @@ class CycleDetector:
         table = index.table
         out = index.out
         degree_out, degree_in = out.degree(), index.into.degree()
-        m = max(1, int(out.rows.shape[0]))
         busy = (degree_out > self.max_branch) | (degree_in > self.max_branch)
         time = table.time
         findings = []
@@ -84,21 +87,18 @@ class CycleDetector:
                         continue
                     if w == u:
                         if len(members) >= self.min_length and self._improbable(
-                            members, degree_out, degree_in, m
+                            index, members, new_hi - new_lo
                         ):
                             findings.append(self._finding(members, (*rows, row), new_hi - new_lo))
                     elif w > u and w not in members and len(members) < self.max_length:
                         stack.append((w, (*rows, row), (*members, w), new_lo, new_hi))
         return findings
 
-    def _improbable(
-        self, members: tuple[int, ...], degree_out: np.ndarray, degree_in: np.ndarray, m: int
-    ) -> bool:
-        chance = 0.0
-        for i, a in enumerate(members):
-            b = members[(i + 1) % len(members)]
-            chance += math.log(float(degree_out[a]) * float(degree_in[b]) / m)
-        return chance / len(members) <= math.log(self.max_edge_chance)
+    def _improbable(self, index: TransferIndex, members: tuple[int, ...], span: int) -> bool:
+        pairs = [(a, members[(i + 1) % len(members)]) for i, a in enumerate(members)]
+        if index.expected_copies(pairs, span) > math.log(self.max_expected):
+            return False
+        return index.standing_ties(members) == 0
 
     def _finding(self, members: tuple[int, ...], rows: tuple[int, ...], span: int) -> Finding:
         # Longer cycles are less likely by chance; a cycle of three is already unusual.

@@ -7,7 +7,11 @@ list: the threshold is the count that occasional traffic alone reaches for fewer
 :func:`provenance.analysis.index.poisson_threshold`), and never below
 ``min_counterparties``. An account with more than ``max_counterparties`` occasional
 counterparties over the whole list is a business (a shop and its one-off customers, a
-payroll office), not a fan: laundering fans are small and built for the purpose.
+payroll office), not a fan: laundering fans are small and built for the purpose. A
+fan whose accounts have a standing relationship with each other (one friend collecting
+the others' shares of a bill: they pay each other back and forth at other dinners) is a
+circle of acquaintances, not a fan (see
+:meth:`provenance.analysis.index.TransferIndex.standing_ties`).
 """
 
 from __future__ import annotations
@@ -95,7 +99,7 @@ class FanDetector:
             else:
                 pairs = [(o, int(account)) for o in others]
             chance = [math.log(float(degree_out[s]) * float(degree_in[t]) / m) for s, t in pairs]
-            if sum(chance) / len(chance) > limit:
+            if sum(chance) / len(chance) > limit or index.standing_ties((int(account), *others)):
                 continue
             word = "to" if self.direction == "out" else "from"
             findings.append(
@@ -184,11 +188,11 @@ class GatherScatterDetector:
                 math.log(float(degree_out[a]) * float(degree_in[table.target[r]]) / m)
                 for r in chosen_out
             ]
-            if sum(chance) / len(chance) > limit:
-                continue
             senders = {int(table.source[r]) for r in chosen_in}
             receivers = {int(table.target[r]) for r in chosen_out}
             members = (senders | receivers) - {a}
+            if sum(chance) / len(chance) > limit or index.standing_ties((a, *members)):
+                continue
             findings.append(
                 Finding(
                     Typology.GATHER_SCATTER,

@@ -2,12 +2,17 @@
 
 Two accounts joined through ``min_intermediaries`` or more distinct intermediaries, by
 occasional transfers inside one window: money split to cross a threshold and brought
-together again. Chance rarely builds even two such parallel paths between the same
-pair, so the threshold is a plain count.
+together again. Chance rarely builds several such parallel paths between the same
+pair, except through busy accounts, so, as for cycles, a pattern is reported only when a
+random rewiring of the occasional transfers would make fewer than ``max_expected`` like
+it (see :meth:`provenance.analysis.index.TransferIndex.expected_copies`), and not when
+its accounts have a standing relationship with each other (a circle of friends, see
+:meth:`provenance.analysis.index.TransferIndex.standing_ties`).
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -24,11 +29,13 @@ class ScatterGatherDetector:
     min_intermediaries: the least number of distinct parallel paths reported.
     max_branch: intermediaries with more occasional counterparties than this on
         either side (businesses) are not considered.
+    max_expected: the most patterns like it that chance alone may be expected to make.
     """
 
     window_days: float = 30.0
     min_intermediaries: int = 3
     max_branch: int = 40
+    max_expected: float = 1.0
 
     @property
     def typology(self) -> Typology:
@@ -62,6 +69,12 @@ class ScatterGatherDetector:
             if len(middles) < self.min_intermediaries:
                 continue
             rows = tuple(sorted({r for _, r_in, r_out in chosen for r in (r_in, r_out)}))
+            pairs = [(int(table.source[r]), int(table.target[r])) for r in rows]
+            times = [int(table.time[r]) for r in rows]
+            if index.expected_copies(pairs, max(times) - min(times)) > math.log(
+                self.max_expected
+            ) or index.standing_ties((a, b, *middles)):
+                continue
             findings.append(
                 Finding(
                     Typology.SCATTER_GATHER,

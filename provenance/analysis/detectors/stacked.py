@@ -6,11 +6,18 @@ Two signatures, both over occasional transfers:
   inside one window: a complete bipartite block, the building stone of layered
   stacks. Receivers with more than ``max_branch`` occasional senders (shops) are
   skipped, so two customers of the same two popular shops are not a layer, and, as
-  for cycles, the block's transfers must be improbable by chance: the geometric mean
-  of ``d_out(sender) * d_in(receiver) / m`` over them is at most ``max_edge_chance``.
+  for cycles, chance alone must be expected to make fewer than ``max_expected``
+  blocks like it (see :meth:`provenance.analysis.index.TransferIndex.expected_copies`;
+  for two senders and two receivers that number does not depend on the list's size).
+  Friends splitting bills make such blocks (two friends each pay back whoever paid,
+  at two dinners), but friends also pay each other again and again: a block whose
+  accounts have a standing relationship with each other is not a layer.
 * **Flow-through chains.** A path of at least ``min_hops`` transfers in which each
   account passes on what it received: the next transfer follows within
   ``max_delay_days`` and carries between ``1 - margin`` and 1 times the previous amount.
+  Busy accounts pass on similar sums by coincidence, so a chain, too, must be one chance
+  would make fewer than ``max_expected`` times, among accounts with no standing
+  relationship with each other.
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ class StackedChainDetector:
     min_hops: the fewest transfers in a flow-through chain.
     max_delay_days: the longest wait between receiving and passing on.
     margin: the largest share an account keeps when passing on.
-    max_edge_chance: the largest geometric-mean chance of a layer's transfers.
+    max_expected: the most layers like it that chance alone may be expected to make.
     """
 
     window_days: float = 30.0
@@ -62,7 +69,7 @@ class StackedChainDetector:
     min_hops: int = 3
     max_delay_days: float = 3.0
     margin: float = 0.1
-    max_edge_chance: float = 0.01
+    max_expected: float = 1.0
 
     @property
     def typology(self) -> Typology:
@@ -87,19 +94,18 @@ class StackedChainDetector:
         groups = _Groups()
         group_rows: dict[int, set[int]] = defaultdict(set)
         linked: list[tuple[int, int, list[tuple[int, int, int]]]] = []
-        out_degree = index.out.degree()
-        m = max(1, int(index.out.rows.shape[0]))
-        limit = math.log(self.max_edge_chance)
+        limit = math.log(self.max_expected)
         for (a, b), found in shared.items():
             receivers = {x for x, _, _ in found}
             if len(receivers) < self.min_shared:
                 continue
-            chance = [
-                math.log(float(out_degree[s]) * float(degree[x]) / m)
-                for s in (a, b)
-                for x in receivers
-            ]
-            if sum(chance) / len(chance) <= limit:
+            block = sorted({r for _, r1, r2 in found for r in (r1, r2)})
+            pairs = [(int(table.source[r]), int(table.target[r])) for r in block]
+            times = [int(table.time[r]) for r in block]
+            if (
+                index.expected_copies(pairs, max(times) - min(times)) <= limit
+                and index.standing_ties((a, b, *receivers)) == 0
+            ):
                 linked.append((a, b, found))
                 groups.join(a, b)
                 for shared_receiver, _, _ in found:
@@ -154,6 +160,12 @@ class StackedChainDetector:
             path = _longest(first, extends)
             if len(path) >= self.min_hops:
                 members = [int(table.source[path[0]])] + [int(table.target[r]) for r in path]
+                pairs = [(int(table.source[r]), int(table.target[r])) for r in path]
+                times = [int(time[r]) for r in path]
+                if index.expected_copies(pairs, max(times) - min(times)) > math.log(
+                    self.max_expected
+                ) or index.standing_ties(members):
+                    continue
                 findings.append(
                     Finding(
                         Typology.STACKED_CHAIN,
