@@ -4,6 +4,8 @@
 - ``partner.account``: a buyer account a partner reports as fraudulent (by pseudonym).
 - ``partner.code``: a code (or every code of a serial) a partner reports compromised;
   verify-before-sale blocks it from the moment the entry is appended.
+- ``partner.export`` (platform only): a STIX bundle sent to a partner: what it reported,
+  under which TLP level, and the bundle's SHA-256 (no projection: the ledger is the log).
 - ``partner.import`` (platform only): a notice file that added notices: its SHA-256, its
   format, how many notices it held and added, and the detached signature that came with
   it (so anyone holding the file can check it against the partner's registered key).
@@ -45,6 +47,7 @@ POLICY_TYPE = "partner.policy"
 ACCOUNT_TYPE = "partner.account"
 CODE_TYPE = "partner.code"
 IMPORT_TYPE = "partner.import"
+EXPORT_TYPE = "partner.export"
 OFFICER = r"^[a-z][a-z0-9._-]{1,63}$"
 
 
@@ -89,6 +92,14 @@ class ImportBody(Body):
     added: int = Field(ge=1, le=1_000_000)
     key_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")
     signature: str | None = Field(default=None, min_length=88, max_length=88)
+
+
+class ExportBody(Body):
+    partner: PartyIdStr
+    source: str = Field(pattern=r"^(alert|case)$")
+    reference: str = Field(min_length=1, max_length=100)
+    tlp: Tlp = Field(strict=False)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 def _partner(session: Session, party_id: str) -> Party:
@@ -188,6 +199,7 @@ ENTRY_TYPES = (
     EntryType(ACCOUNT_TYPE, AccountBody, each(_project_account)),
     EntryType(CODE_TYPE, CodeNoticeBody, each(_project_code)),
     EntryType(IMPORT_TYPE, ImportBody, each(_project_import), platform_only=True),
+    EntryType(EXPORT_TYPE, ExportBody, platform_only=True),
 )
 PROJECTION_TABLES = (
     "partner_import",

@@ -1,0 +1,130 @@
+"""The partner exchange as services: set a policy, export a bundle, import a notice file.
+
+Each takes a session and plain values, flushes and never commits: the command or request
+owns the transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from provenance.analysis.alerts import get_alert
+from provenance.instance import get_identity
+from provenance.ledger import Ledger
+from provenance.parties import Party
+from provenance.partners.entries import EXPORT_TYPE, POLICY_TYPE
+from provenance.partners.errors import ExportError, PolicyError
+from provenance.partners.notices import require_partner
+from provenance.partners.policy import PartnerPseudonyms, SharingPolicy, get_policy
+from provenance.partners.stix_out import (
+    Exporter,
+    ExportSubject,
+    build_bundle,
+    bundle_bytes,
+    subject_from_alert,
+    validate_bundle,
+)
+
+_OFFICER_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def set_policy(
+    session: Session, ledger: Ledger, policy: SharingPolicy, *, officer: str, now: datetime
+) -> SharingPolicy:
+    """Record ``policy`` for its partner as a ``partner.policy`` entry set by ``officer``.
+
+    Raises:
+        UnknownPartnerError: the partner is not registered.
+        PolicyError: a malformed officer id.
+    """
+    require_partner(session, policy.partner)
+    if not (2 <= len(officer) <= 64 and officer[0].isalpha() and set(officer) <= _OFFICER_CHARS):
+        raise PolicyError("officer: 2-64 lower-case letters, digits, '.', '_' or '-'", field="by")
+    ledger.append_as_platform(
+        session, [ledger.statement(POLICY_TYPE, policy.body(officer), now=now)], now=now
+    )
+    return get_policy(session, policy.partner)
+
+
+def exporter_for(session: Session, subject: ExportSubject) -> Exporter:
+    """The installation's identity and the names of the parties ``subject`` involves."""
+    identity = get_identity(session)
+    if identity is None:
+        raise ExportError("the store is not initialised: run 'cardtrace init'")
+    parties = list(session.scalars(select(Party).where(Party.id.in_(sorted(subject.parties)))))
+    return Exporter(
+        identity.instance_id,
+        identity.origin,
+        {p.id: p.name for p in parties},
+        {p.id: p.kind for p in parties},
+    )
+
+
+def alert_subject(session: Session, alert_id: int) -> ExportSubject:
+    """Raises: AlertNotFoundError."""
+    return subject_from_alert(get_alert(session, alert_id))
+
+
+def case_subject(session: Session, case_id: int) -> ExportSubject:
+    """What a case groups: its alerts' evidence and its own members.
+
+    Raises:
+        ExportError: cases are not part of this installation yet.
+    """
+    raise ExportError(f"case {case_id}: cases cannot be exported yet", field="case")
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """A validated bundle for a partner, and its SHA-256."""
+
+    partner: str
+    subject: ExportSubject
+    policy: SharingPolicy
+    document: bytes
+    sha256: str
+    warnings: tuple[str, ...]
+    seq: int
+
+
+def export_stix(
+    session: Session,
+    ledger: Ledger,
+    subject: ExportSubject,
+    *,
+    partner: str,
+    platform_secret: bytes,
+    now: datetime,
+) -> Export:
+    """Build the bundle reporting ``subject`` to ``partner`` under its policy, check it
+    with the OASIS validator, and record the export (``partner.export``) on the ledger.
+
+    Raises:
+        UnknownPartnerError: ``partner`` is not a registered anti-fraud partner.
+        ExportError: the validator found an error (nothing is recorded or handed out).
+    """
+    require_partner(session, partner)
+    policy = get_policy(session, partner)
+    pseudonyms = PartnerPseudonyms(platform_secret, partner, policy.pseudonym_epoch)
+    bundle = build_bundle(exporter_for(session, subject), subject, policy, pseudonyms)
+    document = bundle_bytes(bundle)
+    report = validate_bundle(document)
+    if not report.ok:
+        raise ExportError(f"the bundle does not validate: {report.errors[0][:300]}")
+    sha256 = hashlib.sha256(document).hexdigest()
+    body = {
+        "partner": partner,
+        "source": subject.source,
+        "reference": subject.reference,
+        "tlp": policy.tlp.value,
+        "sha256": sha256,
+    }
+    [entry] = ledger.append_as_platform(
+        session, [ledger.statement(EXPORT_TYPE, body, now=now)], now=now
+    )
+    return Export(partner, subject, policy, document, sha256, report.warnings, entry.seq)
