@@ -13,7 +13,7 @@ turned into keyed pseudonyms; a full card number in the instrument column is ref
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -406,9 +406,14 @@ def import_sales(
     signers: Signers,
     now: datetime,
     progress: Progress | None = None,
+    on_append: Callable[[Session, Sequence[Statement]], None] | None = None,
 ) -> ImportReport:
     """Sales from a CSV (merchant, buyer, amount, currency, the code, and optionally
     instrument, payment_ref, device, ip). Each sale is one entry, signed by its merchant.
+
+    ``on_append`` is given each appended run of sales, in the import's transaction: the
+    real-time risk state records them there
+    (:meth:`provenance.risk.live.LiveRisk.entries_appended`).
 
     Raises:
         ImportFailedError: any bad line, or a sale custody refuses; nothing applied.
@@ -422,6 +427,8 @@ def import_sales(
             try:
                 ledger.append(session, [s for _, s in pending], now=now)
                 report.entries += len(pending)
+                if on_append is not None:
+                    on_append(session, [s.statement for _, s in pending])
             except CardtraceError as e:
                 where = next(
                     (

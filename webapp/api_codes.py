@@ -404,7 +404,10 @@ def send_hits(hits: Sequence[RiskHit]) -> None:
     if not enforced:
         return
     try:
-        risk_alerts.delay(enforced)
+        if risk_alerts.app.conf.task_always_eager:
+            risk_alerts.apply((enforced,))  # embedded: in-process, no broker to reach
+        else:
+            risk_alerts.delay(enforced)
     except Exception:  # the verdict stands whatever happens to its alerts
         log.exception("risk alerts for %d decisions could not be recorded", len(enforced))
 

@@ -12,7 +12,10 @@ from flask import Flask
 
 from provenance.errors import CardtraceError
 from webapp.cli_analysis import alerts, analyze
+from webapp.cli_cases import cases
+from webapp.cli_evidence import evidence
 from webapp.cli_onboarding import onboarding
+from webapp.cli_partners import partners
 from webapp.cli_risk import risk
 from webapp.cli_watchlist import watchlist
 from webapp.config import load_settings
@@ -605,6 +608,10 @@ def codes_import(csv_file: str, kind: str, key_specs: tuple[str, ...], expires_a
         extra: dict[str, Any] = {}
         if kind == "issuance" and expires_at is not None:
             extra["expires_at"] = expires_at.replace(tzinfo=UTC)
+        if kind == "sales":
+            from webapp.api_risk import live_risk
+
+            extra["on_append"] = live_risk().entries_appended
         with open(csv_file, encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
             try:
@@ -711,3 +718,6 @@ cli.add_command(onboarding)
 cli.add_command(risk)
 cli.add_command(analyze)
 cli.add_command(alerts)
+cli.add_command(cases)
+cli.add_command(evidence)
+cli.add_command(partners)

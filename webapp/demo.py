@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
+from sqlalchemy import func, select
 
 from merchant_onboarding.demo import build_cast
 from provenance.bundle import export_bundle, verify_bundle
@@ -163,6 +166,102 @@ def _show_alerts(say: Callable[[str], None]) -> None:
     say("  see one with: cardtrace alerts show <id>; work it with cardtrace alerts triage <id>")
 
 
+BURST = 7  # purchases in the burst; the default rules stop one card at its fifth in a minute
+
+
+def _show_risk_burst(say: Callable[[str], None]) -> None:
+    """A thief's burst of purchases with one card at one shop, one a few seconds after
+    another: verify with the sale's context, sell while allowed, and show the verdict at
+    the moment it flips from allow to block."""
+    import uuid
+
+    from provenance.codes import Code
+    from provenance.fingerprints import pseudonym
+    from provenance.parties import Party
+    from provenance.risk import SaleContext
+    from provenance.verdict import Decision
+    from webapp.api_codes import verify_for_sale
+    from webapp.api_risk import live_risk
+
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)  # the alert tasks
+    runtime, session = current_runtime(), db_session()
+    key, ledger, live = runtime.secrets.fingerprint_key, runtime.ledger, live_risk()
+    shop = session.scalar(
+        select(Code.holder)
+        .join(Party, Party.id == Code.holder)
+        .where(Code.state == "listed", Party.status == "approved", Code.tainted.is_(False))
+        .group_by(Code.holder)
+        .order_by(func.count().desc())
+        .limit(1)
+    )
+    if shop is None:
+        say("  no approved shop has codes listed: nothing to buy")
+        return
+    candidates = list(
+        session.scalars(
+            select(Code.fingerprint)
+            .where(Code.holder == shop, Code.state == "listed", Code.frozen.is_(False))
+            .limit(BURST * 4)
+        )
+    )
+    codes = [
+        v.fingerprint
+        for v in verify_codes(
+            session, [CodeQuery(fp) for fp in candidates], merchant=shop, now=runtime.now()
+        ).verdicts
+        if v.decision is Decision.ALLOW
+    ][:BURST]
+    session.commit()
+    run = uuid.uuid4().hex[:8]  # a new thief each run: the demo can run again
+    card = pseudonym(key, "instrument", f"demo-stolen-card-{run}")
+    context = SaleContext.parse(
+        {
+            "buyer": pseudonym(key, "buyer", f"demo-thief-{run}"),
+            "instrument": {"fingerprint": card, "bin": "622202", "last4": "0420"},
+            "device": f"demo-phone-{run}",
+            "ip": "203.0.113.77",
+            "amount": "200.00",
+            "channel": "app",
+        }
+    )
+    say(f"  one buyer, one card (BIN 622202, last four 0420), {len(codes)} purchases at {shop}:")
+    previous = "allow"
+    for n, fingerprint in enumerate(codes, 1):
+        started = time.perf_counter()
+        answer = verify_for_sale([CodeQuery(fingerprint)], shop, [context])
+        elapsed = (time.perf_counter() - started) * 1000
+        document = answer.to_json(single=True)
+        decision = document["decision"]
+        say(f"  purchase {n}: {decision.upper():6} ({elapsed:.1f} ms)")
+        if decision != previous:
+            for reason in document["reasons"]:
+                say(f"      {reason['code']}: {reason['message']}")
+                say(f"      {' ' * len(reason['code'])}  {reason['message_zh']}")
+        previous = decision
+        if decision == "block":
+            continue
+        facts = context.keys(key)
+        body = {
+            "code": base64.b64encode(fingerprint).decode("ascii"),
+            "buyer": facts.buyer,
+            "instrument": facts.instrument,
+            "device": facts.device,
+            "ip": facts.ip,
+            "amount": context.amount,
+            "currency": "CNY",
+        }
+        now = runtime.now()
+        with write_transaction(session):
+            statements = [ledger.statement("code.sale", body, now=now, actor=shop)]
+            ledger.append_as_platform(session, statements, now=now)
+            live.entries_appended(session, statements)
+    session.commit()
+    say(
+        "  each block is an alert in the queue (typology risk-rule, one per rule and card): "
+        "cardtrace alerts list --typology risk-rule"
+    )
+
+
 def run_demo(app: Flask, say: Callable[[str], None], *, scale: float = 1.0) -> None:
     with app.app_context():
         runtime = current_runtime()
@@ -187,6 +286,9 @@ def run_demo(app: Flask, say: Callable[[str], None], *, scale: float = 1.0) -> N
 
         say("\n2b. Ledger analysis: the injected frauds as alerts, with their evidence")
         _show_alerts(say)
+
+        say("\n2c. Real-time risk at the moment of sale: a burst with a stolen card")
+        _show_risk_burst(say)
 
         say("\n3. Evidence anyone can check offline")
         with write_transaction(session):
