@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 
 from webapp import (
+    accounts,
     api_analysis,
     api_codes,
     api_ledger,
@@ -61,7 +62,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.env is Environment.PRODUCTION,
+        # Secure everywhere; only `cardtrace run` (local http) turns it off.
+        SESSION_COOKIE_SECURE=True,
+        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
         TESTING=settings.env is Environment.TESTING,
     )
     make_session = test_config.pop("SESSION_FACTORY", None)
@@ -88,6 +91,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     errors.init_app(app)
+    accounts.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_ledger.bp)
     app.register_blueprint(api_codes.bp)

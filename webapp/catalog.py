@@ -15,6 +15,9 @@ from provenance.risk.rules import risk_catalog
 
 @cache
 def build_catalog() -> EntryCatalog:
+    # Imported here: the accounts package imports the runtime, which imports this module.
+    from webapp.accounts.ledger import accounts_catalog
+
     return (
         core_catalog()
         .merge(onboarding_catalog())
@@ -22,4 +25,5 @@ def build_catalog() -> EntryCatalog:
         .merge(analysis_catalog())
         .merge(partners_catalog())
         .merge(cases_catalog())
+        .merge(accounts_catalog())
     )

@@ -13,8 +13,9 @@ import provenance.ledger
 import provenance.parties
 import provenance.partners.models
 import provenance.risk
+import webapp.accounts.models
 from provenance.db import Base
 
 metadata = Base.metadata
 
-__all__ = ["merchant_onboarding", "metadata", "provenance"]
+__all__ = ["merchant_onboarding", "metadata", "provenance", "webapp"]

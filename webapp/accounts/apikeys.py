@@ -1,0 +1,184 @@
+"""API keys for machines: scoped to a party and a set of operations, stored hashed.
+
+A key reads ``ctk_<key id>_<secret>``: the 12-hex-digit key id finds the row, the SHA-256
+of the whole key is compared in constant time. The key is returned once, at creation and
+at rotation, and never stored. No Flask here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from provenance.parties import Party
+from webapp.accounts.errors import (
+    AccountNotFoundError,
+    ApiKeyExpiredError,
+    ApiKeyInvalidError,
+    ApiKeyRevokedError,
+    InvalidAccountInputError,
+)
+from webapp.accounts.models import ApiKey
+from webapp.accounts.roles import Scope, parse_scopes
+from webapp.accounts.service import EventKind, record
+
+KEY_PREFIX = "ctk_"
+KEY_RE = re.compile(r"ctk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
+DEFAULT_RATE_PER_MINUTE = 600
+MAX_RATE_PER_MINUTE = 100_000
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("ascii")).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """The row and the full key, to show once."""
+
+    key: ApiKey
+    token: str
+
+
+def key_scopes(key: ApiKey) -> frozenset[Scope]:
+    return frozenset(Scope(s) for s in key.scopes.split() if s)
+
+
+def _new_secret(key_id: str) -> tuple[str, bytes]:
+    token = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    return token, _digest(token)
+
+
+def create_key(
+    session: Session,
+    name: str,
+    party: str,
+    scopes: frozenset[Scope] | list[str] | str,
+    *,
+    now: datetime,
+    actor: str,
+    expires_at: datetime | None = None,
+    rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
+) -> IssuedKey:
+    """Issue a key for ``party``.
+
+    Raises:
+        InvalidAccountInputError: empty name, unknown party or scope, no scope, a rate out
+            of range, or an expiry in the past.
+    """
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidAccountInputError("the key's name must be 1-200 characters", field="name")
+    if session.get(Party, party) is None:
+        raise InvalidAccountInputError(f"no party {party!r} is registered", field="party")
+    try:
+        chosen = scopes if isinstance(scopes, frozenset) else parse_scopes(scopes)
+    except ValueError as e:
+        raise InvalidAccountInputError(str(e), field="scopes") from e
+    if not chosen:
+        raise InvalidAccountInputError("a key needs at least one scope", field="scopes")
+    if not 1 <= rate_per_minute <= MAX_RATE_PER_MINUTE:
+        raise InvalidAccountInputError(
+            f"the rate limit must be 1-{MAX_RATE_PER_MINUTE} requests a minute",
+            field="rate_per_minute",
+        )
+    if expires_at is not None and expires_at <= now:
+        raise InvalidAccountInputError("the expiry must be in the future", field="expires_at")
+    key_id = secrets.token_hex(6)
+    while session.scalars(select(ApiKey.id).where(ApiKey.key_id == key_id)).first():
+        key_id = secrets.token_hex(6)
+    token, digest = _new_secret(key_id)
+    key = ApiKey(
+        key_id=key_id,
+        secret_hash=digest,
+        name=name,
+        party=party,
+        scopes=" ".join(sorted(s.value for s in chosen)),
+        rate_per_minute=rate_per_minute,
+        created_at=now,
+        created_by=actor,
+        expires_at=expires_at,
+        rotated_at=None,
+        revoked_at=None,
+        last_used_at=None,
+    )
+    session.add(key)
+    session.flush()
+    record(
+        session,
+        EventKind.API_KEY_CREATED,
+        now=now,
+        actor=actor,
+        detail=f"key {key_id} for {party}: {key.scopes}",
+    )
+    session.flush()
+    return IssuedKey(key, token)
+
+
+def get_key(session: Session, key_id: str) -> ApiKey:
+    """Raises AccountNotFoundError."""
+    key = session.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
+    if key is None:
+        raise AccountNotFoundError(f"no API key {key_id!r}")
+    return key
+
+
+def list_keys(session: Session, party: str | None = None) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.party, ApiKey.created_at, ApiKey.id)
+    if party is not None:
+        query = query.where(ApiKey.party == party)
+    return list(session.scalars(query))
+
+
+def rotate_key(session: Session, key_id: str, *, now: datetime, actor: str) -> IssuedKey:
+    """Give the key a new secret (same id, scopes and limits); the old one stops at once.
+
+    Raises:
+        AccountNotFoundError: no such key.
+        InvalidAccountInputError: the key is revoked.
+    """
+    key = get_key(session, key_id)
+    if key.revoked_at is not None:
+        raise InvalidAccountInputError("a revoked key cannot be rotated; create a new one")
+    token, key.secret_hash = _new_secret(key.key_id)
+    key.rotated_at = now
+    record(session, EventKind.API_KEY_ROTATED, now=now, actor=actor, detail=f"key {key_id}")
+    session.flush()
+    return IssuedKey(key, token)
+
+
+def revoke_key(session: Session, key_id: str, *, now: datetime, actor: str) -> ApiKey:
+    """Revoke the key for good (idempotent). Raises AccountNotFoundError."""
+    key = get_key(session, key_id)
+    if key.revoked_at is None:
+        key.revoked_at = now
+        record(session, EventKind.API_KEY_REVOKED, now=now, actor=actor, detail=f"key {key_id}")
+        session.flush()
+    return key
+
+
+def authenticate_key(session: Session, token: str, *, now: datetime) -> ApiKey:
+    """The live key ``token`` is.
+
+    Raises:
+        ApiKeyInvalidError: malformed or unknown, or a secret that is not the current one.
+        ApiKeyRevokedError, ApiKeyExpiredError.
+    """
+    match = KEY_RE.fullmatch(token)
+    if match is None:
+        raise ApiKeyInvalidError("the API key is malformed or unknown")
+    key = session.scalars(select(ApiKey).where(ApiKey.key_id == match.group(1))).first()
+    if key is None or not hmac.compare_digest(key.secret_hash, _digest(token)):
+        raise ApiKeyInvalidError("the API key is malformed or unknown")
+    if key.revoked_at is not None:
+        raise ApiKeyRevokedError("the API key has been revoked")
+    if key.expires_at is not None and now >= key.expires_at:
+        raise ApiKeyExpiredError("the API key has expired")
+    return key
