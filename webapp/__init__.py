@@ -12,6 +12,7 @@ from flask import Flask
 from webapp import (
     accounts,
     api_analysis,
+    api_cases,
     api_codes,
     api_ledger,
     api_onboarding,
@@ -98,6 +99,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_onboarding.bp)
     app.register_blueprint(api_risk.bp)
     app.register_blueprint(api_analysis.bp)
+    app.register_blueprint(api_cases.bp)
     app.teardown_appcontext(close_db_session)
     init_celery(app)
     return app

@@ -12,6 +12,8 @@ from flask import Flask
 
 from provenance.errors import CardtraceError
 from webapp.cli_analysis import alerts, analyze
+from webapp.cli_cases import cases
+from webapp.cli_evidence import evidence
 from webapp.cli_onboarding import onboarding
 from webapp.cli_risk import risk
 from webapp.cli_watchlist import watchlist
@@ -715,3 +717,5 @@ cli.add_command(onboarding)
 cli.add_command(risk)
 cli.add_command(analyze)
 cli.add_command(alerts)
+cli.add_command(cases)
+cli.add_command(evidence)

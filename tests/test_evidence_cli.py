@@ -1,0 +1,123 @@
+"""``cardtrace cases`` and ``cardtrace evidence``: a case worked by token, exported as a
+package that ``evidence verify`` accepts with the platform key; a changed file fails
+naming it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from webapp.bootstrap import initialise
+from webapp.cli import cli
+from webapp.config import load_settings
+
+
+@pytest.fixture()
+def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith("CARDTRACE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CARDTRACE_INSTANCE", str(tmp_path / "instance"))
+    initialise(load_settings())
+    return tmp_path
+
+
+def run(*args: str, token: str | None = None) -> Any:
+    env = {"CARDTRACE_OFFICER_TOKEN": token} if token else {}
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def _officer() -> str:
+    added = run(
+        "onboarding", "officer", "add", "li.investigator", "--name", "Li", "--role", "reviewer"
+    )
+    token: str = added.output.strip().splitlines()[-1]
+    return token
+
+
+def _case(token: str) -> int:
+    """A case made through the commands (on the platform's real clock)."""
+    number = int(run("cases", "new", "Stolen-card sales", token=token).output.split()[-1])
+    run("cases", "add", str(number), "--buyer", "ab" * 16, token=token)
+    run("cases", "note", str(number), "buyer paid with a reported card", token=token)
+    return number
+
+
+def test_cases_commands_work_a_case_by_token(instance: Path) -> None:
+    token = _officer()
+    opened = run("cases", "new", "Refund fraud ring", token=token)
+    assert opened.exit_code == 0, opened.output
+    number = opened.output.strip().splitlines()[-1]
+    assert run("cases", "add", number, "--buyer", "ab" * 16, token=token).exit_code == 0
+    assert run("cases", "assign", number, "wang.analyst", token=token).exit_code == 0
+    assert run("cases", "note", number, "first look", token=token).exit_code == 0
+    receipt = instance / "receipt.txt"
+    receipt.write_text("paid 100")
+    attached = run("cases", "attach", number, str(receipt), token=token)
+    assert attached.exit_code == 0 and "receipt.txt" in attached.output
+    assert run("cases", "status", number, "under_investigation", token=token).exit_code == 0
+    refused = run("cases", "status", number, "closed", token=token)
+    assert refused.exit_code == 2 and "outcome" in refused.output
+    shown = json.loads(run("cases", "show", number).output)
+    assert shown["assignee"] == "wang.analyst" and shown["status"] == "under_investigation"
+    assert [e["action"] for e in shown["timeline"]] == [
+        "open",
+        "add",
+        "assign",
+        "note",
+        "attach",
+        "status",
+    ]
+    listed = run("cases", "list")
+    assert f"CASE-{number}" in listed.output
+
+
+def test_case_commands_need_an_officers_token(instance: Path) -> None:
+    done = run("cases", "new", "x", token="not-a-token")
+    assert done.exit_code == 2
+    assert json.loads(run("cases", "list", "--json").output) == []
+
+
+def test_evidence_export_then_verify_then_tamper(instance: Path) -> None:
+    token = _officer()
+    number = _case(token)
+    out = instance / "package"
+    exported = run(
+        "evidence",
+        "export",
+        str(number),
+        "-o",
+        str(out),
+        "--lang",
+        "en",
+        "--for",
+        "PSB",
+        token=token,
+    )
+    assert exported.exit_code == 0, exported.output
+    assert "cardtrace evidence verify" in exported.output
+    key = load_settings().key_dir / "log-signing.pub.pem"
+    verified = run("evidence", "verify", str(out), "--platform-key", str(key))
+    assert verified.exit_code == 0, verified.output
+    assert verified.output.startswith(f"OK: CASE-{number}")
+    shown = json.loads(run("cases", "show", str(number)).output)
+    export = shown["timeline"][-1]
+    assert export["action"] == "export" and export["recipient"] == "PSB"
+    report = out / "data" / "report.pdf"
+    report.write_bytes(report.read_bytes() + b"%")
+    failed = run("evidence", "verify", str(out), "--platform-key", str(key))
+    assert failed.exit_code == 1 and "data/report.pdf" in failed.output
+
+
+def test_evidence_export_refuses_a_full_directory(instance: Path) -> None:
+    token = _officer()
+    number = _case(token)
+    (instance / "full").mkdir()
+    (instance / "full" / "x").write_text("x")
+    done = run("evidence", "export", str(number), "-o", str(instance / "full"), token=token)
+    assert done.exit_code == 2 and "not an empty directory" in done.output
