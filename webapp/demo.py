@@ -318,3 +318,6 @@ def run_demo(app: Flask, say: Callable[[str], None], *, scale: float = 1.0) -> N
             "  cardtrace codes verify --merchant shop-longmen --fingerprint <hex from "
             f"{runtime.settings.instance_path / EXAMPLES_FILE}>"
         )
+    from webapp.demo_reports import run_reports_demo
+
+    run_reports_demo(app, say)

@@ -9,6 +9,7 @@ platform. Everything in it comes from :class:`~provenance.evidence.facts.CaseFac
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -220,11 +221,65 @@ def _table(
     return table
 
 
+_ALWAYS_LABELLED = frozenset({"party", "instrument", "payment_ref", "batch"})
+
+
 def _label(node: Any, data: dict[str, Any]) -> str:
     """``kind:name``, the name cut to 12 characters (pseudonyms and fingerprints are long)."""
     kind = str(data.get("kind", ""))
     name = str(data.get("name") or str(node).removeprefix(f"{kind}:"))
     return f"{kind}:{name[:12]}"
+
+
+def _cells(count: int, width: float, height: float) -> list[tuple[float, float, float, float]]:
+    """``count`` boxes ``(x, y, w, h)`` tiling the area, row by row from the top."""
+    columns = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    w, h = width / columns, height / rows
+    return [((i % columns) * w, height - (i // columns + 1) * h, w, h) for i in range(count)]
+
+
+def _layout(
+    graph: nx.MultiDiGraph, width: float, height: float, margin: float
+) -> dict[Any, tuple[float, float]]:
+    """Each connected part laid out on its own (a spring layout with a fixed seed, so the
+    same case draws the same), the largest given most of the page, the rest tiled."""
+    parts = sorted(
+        nx.connected_components(nx.Graph(graph)), key=lambda c: (-len(c), sorted(map(str, c)))
+    )
+    inner_w, inner_h = width - 2 * margin, height - 2 * margin - 14
+    if len(parts) == 1:
+        boxes = [(0.0, 0.0, inner_w, inner_h)]
+    elif len(parts[0]) * 2 >= graph.number_of_nodes():
+        big = inner_w * 0.66
+        boxes = [(0.0, 0.0, big, inner_h)] + [
+            (big + x, y, w, h) for x, y, w, h in _cells(len(parts) - 1, inner_w - big, inner_h)
+        ]
+    else:
+        boxes = _cells(len(parts), inner_w, inner_h)
+    placed: dict[Any, tuple[float, float]] = {}
+    for part, (bx, by, bw, bh) in zip(parts, boxes, strict=True):
+        sub = nx.Graph(graph.subgraph(part))
+        if len(part) == 1:
+            layout = {next(iter(part)): (0.5, 0.5)}
+        else:
+            spread = 2.0 / math.sqrt(len(part))
+            raw = nx.spring_layout(sub, seed=7, k=spread, iterations=200)
+            xs = [float(p[0]) for p in raw.values()]
+            ys = [float(p[1]) for p in raw.values()]
+            span_x = (max(xs) - min(xs)) or 1.0
+            span_y = (max(ys) - min(ys)) or 1.0
+            layout = {
+                n: ((float(p[0]) - min(xs)) / span_x, (float(p[1]) - min(ys)) / span_y)
+                for n, p in raw.items()
+            }
+        pad = 0.12
+        for node, (fx, fy) in layout.items():
+            placed[node] = (
+                margin + bx + bw * (pad + (1 - 2 * pad) * fx),
+                margin + by + bh * (pad + (1 - 2 * pad) * fy),
+            )
+    return placed
 
 
 def draw_graph(graph: nx.MultiDiGraph, font: ReportFont, width: float, height: float) -> Drawing:
@@ -233,19 +288,10 @@ def draw_graph(graph: nx.MultiDiGraph, font: ReportFont, width: float, height: f
     drawing.add(Rect(0, 0, width, height, strokeColor=colors.lightgrey, fillColor=None))
     if graph.number_of_nodes() == 0:
         return drawing
-    positions = nx.spring_layout(nx.Graph(graph), seed=7)
-    margin = 40.0
-    xs = [float(p[0]) for p in positions.values()]
-    ys = [float(p[1]) for p in positions.values()]
-    span_x = (max(xs) - min(xs)) or 1.0
-    span_y = (max(ys) - min(ys)) or 1.0
+    positions = _layout(graph, width, height, margin=36.0)
 
     def place(node: Any) -> tuple[float, float]:
-        x, y = positions[node]
-        return (
-            margin + (float(x) - min(xs)) / span_x * (width - 2 * margin),
-            margin + (float(y) - min(ys)) / span_y * (height - 2 * margin),
-        )
+        return positions[node]
 
     for source, target, data in graph.edges(data=True):
         (x1, y1), (x2, y2) = place(source), place(target)
@@ -270,6 +316,8 @@ def draw_graph(graph: nx.MultiDiGraph, font: ReportFont, width: float, height: f
         kind = str(data.get("kind", ""))
         colour = KIND_COLOURS.get(kind, colors.black)
         drawing.add(Circle(x, y, 5, fillColor=colour, strokeColor=colors.white))
+        if graph.number_of_nodes() > 15 and kind not in _ALWAYS_LABELLED:
+            continue  # a crowded graph names only its parties, instruments and batches
         label = _label(node, data)
         if x > width - 90:
             drawing.add(
