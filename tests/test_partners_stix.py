@@ -48,15 +48,13 @@ STOLEN = "stolen-card-token-1"
 MULE = "mule-account"
 
 
-@pytest.fixture()
-def ledger(session: Session) -> Ledger:
-    ledger = Ledger(build_catalog(), PlatformSigner(PLATFORM_KEY))
+def app_ledger(session: Session) -> Ledger:
+    """A ledger with every entry type the application knows, in an initialised store."""
     ensure_identity(session, "cardtrace.test/log", NOW)
-    return ledger
+    return Ledger(build_catalog(), PlatformSigner(PLATFORM_KEY))
 
 
-@pytest.fixture()
-def chain(session: Session, ledger: Ledger) -> Chain:
+def partner_chain(session: Session, ledger: Ledger) -> Chain:
     """The small supply chain, a second partner, and five codes bought by one buyer with
     a card the partner then reports stolen."""
     built = build_chain(session, ledger)
@@ -72,6 +70,16 @@ def chain(session: Session, ledger: Ledger) -> Chain:
     }
     built.append(session, PARTNER, "payment.stolen", report)
     return built
+
+
+@pytest.fixture()
+def ledger(session: Session) -> Ledger:
+    return app_ledger(session)
+
+
+@pytest.fixture()
+def chain(session: Session, ledger: Ledger) -> Chain:
+    return partner_chain(session, ledger)
 
 
 @pytest.fixture()

@@ -16,6 +16,7 @@ from webapp import (
     api_codes,
     api_ledger,
     api_onboarding,
+    api_partners,
     api_risk,
     errors,
     health,
@@ -99,6 +100,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_onboarding.bp)
     app.register_blueprint(api_risk.bp)
     app.register_blueprint(api_analysis.bp)
+    app.register_blueprint(api_partners.bp)
     app.register_blueprint(api_cases.bp)
     app.teardown_appcontext(close_db_session)
     init_celery(app)

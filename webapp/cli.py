@@ -15,6 +15,7 @@ from webapp.cli_analysis import alerts, analyze
 from webapp.cli_cases import cases
 from webapp.cli_evidence import evidence
 from webapp.cli_onboarding import onboarding
+from webapp.cli_partners import partners
 from webapp.cli_risk import risk
 from webapp.cli_watchlist import watchlist
 from webapp.config import load_settings
@@ -719,3 +720,4 @@ cli.add_command(analyze)
 cli.add_command(alerts)
 cli.add_command(cases)
 cli.add_command(evidence)
+cli.add_command(partners)

@@ -1,0 +1,242 @@
+"""``cardtrace partners`` and ``POST /api/v1/partners/<partner>/notices``: a notice
+imported over HTTP changes the next verify's verdict; bad or unauthenticated requests
+are refused with nothing written."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from provenance.analysis.alerts import record_findings
+from provenance.ledger import LedgerEntry
+from provenance.partners.notices import MAX_NOTICE_BYTES
+from provenance.partners.stix_out import validate_bundle
+from tests.codes_support import ISSUER, PARTNER, PRODUCT, SHOP, Chain, build_chain, fp, pin, serial
+from tests.ledger_support import party_key, register_party
+from tests.test_analysis_alerts import finding
+from webapp.bootstrap import initialise
+from webapp.cli import cli
+from webapp.config import load_settings
+from webapp.runtime import current_runtime
+
+WHEN = "2026-11-26T10:00:00Z"
+HEADER = "kind,id,pseudonym,fingerprint,issuer,product,serial,pin,reported_at,reason\n"
+
+
+def code_notice(i: int) -> bytes:
+    row = f"code,,,,{ISSUER},{PRODUCT},{serial(i)},{pin(i)},{WHEN},code-leaked\n"
+    return (HEADER + row).encode()
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith("CARDTRACE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CARDTRACE_INSTANCE", str(tmp_path / "instance"))
+    initialise(load_settings())
+    from provenance.db import write_transaction
+    from webapp import create_app
+    from webapp.runtime import db_session
+
+    with create_app().app_context():
+        session, runtime = db_session(), current_runtime()
+        with write_transaction(session):
+            register_party(session, runtime.ledger, PARTNER, "partner", now=runtime.now())
+            record_findings(session, runtime.ledger, [finding("shop-x")], now=runtime.now())
+    return tmp_path
+
+
+def run(*args: str, token: str | None = None) -> Any:
+    env = {"CARDTRACE_OFFICER_TOKEN": token} if token else {}
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def ledger_size() -> int:
+    from webapp import create_app
+    from webapp.runtime import db_session
+
+    with create_app().app_context():
+        return int(db_session().scalar(select(func.count()).select_from(LedgerEntry)) or 0)
+
+
+def test_export_stix_writes_a_bundle_that_validates(instance: Path) -> None:
+    out = instance / "alert-1.json"
+    done = run("partners", "export-stix", "--alert", "1", "--partner", PARTNER, "-o", str(out))
+    assert done.exit_code == 0, done.output
+    assert "found no errors" in done.output
+    assert validate_bundle(out.read_bytes()).errors == ()
+    assert json.loads(out.read_bytes())["type"] == "bundle"
+
+
+def test_export_stix_needs_exactly_one_subject(instance: Path) -> None:
+    out = str(instance / "x.json")
+    assert run("partners", "export-stix", "--partner", PARTNER, "-o", out).exit_code == 2
+    both = run("partners", "export-stix", "--alert", "1", "--case", "1", "--partner", PARTNER)
+    assert both.exit_code == 2
+
+
+def test_export_stix_for_an_unknown_partner_writes_nothing(instance: Path) -> None:
+    out = instance / "x.json"
+    before = ledger_size()
+    done = run("partners", "export-stix", "--alert", "1", "--partner", "nobody", "-o", str(out))
+    assert done.exit_code == 2 and "no anti-fraud partner 'nobody'" in done.output
+    assert not out.exists() and ledger_size() == before
+
+
+def test_import_then_import_again_changes_nothing(instance: Path) -> None:
+    notice = instance / "notice.csv"
+    notice.write_text(HEADER + f"device,device-9,,,,,,,{WHEN},\n")
+    first = run("partners", "import", str(notice), "--partner", PARTNER)
+    assert first.exit_code == 0, first.output
+    assert "1 added (1 device)" in first.output
+    size = ledger_size()
+    again = run("partners", "import", str(notice), "--partner", PARTNER)
+    assert again.exit_code == 0 and "nothing written" in again.output
+    assert ledger_size() == size
+
+
+def test_import_with_a_good_signature_and_refusals_by_reason(instance: Path) -> None:
+    notice = instance / "notice.csv"
+    notice.write_text(HEADER + f"account,buyer-7,,,,,,,{WHEN},account-takeover\n")
+    signature = instance / "notice.csv.sig"
+    signature.write_bytes(base64.b64encode(party_key("mallory").sign(notice.read_bytes())))
+    before = ledger_size()
+    forged = run(
+        "partners", "import", str(notice), "--partner", PARTNER, "--signature", str(signature)
+    )
+    assert forged.exit_code == 2 and "does not verify" in forged.output
+    unsigned = run("partners", "import", str(notice), "--partner", PARTNER, "--require-signature")
+    assert (
+        unsigned.exit_code == 2 and "must come with a detached Ed25519 signature" in unsigned.output
+    )
+    big = instance / "big.csv"
+    big.write_bytes(b"x" * (MAX_NOTICE_BYTES + 1))
+    oversized = run("partners", "import", str(big), "--partner", PARTNER)
+    assert oversized.exit_code == 2 and "at most" in oversized.output
+    assert ledger_size() == before
+    signature.write_bytes(party_key(PARTNER).sign(notice.read_bytes()))
+    good = run(
+        "partners", "import", str(notice), "--partner", PARTNER, "--signature", str(signature)
+    )
+    assert good.exit_code == 0 and "signed with key" in good.output
+
+
+def test_policy_set_needs_an_officer_and_shows_what_it_set(instance: Path) -> None:
+    refused = run("partners", "policy", "set", PARTNER, "--fields", "codes", token="nope")
+    assert refused.exit_code == 2
+    added = run("onboarding", "officer", "add", "li.officer", "--name", "Li", "--role", "reviewer")
+    token = added.output.strip().splitlines()[-1]
+    done = run(
+        "partners", "policy", "set", PARTNER, "--fields", "codes,merchants", "--tlp", "red",
+        "--require-signature", token=token,
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    shown = json.loads(run("partners", "policy", "show", PARTNER).output)
+    assert shown["fields"] == ["codes", "merchants"] and shown["tlp"] == "red"
+    assert shown["require_signature"] is True
+    bad = run("partners", "policy", "set", PARTNER, "--fields", "passports", token=token)
+    assert bad.exit_code == 2 and "unknown field 'passports'" in bad.output
+
+
+# --- the HTTP endpoint --------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def chain(app: Flask, session: Session) -> Chain:
+    with app.app_context():
+        built = build_chain(session, current_runtime().ledger)
+        session.flush()
+        return built
+
+
+def count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(LedgerEntry)) or 0)
+
+
+def verify(client: FlaskClient, i: int) -> Any:
+    response = client.post(
+        "/api/v1/codes/verify", json={"merchant": SHOP, "fingerprint": fp(i).hex()}
+    )
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def post(client: FlaskClient, data: bytes, signature: bytes | None, partner: str = PARTNER) -> Any:
+    body: dict[str, Any] = {"notice": base64.b64encode(data).decode()}
+    if signature is not None:
+        body["signature"] = base64.b64encode(signature).decode()
+    return client.post(f"/api/v1/partners/{partner}/notices", json=body)
+
+
+def test_a_notice_posted_over_http_blocks_the_code_on_the_next_verify(
+    client: FlaskClient, chain: Chain, session: Session
+) -> None:
+    assert verify(client, 7)["decision"] == "allow"
+    data = code_notice(7)
+    done = post(client, data, chain.keys[PARTNER].sign(data))
+    assert done.status_code == 201, done.get_json()
+    assert done.get_json()["added"] == 1 and done.get_json()["by_kind"] == {"code": 1}
+    after = verify(client, 7)
+    assert after["decision"] == "block"
+    assert "compromised-code-reported" in {r["code"] for r in after["reasons"]}
+    before = count(session)
+    again = post(client, data, chain.keys[PARTNER].sign(data))
+    assert again.status_code == 200 and again.get_json()["added"] == 0
+    assert count(session) == before
+
+
+@pytest.mark.parametrize(
+    "name, status, code",
+    [
+        ("unsigned", 401, "notice-unsigned"),
+        ("tampered", 401, "bad-notice-signature"),
+        ("foreign-key", 401, "bad-notice-signature"),
+        ("unknown-partner", 404, "unknown-partner"),
+        ("not-base64", 422, "invalid-input"),
+        ("oversized", 413, "notice-too-large"),
+        ("malformed", 422, "bad-notice"),
+    ],
+)
+def test_bad_notice_requests_are_refused_with_nothing_written(
+    client: FlaskClient, chain: Chain, session: Session, name: str, status: int, code: str
+) -> None:
+    data = code_notice(7)
+    key = chain.keys[PARTNER]
+    before = count(session)
+    if name == "unsigned":
+        response = post(client, data, None)
+    elif name == "tampered":
+        response = post(client, data.replace(b"code-leaked", b"code-lost"), key.sign(data))
+    elif name == "foreign-key":
+        response = post(client, data, party_key("mallory").sign(data))
+    elif name == "unknown-partner":
+        response = post(client, data, key.sign(data), partner="nobody")
+    elif name == "not-base64":
+        response = client.post(
+            f"/api/v1/partners/{PARTNER}/notices", json={"notice": "%%%", "signature": "AAAA"}
+        )
+    elif name == "oversized":
+        big = b"x" * (MAX_NOTICE_BYTES + 1)
+        response = post(client, big, key.sign(big))
+    else:
+        broken = HEADER.encode() + b"code,,,,,,,,yesterday,\n"
+        response = post(client, broken, key.sign(broken))
+    assert response.status_code == status, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["code"] == code
+    assert count(session) == before
+    assert verify(client, 7)["decision"] == "allow"

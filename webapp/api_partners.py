@@ -1,0 +1,101 @@
+"""Partners' notices over HTTP: ``POST /api/v1/partners/<partner>/notices``.
+
+The body is JSON: ``{"notice": <base64 of the file>, "signature": <base64 of the
+partner's detached Ed25519 signature over the file's bytes>}``. The signature is what
+authenticates the request: it must verify with a key the partner registered on the
+ledger and may sign with now, so an unsigned, tampered or foreign file is refused (401)
+with nothing written. 201 with the import report when notices were added, 200 when all
+were already in force.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from provenance.db import write_transaction
+from provenance.errors import ValidationError
+from provenance.partners.errors import NoticeSignatureError, NoticeTooLargeError
+from provenance.partners.notices import MAX_NOTICE_BYTES, ImportReport, import_notices
+from webapp.errors import Problem, problem_response
+from webapp.runtime import current_runtime, db_session
+from webapp.validation import parse_body
+
+bp = Blueprint("partners_api", __name__, url_prefix="/api/v1/partners")
+
+# The base64 of the largest file, and room for the signature and the JSON around them.
+MAX_REQUEST_BYTES = (MAX_NOTICE_BYTES * 4) // 3 + 4096
+
+
+class NoticeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    notice: str = Field(min_length=1, max_length=MAX_REQUEST_BYTES)
+    signature: str | None = Field(default=None, max_length=200)
+
+
+@bp.errorhandler(NoticeSignatureError)
+def _unauthenticated(error: NoticeSignatureError) -> Response:
+    response = problem_response(Problem(401, error.code, error.title, error.message))
+    response.headers["WWW-Authenticate"] = 'Signature realm="cardtrace partners"'
+    return response
+
+
+@bp.errorhandler(NoticeTooLargeError)
+def _too_large(error: NoticeTooLargeError) -> Response:
+    return problem_response(Problem(413, error.code, error.title, error.message, error.field))
+
+
+def _decode(value: str, field: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ValidationError(f"{field} must be base64", field=field) from e
+
+
+def report_json(report: ImportReport) -> dict[str, Any]:
+    return {
+        "partner": report.partner,
+        "sha256": report.sha256,
+        "format": report.format.value,
+        "notices": report.notices,
+        "added": report.added,
+        "already_in_force": report.skipped,
+        "by_kind": dict(report.by_kind),
+        "key_id": report.key_id,
+        "seqs": list(report.seqs),
+    }
+
+
+@bp.post("/<partner>/notices")
+def post_notices(partner: str) -> tuple[Response, int]:
+    """Import one signed notice file from ``partner`` (all or nothing, idempotent)."""
+    if (request.content_length or 0) > MAX_REQUEST_BYTES:
+        raise NoticeTooLargeError(
+            f"a notice file is at most {MAX_NOTICE_BYTES:,} bytes", field="notice"
+        )
+    body = parse_body(NoticeRequest)
+    if body.signature is None:
+        raise NoticeSignatureError(
+            "send the partner's detached Ed25519 signature over the file in 'signature'",
+            code="notice-unsigned",
+        )
+    data = _decode(body.notice, "notice")
+    signature = _decode(body.signature, "signature")
+    runtime, session = current_runtime(), db_session()
+    with write_transaction(session):
+        report = import_notices(
+            session,
+            runtime.ledger,
+            partner=partner,
+            data=data,
+            signature=signature,
+            fingerprint_key=runtime.secrets.fingerprint_key,
+            now=runtime.now(),
+            require_signature=True,
+        )
+    return jsonify(report_json(report)), 201 if report.added else 200
