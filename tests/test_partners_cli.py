@@ -1,6 +1,6 @@
 """``cardtrace partners`` and ``POST /api/v1/partners/<partner>/notices``: a notice
-imported over HTTP changes the next verify's verdict; bad or unauthenticated requests
-are refused with nothing written."""
+imported over HTTP with the partner's API key changes the next verify's verdict; bad or
+unauthenticated requests are refused with nothing written."""
 
 from __future__ import annotations
 
@@ -20,10 +20,14 @@ from sqlalchemy.orm import Session
 from provenance.analysis.alerts import record_findings
 from provenance.ledger import LedgerEntry
 from provenance.partners.notices import MAX_NOTICE_BYTES
+from provenance.partners.policy import SharingPolicy, Tlp
+from provenance.partners.service import set_policy
 from provenance.partners.stix_out import validate_bundle
 from tests.codes_support import ISSUER, PARTNER, PRODUCT, SHOP, Chain, build_chain, fp, pin, serial
-from tests.ledger_support import party_key, register_party
+from tests.ledger_support import NOW, party_key, register_party
 from tests.test_analysis_alerts import finding
+from webapp.accounts.apikeys import create_key
+from webapp.accounts.roles import Scope
 from webapp.bootstrap import initialise
 from webapp.cli import cli
 from webapp.config import load_settings
@@ -163,6 +167,18 @@ def chain(app: Flask, session: Session) -> Chain:
         return built
 
 
+def api_key(session: Session, party: str, *scopes: Scope) -> str:
+    chosen = frozenset(scopes or (Scope.PARTNERS_NOTICE,))
+    issued = create_key(session, "notices", party, chosen, now=NOW, actor="root.admin")
+    session.flush()
+    return issued.token
+
+
+@pytest.fixture()
+def key(chain: Chain, session: Session) -> str:
+    return api_key(session, PARTNER)
+
+
 def count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(LedgerEntry)) or 0)
 
@@ -175,66 +191,94 @@ def verify(client: FlaskClient, i: int) -> Any:
     return response.get_json()
 
 
-def post(client: FlaskClient, data: bytes, signature: bytes | None, partner: str = PARTNER) -> Any:
+def post(
+    client: FlaskClient,
+    data: bytes,
+    signature: bytes | None,
+    token: str | None,
+    partner: str = PARTNER,
+) -> Any:
     body: dict[str, Any] = {"notice": base64.b64encode(data).decode()}
     if signature is not None:
         body["signature"] = base64.b64encode(signature).decode()
-    return client.post(f"/api/v1/partners/{partner}/notices", json=body)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.post(f"/api/v1/partners/{partner}/notices", json=body, headers=headers)
 
 
 def test_a_notice_posted_over_http_blocks_the_code_on_the_next_verify(
-    client: FlaskClient, chain: Chain, session: Session
+    client: FlaskClient, chain: Chain, session: Session, key: str
 ) -> None:
     assert verify(client, 7)["decision"] == "allow"
     data = code_notice(7)
-    done = post(client, data, chain.keys[PARTNER].sign(data))
+    done = post(client, data, None, key)
     assert done.status_code == 201, done.get_json()
     assert done.get_json()["added"] == 1 and done.get_json()["by_kind"] == {"code": 1}
     after = verify(client, 7)
     assert after["decision"] == "block"
     assert "compromised-code-reported" in {r["code"] for r in after["reasons"]}
     before = count(session)
-    again = post(client, data, chain.keys[PARTNER].sign(data))
+    again = post(client, data, chain.keys[PARTNER].sign(data), key)
     assert again.status_code == 200 and again.get_json()["added"] == 0
+    assert again.get_json()["key_id"] is not None
     assert count(session) == before
 
 
 @pytest.mark.parametrize(
     "name, status, code",
     [
-        ("unsigned", 401, "notice-unsigned"),
+        ("no-api-key", 401, "unauthenticated"),
+        ("unknown-api-key", 401, "api-key-invalid"),
+        ("another-partys-key", 403, "forbidden"),
+        ("key-without-the-scope", 403, "scope-denied"),
+        ("unsigned-when-the-policy-requires", 401, "notice-unsigned"),
         ("tampered", 401, "bad-notice-signature"),
-        ("foreign-key", 401, "bad-notice-signature"),
-        ("unknown-partner", 404, "unknown-partner"),
+        ("foreign-signature", 401, "bad-notice-signature"),
         ("not-base64", 422, "invalid-input"),
         ("oversized", 413, "notice-too-large"),
         ("malformed", 422, "bad-notice"),
     ],
 )
 def test_bad_notice_requests_are_refused_with_nothing_written(
-    client: FlaskClient, chain: Chain, session: Session, name: str, status: int, code: str
+    app: Flask,
+    client: FlaskClient,
+    chain: Chain,
+    session: Session,
+    key: str,
+    name: str,
+    status: int,
+    code: str,
 ) -> None:
     data = code_notice(7)
-    key = chain.keys[PARTNER]
+    signer = chain.keys[PARTNER]
     before = count(session)
-    if name == "unsigned":
-        response = post(client, data, None)
+    if name == "no-api-key":
+        response = post(client, data, signer.sign(data), None)
+    elif name == "unknown-api-key":
+        response = post(client, data, None, "ctk_000000000000_" + "x" * 43)
+    elif name == "another-partys-key":
+        response = post(client, data, None, api_key(session, SHOP))
+    elif name == "key-without-the-scope":
+        response = post(client, data, None, api_key(session, PARTNER, Scope.CODES_VERIFY))
+    elif name == "unsigned-when-the-policy-requires":
+        with app.app_context():
+            policy = SharingPolicy(PARTNER, frozenset(), Tlp.AMBER, require_signature=True)
+            set_policy(session, current_runtime().ledger, policy, officer="li.officer", now=NOW)
+        before = count(session)
+        response = post(client, data, None, key)
     elif name == "tampered":
-        response = post(client, data.replace(b"code-leaked", b"code-lost"), key.sign(data))
-    elif name == "foreign-key":
-        response = post(client, data, party_key("mallory").sign(data))
-    elif name == "unknown-partner":
-        response = post(client, data, key.sign(data), partner="nobody")
+        response = post(client, data.replace(b"code-leaked", b"code-lost"), signer.sign(data), key)
+    elif name == "foreign-signature":
+        response = post(client, data, party_key("mallory").sign(data), key)
     elif name == "not-base64":
         response = client.post(
-            f"/api/v1/partners/{PARTNER}/notices", json={"notice": "%%%", "signature": "AAAA"}
+            f"/api/v1/partners/{PARTNER}/notices",
+            json={"notice": "%%%"},
+            headers={"Authorization": f"Bearer {key}"},
         )
     elif name == "oversized":
-        big = b"x" * (MAX_NOTICE_BYTES + 1)
-        response = post(client, big, key.sign(big))
+        response = post(client, b"x" * (MAX_NOTICE_BYTES + 1), None, key)
     else:
-        broken = HEADER.encode() + b"code,,,,,,,,yesterday,\n"
-        response = post(client, broken, key.sign(broken))
+        response = post(client, HEADER.encode() + b"code,,,,,,,,yesterday,\n", None, key)
     assert response.status_code == status, response.get_json()
     assert response.mimetype == "application/problem+json"
     assert response.get_json()["code"] == code

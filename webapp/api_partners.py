@@ -1,11 +1,14 @@
 """Partners' notices over HTTP: ``POST /api/v1/partners/<partner>/notices``.
 
-The body is JSON: ``{"notice": <base64 of the file>, "signature": <base64 of the
-partner's detached Ed25519 signature over the file's bytes>}``. The signature is what
-authenticates the request: it must verify with a key the partner registered on the
-ledger and may sign with now, so an unsigned, tampered or foreign file is refused (401)
-with nothing written. 201 with the import report when notices were added, 200 when all
-were already in force.
+The caller authenticates with an API key of the partner's
+(``Authorization: Bearer ctk_...``, scope ``partners:notice``, issued to that partner's
+party; see webapp.accounts): no key or a bad one is a 401, a key of another party or
+without the scope a 403. The body is JSON: ``{"notice": <base64 of the file>,
+"signature": <base64 of the partner's detached Ed25519 signature over the file's
+bytes>}``; the signature is optional unless the partner's policy requires it, and
+checked whenever it is given (a signature that does not verify is a 401). Nothing is
+written unless the whole file is accepted. 201 with the import report when notices were
+added, 200 when all were already in force.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from provenance.db import write_transaction
 from provenance.errors import ValidationError
 from provenance.partners.errors import NoticeSignatureError, NoticeTooLargeError
 from provenance.partners.notices import MAX_NOTICE_BYTES, ImportReport, import_notices
+from webapp.accounts.api import authenticate_api_key
+from webapp.accounts.errors import ForbiddenError
+from webapp.accounts.roles import Scope
 from webapp.errors import Problem, problem_response
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
@@ -73,19 +79,17 @@ def report_json(report: ImportReport) -> dict[str, Any]:
 
 @bp.post("/<partner>/notices")
 def post_notices(partner: str) -> tuple[Response, int]:
-    """Import one signed notice file from ``partner`` (all or nothing, idempotent)."""
+    """Import one notice file from ``partner`` (all or nothing, idempotent)."""
+    actor = authenticate_api_key(Scope.PARTNERS_NOTICE)
+    if actor.party != partner:
+        raise ForbiddenError(f"this API key acts for {actor.party}, not for {partner}")
     if (request.content_length or 0) > MAX_REQUEST_BYTES:
         raise NoticeTooLargeError(
             f"a notice file is at most {MAX_NOTICE_BYTES:,} bytes", field="notice"
         )
     body = parse_body(NoticeRequest)
-    if body.signature is None:
-        raise NoticeSignatureError(
-            "send the partner's detached Ed25519 signature over the file in 'signature'",
-            code="notice-unsigned",
-        )
     data = _decode(body.notice, "notice")
-    signature = _decode(body.signature, "signature")
+    signature = None if body.signature is None else _decode(body.signature, "signature")
     runtime, session = current_runtime(), db_session()
     with write_transaction(session):
         report = import_notices(
@@ -96,6 +100,5 @@ def post_notices(partner: str) -> tuple[Response, int]:
             signature=signature,
             fingerprint_key=runtime.secrets.fingerprint_key,
             now=runtime.now(),
-            require_signature=True,
         )
     return jsonify(report_json(report)), 201 if report.added else 200
