@@ -86,6 +86,38 @@ def test_export_stix_writes_a_bundle_that_validates(instance: Path) -> None:
     assert json.loads(out.read_bytes())["type"] == "bundle"
 
 
+def _open_case() -> int:
+    from provenance.analysis.models import Alert
+    from provenance.cases import add_members, open_case
+    from provenance.db import write_transaction
+    from webapp import create_app
+    from webapp.runtime import db_session
+
+    with create_app().app_context():
+        session, runtime = db_session(), current_runtime()
+        with write_transaction(session):
+            alert = session.scalars(select(Alert)).one()
+            view = open_case(
+                session, runtime.ledger, title="shop-x", officer="li.officer", now=runtime.now()
+            )
+            members = [("alert", alert.key), ("merchant", PARTNER)]
+            add_members(
+                session, runtime.ledger, view.id, members, officer="li.officer", now=runtime.now()
+            )
+        return view.id
+
+
+def test_export_stix_from_a_case_writes_a_bundle_that_validates(instance: Path) -> None:
+    case_id = _open_case()
+    out = instance / "case.json"
+    done = run(
+        "partners", "export-stix", "--case", str(case_id), "--partner", PARTNER, "-o", str(out)
+    )
+    assert done.exit_code == 0, done.output
+    assert f"bundle of CASE-{case_id}" in done.output
+    assert validate_bundle(out.read_bytes()).errors == ()
+
+
 def test_export_stix_needs_exactly_one_subject(instance: Path) -> None:
     out = str(instance / "x.json")
     assert run("partners", "export-stix", "--partner", PARTNER, "-o", out).exit_code == 2

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from provenance.analysis.alerts import run_ledger_analysis
 from provenance.analysis.models import Alert
+from provenance.cases import add_members, open_case
 from provenance.instance import ensure_identity
 from provenance.ledger import Ledger, LedgerEntry, PlatformSigner
 from provenance.partners.entries import EXPORT_TYPE, POLICY_TYPE
@@ -29,9 +30,9 @@ from provenance.partners.policy import (
     parse_fields,
     parse_tlp,
 )
-from provenance.partners.service import alert_subject, export_stix, set_policy
+from provenance.partners.service import alert_subject, case_subject, export_stix, set_policy
 from provenance.partners.stix_out import merge_subjects, validate_bundle
-from tests.codes_support import PARTNER, SHOP, Chain, build_chain, person, sale_body
+from tests.codes_support import PARTNER, SHOP, Chain, b64, build_chain, fp, person, sale_body
 from tests.keys import FINGERPRINT_KEY
 from tests.ledger_support import NOW, PLATFORM_KEY, register_party
 from webapp.catalog import build_catalog
@@ -150,6 +151,66 @@ def test_every_bundle_kind_from_an_alert_validates_with_no_errors(
     report = validate_bundle(document)
     assert report.errors == ()
     assert of_type(bundle, "report") and of_type(bundle, "identity")
+
+
+def open_demo_case(session: Session, ledger: Ledger, alert: Alert) -> int:
+    """A case holding the alert, the shop, the buyer, the card and two codes."""
+    view = open_case(
+        session, ledger, title="Stolen card at shop-good", officer="li.officer", now=NOW
+    )
+    members = [
+        ("alert", alert.key),
+        ("merchant", SHOP),
+        ("buyer", person("buyer", MULE)),
+        ("instrument", person("instrument", STOLEN)),
+        ("code", b64(fp(0))),
+        ("code", b64(fp(7))),
+    ]
+    add_members(session, ledger, view.id, members, officer="li.officer", now=NOW)
+    return view.id
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_every_bundle_kind_from_a_case_validates_with_no_errors(
+    session: Session, ledger: Ledger, alert: Alert, name: str
+) -> None:
+    case_id = open_demo_case(session, ledger, alert)
+    if POLICIES[name]:
+        with_policy(session, ledger, **POLICIES[name])
+    done = export_stix(
+        session,
+        ledger,
+        case_subject(session, case_id),
+        partner=PARTNER,
+        platform_secret=FINGERPRINT_KEY,
+        now=NOW,
+    )
+    assert validate_bundle(done.document).errors == ()
+    [report] = of_type(json.loads(done.document), "report")
+    assert report["external_references"][0]["external_id"] == f"CASE-{case_id}"
+    narrative_shared = SharedField.NARRATIVE in POLICIES[name].get("fields", DEFAULT_FIELDS)
+    assert ("Stolen card at shop-good" in done.document.decode()) is narrative_shared
+
+
+def test_a_case_bundle_carries_its_members_and_its_alerts_evidence(
+    session: Session, ledger: Ledger, alert: Alert
+) -> None:
+    case_id = open_demo_case(session, ledger, alert)
+    with_policy(session, ledger, fields=frozenset(SharedField), pseudonymise=False)
+    done = export_stix(
+        session,
+        ledger,
+        case_subject(session, case_id),
+        partner=PARTNER,
+        platform_secret=FINGERPRINT_KEY,
+        now=NOW,
+    )
+    bundle = json.loads(done.document)
+    codes = {s["code_id"] for s in of_type(bundle, "x-cardtrace-card-code")}
+    assert {fp(0)[:6].hex(), fp(7)[:6].hex()} <= codes
+    accounts = {s["user_id"] for s in of_type(bundle, "user-account")}
+    assert person("buyer", MULE) in accounts
+    assert of_type(bundle, "sighting")  # from the alert's sales
 
 
 def test_a_bundle_from_several_subjects_validates_with_no_errors(

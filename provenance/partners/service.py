@@ -6,6 +6,7 @@ owns the transaction.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provenance.analysis.alerts import get_alert
+from provenance.analysis.models import Alert
+from provenance.codes import Code
 from provenance.instance import get_identity
 from provenance.ledger import Ledger
 from provenance.parties import Party
@@ -26,6 +29,7 @@ from provenance.partners.stix_out import (
     ExportSubject,
     build_bundle,
     bundle_bytes,
+    merge_subjects,
     subject_from_alert,
     validate_bundle,
 )
@@ -71,12 +75,47 @@ def alert_subject(session: Session, alert_id: int) -> ExportSubject:
 
 
 def case_subject(session: Session, case_id: int) -> ExportSubject:
-    """What a case groups: its alerts' evidence and its own members.
+    """What a case groups: its alerts' evidence and its own members (merchants, buyers,
+    instruments, codes). The case's title is its narrative (shared only under the
+    ``narrative`` field).
 
     Raises:
-        ExportError: cases are not part of this installation yet.
+        CaseNotFoundError: no such case.
     """
-    raise ExportError(f"case {case_id}: cases cannot be exported yet", field="case")
+    from provenance.cases import MemberKind, get_case
+
+    view = get_case(session, case_id)
+    keys = view.members_of(MemberKind.ALERT)
+    alerts = list(session.scalars(select(Alert).where(Alert.key.in_(keys)))) if keys else []
+    codes: dict[str, str | None] = {}
+    fingerprints = [base64.b64decode(v) for v in view.members_of(MemberKind.CODE)]
+    if fingerprints:
+        rows = session.execute(
+            select(Code.fingerprint, Code.product).where(Code.fingerprint.in_(fingerprints))
+        )
+        products = {fingerprint: product for fingerprint, product in rows}
+        codes = {fp[:6].hex(): products.get(fp) for fp in fingerprints}
+    own = ExportSubject(
+        source="case",
+        reference=view.reference,
+        title="",
+        narrative="",
+        typologies=(),
+        first_seen=view.opened_at,
+        last_seen=view.updated_at,
+        parties=frozenset(view.members_of(MemberKind.MERCHANT)),
+        buyers=frozenset(view.members_of(MemberKind.BUYER)),
+        instruments=frozenset(view.members_of(MemberKind.INSTRUMENT)),
+        codes=codes,
+    )
+    subjects = [own, *(subject_from_alert(a) for a in sorted(alerts, key=lambda a: a.id))]
+    return merge_subjects(
+        "case",
+        view.reference,
+        f"cardtrace case {view.reference} ({view.status.value})",
+        view.title or view.reference,
+        subjects,
+    )
 
 
 @dataclass(frozen=True, slots=True)
