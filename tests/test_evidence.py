@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import bagit
 import pytest
@@ -373,3 +374,24 @@ def test_an_export_without_a_covering_checkpoint_or_into_a_full_directory_is_ref
 def test_verify_names_a_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(VerificationError):
         verify_package(tmp_path / "nothing", case_ledger().catalog)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda case: case.update(status="closed", outcome="no_fraud"),
+        lambda case: case.update(assignee="someone.else"),
+        lambda case: case["members"].pop(),
+        lambda case: case["timeline"].pop(),
+    ],
+)
+def test_a_resigned_package_whose_case_record_differs_from_its_entries_fails(
+    package: Path, change: Any
+) -> None:
+    document = json.loads((package / layout.CASE).read_text())
+    change(document["case"])
+    (package / layout.CASE).write_text(json.dumps(document, ensure_ascii=False))
+    _resign(package)
+    with pytest.raises(PackageVerificationError) as e:
+        _verify(package)
+    assert e.value.path == layout.CASE and e.value.code == "case-mismatch"

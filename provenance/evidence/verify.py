@@ -16,8 +16,9 @@ The steps, in order; the first failure names its file (``PackageVerificationErro
    bundle's record at its seq and its inclusion proof verifies against the checkpoint.
 6. The consistency proof shows the newest checkpoint extends the package's.
 7. ``keys.json`` lists the keys exactly as the ledger's key history has them.
-8. ``case.json``: the title, notes and attachments have the hashes their entries record,
-   each attachment's bytes their name, and every entry it cites is in the package.
+8. ``case.json``: replaying the case's own entries gives its members, status, outcome
+   and assignee; the title, notes and attachments have the hashes their entries record,
+   each attachment's bytes their name; every entry it cites is in the package.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from provenance.errors import CardtraceError
 from provenance.evidence import layout
 from provenance.evidence.errors import PackageVerificationError
 from provenance.merkle import ProofError, leaf_hash, verify_inclusion
+from provenance.parties import KEY_MANAGEMENT_TYPES
 from provenance.verify import VerificationError
 
 _MANIFEST_LINE = re.compile(r"([0-9a-f]{64}) +(.+)")
@@ -160,7 +162,7 @@ def _bundle_records(root: Path, wanted: set[int]) -> tuple[dict[int, bytes], lis
                 record = decode_record(line)
                 if record.seq in wanted:
                     records[record.seq] = line
-                if record.statement.type in {"party.register", "key.add", "key.revoke"}:
+                if record.statement.type in KEY_MANAGEMENT_TYPES:
                     keys[record.seq] = line
                 continue
             value = json.loads(line)
@@ -350,6 +352,56 @@ def _body(records: dict[int, str], seq: Any, type_name: str) -> dict[str, Any]:
     return body
 
 
+def _check_case_state(case: dict[str, Any], number: int, records: dict[int, str]) -> None:
+    """Replay the case's own entries: its members, status, outcome and assignee must be
+    what they record, and its timeline exactly those entries."""
+    status, outcome, assignee = "open", None, None
+    members: set[tuple[str, str]] = set()
+    timeline = [event.get("seq") for event in case.get("timeline", [])]
+    for seq in timeline:
+        raw = records.get(seq) if isinstance(seq, int) else None
+        if raw is None:
+            raise _fail(
+                layout.CASE, f"cites entry {seq}, which the package does not hold", "entry-missing"
+            )
+        entry = json.loads(raw)["entry"]
+        body = entry["body"]
+        if not entry["type"].startswith("case.") or body.get("case", seq) != number:
+            raise _fail(
+                layout.CASE, f"entry {seq} is not an action on case {number}", "case-mismatch"
+            )
+        if entry["type"] == "case.add":
+            members |= {(m["kind"], m["value"]) for m in body["members"]}
+        elif entry["type"] == "case.status":
+            status, outcome = body["to_status"], body.get("outcome")
+        elif entry["type"] == "case.assign":
+            assignee = body["assignee"]
+    if not timeline or timeline[0] != number or timeline != sorted(timeline):
+        raise _fail(
+            layout.CASE, "the timeline does not start with the case's opening", "case-mismatch"
+        )
+    actions = set()
+    for seq, raw in records.items():
+        entry = json.loads(raw)["entry"]
+        if entry["type"].startswith("case.") and entry["body"].get("case", seq) == number:
+            actions.add(seq)
+    if actions != set(timeline):
+        raise _fail(layout.CASE, "the timeline leaves out actions on the case", "case-mismatch")
+    listed = {(m.get("kind"), m.get("value")) for m in case.get("members", [])}
+    if listed != members:
+        raise _fail(layout.CASE, "the members are not those its entries added", "case-mismatch")
+    if (case.get("status"), case.get("outcome"), case.get("assignee")) != (
+        status,
+        outcome,
+        assignee,
+    ):
+        raise _fail(
+            layout.CASE,
+            "the status, outcome or assignee is not what its entries record",
+            "case-mismatch",
+        )
+
+
 def _text_hash(text: Any) -> str:
     return hashlib.sha256(str(text).encode("utf-8")).hexdigest()
 
@@ -367,6 +419,7 @@ def _check_case(root: Path, document: Any, records: dict[int, str], payload: dic
                 layout.CASE, f"cites entry {seq}, which the package does not hold", "entry-missing"
             )
     opened = _body(records, number, "case.open")
+    _check_case_state(case, number, records)
     if case.get("title") is not None and _text_hash(case["title"]) != opened["title_sha256"]:
         raise _fail(
             layout.CASE, f"the title is not the one entry {number} records", "case-mismatch"
