@@ -9,8 +9,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import cel
-
 from provenance.risk.context import SaleContext, SaleFacts
 from provenance.risk.errors import StoreUnavailableError
 from provenance.risk.features import Observation, Scope, compute_features
@@ -118,14 +116,13 @@ def evaluate(
     Returns:
         The decision, the enforced reasons and the shadow reasons.
     """
-    context = cel.Context({name: features[feature] for feature, name in rules.variables})
     reasons: list[RiskReason] = []
     shadow: list[RiskReason] = []
     decision = RiskDecision.ALLOW
     for rule in rules.rules:
         spec = rule.spec
         try:
-            fired = rule.program.execute(context)
+            fired = rule.run(features)
             if not isinstance(fired, bool):
                 raise TypeError(f"the condition gave {type(fired).__name__}, not bool")
         except Exception as e:  # a rule must never break a sale: see the docstring

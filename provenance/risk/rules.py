@@ -15,7 +15,7 @@ apply until an approved version of the same id replaces them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -239,8 +239,12 @@ def subject_of(features: Iterable[str]) -> Scope:
 
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
+    """A rule ready to run: ``run`` decides (see ``CheckedCondition.run``); ``program``
+    is the same condition for CEL's own runtime, which the tests hold it against."""
+
     spec: RuleSpec
     program: cel.Program
+    run: Callable[[Mapping[str, Any]], Any]
     subject: Scope = Scope.BUYER
 
 
@@ -251,11 +255,10 @@ class RuleSet:
         self.specs = tuple(s for s in specs if s.mode is not RuleMode.OFF)
         checked = [check_condition(spec.condition) for spec in self.specs]
         self.rules = tuple(
-            CompiledRule(spec, compile_condition(c.executable), subject_of(c.features))
+            CompiledRule(spec, compile_condition(c.executable), c.run, subject_of(c.features))
             for spec, c in zip(self.specs, checked, strict=True)
         )
-        # Only the features some rule reads are handed to CEL, each as one scalar
-        # variable: converting values costs time on every sale.
+        # The features some rule reads, and the CEL variable each is given as.
         self.variables = tuple(
             sorted({(name, variable(name)) for c in checked for name in c.features})
         )
