@@ -316,3 +316,25 @@ def test_bad_notice_requests_are_refused_with_nothing_written(
     assert response.get_json()["code"] == code
     assert count(session) == before
     assert verify(client, 7)["decision"] == "allow"
+
+
+def test_the_demo_writes_a_bundle_for_its_partner_that_validates(
+    instance: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provenance.db import write_transaction
+    from provenance.scenario import PARTNER as DEMO_PARTNER
+    from webapp import create_app
+    from webapp.demo_partners import run_stix_demo
+    from webapp.runtime import db_session
+
+    app = create_app()
+    with app.app_context():
+        session, runtime = db_session(), current_runtime()
+        with write_transaction(session):
+            register_party(session, runtime.ledger, DEMO_PARTNER[0], "partner", now=runtime.now())
+    said: list[str] = []
+    path = run_stix_demo(app, said.append)
+    assert path is not None and path.exists()
+    assert validate_bundle(path.read_bytes()).errors == ()
+    assert any(str(path) in line for line in said)
+    assert any("0 errors" in line for line in said)

@@ -321,3 +321,7 @@ def run_demo(app: Flask, say: Callable[[str], None], *, scale: float = 1.0) -> N
     from webapp.demo_reports import run_reports_demo
 
     run_reports_demo(app, say)
+
+    from webapp.demo_partners import run_stix_demo
+
+    run_stix_demo(app, say)
