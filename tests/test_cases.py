@@ -250,6 +250,7 @@ def test_an_attachment_is_stored_by_sha256_with_its_name_sanitised(
     digest = hashlib.sha256(content).hexdigest()
     assert attachment.sha256 == digest and attachment.size == len(content)
     assert attachment.name == "收据_.txt"
+    assert _types(session, (attachment.seq,)) == ["case.attach"]
     assert store.path(digest).read_bytes() == content
     assert store.path(digest).is_relative_to(tmp_path / "attachments")
     size = entries(session)

@@ -21,7 +21,7 @@ def _app() -> Flask:
     return create_app()
 
 
-def _act(purpose: Callable[[Any, Any, str, Any], Any]) -> dict[str, Any]:
+def _act(action: Callable[[Any, Any, str, Any], Any]) -> dict[str, Any]:
     """Run one case action as the token's officer, in one transaction; the case shown."""
     from merchant_onboarding.officers import authenticate
     from provenance.cases import case_json
@@ -34,7 +34,7 @@ def _act(purpose: Callable[[Any, Any, str, Any], Any]) -> dict[str, Any]:
         actor = authenticate(session, cli_token())
         actor.require_officer("work cases")
         with write_transaction(session):
-            case = purpose(session, runtime, actor.id, runtime.now())
+            case = action(session, runtime, actor.id, runtime.now())
             return case_json(case)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provenance.analysis.models import Alert
-from provenance.cases import CaseView, MemberKind, related_entries
+from provenance.cases import CaseView, MemberKind
 from provenance.cases.related import RelatedEntries, party_decisions
 from provenance.entries import decode_record, format_time
 from provenance.ledger import LedgerEntry
@@ -336,6 +336,3 @@ def facts_json(facts: CaseFacts) -> str:
         },
         ensure_ascii=False,
     )
-
-
-__all__ = ["CaseFacts", "gather_facts", "related_entries"]

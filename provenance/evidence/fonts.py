@@ -37,7 +37,7 @@ def report_font(path: Path | None) -> ReportFont:
     return it; with no path, the built-in Latin font."""
     if path is None:
         return LATIN
-    name = f"{CJK_FONT_NAME}-{abs(hash(str(path))):x}"
+    name = f"{CJK_FONT_NAME}-{path.stem}"
     if name not in pdfmetrics.getRegisteredFontNames():
         pdfmetrics.registerFont(TTFont(name, str(path), subfontIndex=0))
     return ReportFont(name, name, cjk=True)
