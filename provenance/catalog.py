@@ -72,7 +72,9 @@ class EntryType:
             EntryFormatError: naming the first offending field, without echoing values.
         """
         try:
-            return self.body.model_validate(statement.body)
+            # The model's validator itself: model_validate adds a Python-level layer.
+            body: BaseModel = self.body.__pydantic_validator__.validate_python(statement.body)
+            return body
         except pydantic.ValidationError as e:
             first = e.errors(include_url=False, include_input=False)[0]
             where = ".".join(str(part) for part in ("body", *first["loc"]))

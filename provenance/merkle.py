@@ -299,8 +299,23 @@ class CompactRange:
         return cls(begin, begin, [])
 
     def push_leaf(self, leaf: bytes, created: list[tuple[NodeId, bytes]] | None = None) -> None:
-        """Append one leaf hash; record each completed subtree in ``created``."""
-        self.push_node(0, leaf, created)
+        """Append one leaf hash; record each completed subtree in ``created``.
+
+        :meth:`push_node` at level 0, written out: verifiers call it once per entry.
+        """
+        if created is not None:
+            self.push_node(0, leaf, created)
+            return
+        index = self.end
+        self.end = index + 1
+        nodes = self.nodes
+        nodes.append((0, leaf))
+        level = 0
+        while index & 1 and len(nodes) >= 2 and nodes[-2][0] == level:
+            leaf = hashlib.sha256(b"\x01" + nodes[-2][1] + leaf).digest()
+            level += 1
+            index >>= 1
+            nodes[-2:] = [(level, leaf)]
 
     def push_node(
         self, level: int, value: bytes, created: list[tuple[NodeId, bytes]] | None = None

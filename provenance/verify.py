@@ -9,19 +9,23 @@ same rules as the append path (which shares :class:`~provenance.parties.KeyRegis
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from cryptography.exceptions import InvalidSignature
+
 from provenance.catalog import EntryCatalog
 from provenance.entries import (
     GENESIS_PREV,
+    SIGNATURE_CONTEXT,
     EntryFormatError,
     Record,
-    SignatureError,
     decode_record,
     key_id_for,
+    load_public_key,
 )
 from provenance.errors import CardtraceError, ProvenanceError
 from provenance.merkle import CompactRange, NodeId, ProofError, RootHash
@@ -129,7 +133,7 @@ class LogVerifier:
                 code="chain-broken",
                 seq=seq,
             )
-        leaf = record.leaf_hash
+        leaf = hashlib.sha256(b"\x00" + raw).digest()  # RFC 9162 leaf hash
         if stored_leaf is not None and stored_leaf != leaf:
             raise VerificationError(
                 f"entry {seq}: the stored leaf hash does not match the record",
@@ -141,14 +145,18 @@ class LogVerifier:
             entry_type = self.catalog.get(statement.type)
             body = entry_type.parse_body(statement)
             key = self.registry.authorize(statement, entry_type, body)
-            self.registry.apply(body, statement.time)
+            if statement.type in KEY_MANAGEMENT_TYPES:
+                self.registry.apply(body, statement.time)
         except CardtraceError as e:
             raise VerificationError(f"entry {seq}: {e}", code=e.code, seq=seq) from e
         self._pending.append((record, key))
-        created: list[tuple[NodeId, bytes]] | None = [] if self.on_nodes else None
-        self.left.push_leaf(leaf, created)
-        if self.on_nodes is not None and created:
-            self.on_nodes(created)
+        if self.on_nodes is None:
+            self.left.push_leaf(leaf)
+        else:
+            created: list[tuple[NodeId, bytes]] = []
+            self.left.push_leaf(leaf, created)
+            if created:
+                self.on_nodes(created)
         self.prev = leaf
         if statement.type in KEY_MANAGEMENT_TYPES:
             self.key_seq = seq
@@ -225,11 +233,17 @@ class LogVerifier:
 
 
 def _check(part: list[tuple[Record, KeyState]]) -> int | None:
-    """The sequence number of the first record whose signature fails, if any."""
+    """The sequence number of the first record whose signature fails, if any.
+
+    :meth:`SignedStatement.verify` written out: this loop runs once per entry.
+    """
     for record, key in part:
+        signed = record.signed
         try:
-            record.signed.verify(key.public_key)
-        except SignatureError:
+            load_public_key(key.public_key).verify(
+                signed.signature, SIGNATURE_CONTEXT + signed.payload
+            )
+        except (InvalidSignature, ValueError):
             return record.seq
     return None
 
