@@ -5,9 +5,9 @@ BIN     = $(VENV)/bin
 PYTEST_ARGS ?=
 DEMO_SCALE ?= 1.0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup translations translations-extract demo test lint bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed translations
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -16,6 +16,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
+
+# The pages' catalogs (webapp/translations/<lang>/LC_MESSAGES/messages.po) compiled to .mo.
+translations: $(VENV)/.installed
+	$(BIN)/pybabel -q compile -d webapp/translations
+
+# After changing a page or a message: collect the strings and merge them into each .po.
+translations-extract: $(VENV)/.installed
+	$(BIN)/pybabel -q extract -F webapp/translations/babel.cfg -k _l -k lazy_gettext \
+		--no-location --sort-output --omit-header -o webapp/translations/messages.pot .
+	$(BIN)/pybabel -q update -d webapp/translations -i webapp/translations/messages.pot \
+		--no-location --omit-header --width 100
+	@rm -f webapp/translations/messages.pot
 
 demo: setup
 	$(BIN)/cardtrace init

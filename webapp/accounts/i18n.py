@@ -5,7 +5,7 @@ compiles them)."""
 from __future__ import annotations
 
 from flask import Flask, request, session
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 
 from webapp.accounts.service import LANGUAGES
 
@@ -13,6 +13,11 @@ LANGUAGE_NAMES = {"en": "English", "zh_CN": "中文"}
 
 
 def select_locale() -> str:
+    """The request's language: ``en`` or ``zh_CN``.
+
+    Babel reads ``zh_CN`` as ``zh_Hans_CN`` (its likely script), which is why the Chinese
+    catalog lives in ``translations/zh_Hans_CN``.
+    """
     from webapp.accounts.web import LANG, current_session
 
     if request:
@@ -34,3 +39,9 @@ def init_i18n(app: Flask) -> Babel:
     babel = Babel(app, locale_selector=select_locale)
     app.jinja_env.globals["language_names"] = LANGUAGE_NAMES
     return babel
+
+
+def current_language() -> str:
+    """``en`` or ``zh_CN``: the request's language as the switcher and accounts name it."""
+    locale = get_locale()
+    return "zh_CN" if locale is not None and locale.language == "zh" else "en"

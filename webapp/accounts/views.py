@@ -20,7 +20,6 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
@@ -32,6 +31,7 @@ from webapp.accounts.errors import (
     InvalidAccountInputError,
     SignInError,
 )
+from webapp.accounts.i18n import current_language
 from webapp.accounts.ledger import record_role_change
 from webapp.accounts.models import AccountUser
 from webapp.accounts.roles import Role, Scope
@@ -69,6 +69,24 @@ SCOPE_LABELS = {
     Scope.PARTNERS_NOTICE: _l("Send partner notices"),
     Scope.LEDGER_READ: _l("Read the ledger"),
     Scope.ALERTS_READ: _l("Read alerts"),
+}
+
+EVENT_LABELS = {
+    "account-created": _l("Account created"),
+    "sign-in": _l("Signed in"),
+    "password-accepted": _l("Password accepted"),
+    "sign-in-failed": _l("Sign-in failed"),
+    "second-factor-failed": _l("Wrong second factor"),
+    "locked-out": _l("Locked out after failures"),
+    "refused-while-locked": _l("Refused while locked"),
+    "sign-out": _l("Signed out"),
+    "role-changed": _l("Role changed"),
+    "locked-by-administrator": _l("Locked by an administrator"),
+    "unlocked": _l("Unlocked"),
+    "totp-enrolled": _l("Second factor enrolled"),
+    "totp-reset": _l("Second factor reset"),
+    "recovery-code-used": _l("Recovery code used"),
+    "language-changed": _l("Language changed"),
 }
 
 # Messages by error code: what the pages say, in the reader's language.
@@ -507,8 +525,9 @@ def _role_label(role: str) -> str:
         return role
 
 
-def _current_language() -> str:
-    return str(get_locale() or "en")
+def _event_label(kind: str) -> str:
+    label = EVENT_LABELS.get(kind)
+    return str(label) if label is not None else kind
 
 
 def init_views(app: Flask) -> None:
@@ -517,6 +536,7 @@ def init_views(app: Flask) -> None:
     app.jinja_env.globals.update(
         signed_in=current_session,
         role_label=_role_label,
-        current_language=_current_language,
+        event_label=_event_label,
+        current_language=current_language,
         error_message=error_message,
     )
