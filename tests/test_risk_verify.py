@@ -24,7 +24,8 @@ from provenance.analysis.models import Alert
 from provenance.entries import format_time
 from provenance.ledger import LedgerEntry
 from provenance.risk import MemoryStore, rebuild_state
-from provenance.risk.store import RiskSale
+from provenance.risk.rules import approve_rule, propose_rule
+from provenance.risk.store import RiskSale, RiskShadowHit
 from tests.codes_support import (
     ISSUER,
     PARTNER,
@@ -374,4 +375,30 @@ def test_a_block_opens_one_alert_and_repeats_are_counted_on_it(
 
 def test_an_allowed_sale_opens_no_alert(session: Session, chain: Chain, web: FlaskClient) -> None:
     buy(web, chain, 0)
+    assert risk_alerts(session) == []
+
+
+def test_a_shadow_rule_is_reported_and_recorded_but_not_enforced(
+    risk_app: Flask, session: Session, chain: Chain, web: FlaskClient
+) -> None:
+    with risk_app.app_context():
+        ledger = current_runtime().ledger
+        draft = {
+            "rule": "big-spender",
+            "condition": "sale.amount >= 100.0",
+            "action": "block",
+            "reason": "big-spender",
+            "en": "A large purchase.",
+            "zh": "大额购买。",
+            "mode": "shadow",
+        }
+        propose_rule(session, ledger, draft, officer="li.author", now=NOW)
+        approve_rule(session, ledger, "big-spender", 1, officer="wang.approver", now=NOW)
+        session.flush()
+    answer = verify(web, 0, context(amount="100.00"))
+    assert answer["decision"] == "allow"
+    assert answer["reasons"] == []
+    assert [r["code"] for r in answer["risk"]["shadow"]] == ["big-spender"]
+    [hit] = session.scalars(select(RiskShadowHit)).all()
+    assert (hit.rule, hit.version, hit.action, hit.ref) == ("big-spender", 1, "block", fp(0).hex())
     assert risk_alerts(session) == []

@@ -382,7 +382,8 @@ def assess_sales(
 
 
 def send_hits(hits: Sequence[RiskHit]) -> None:
-    """Hand the rules' decisions to the alert queue; shadow hits are only logged.
+    """Hand the rules' decisions to the alert queue, and the shadow rules that fired to
+    their record (``risk_shadow_hit``).
 
     With a broker this enqueues one ``cardtrace.risk_alerts`` task (a worker writes the
     alerts); in the embedded default the same task runs in-process, once the verdict is
@@ -400,16 +401,16 @@ def send_hits(hits: Sequence[RiskHit]) -> None:
                 hit.action,
                 hit.ref[:16],
             )
-    enforced = [hit.to_json() for hit in hits if not hit.shadow]
-    if not enforced:
+    payload = [hit.to_json() for hit in hits]
+    if not payload:
         return
     try:
         if risk_alerts.app.conf.task_always_eager:
-            risk_alerts.apply((enforced,))  # embedded: in-process, no broker to reach
+            risk_alerts.apply((payload,))  # embedded: in-process, no broker to reach
         else:
-            risk_alerts.delay(enforced)
+            risk_alerts.delay(payload)
     except Exception:  # the verdict stands whatever happens to its alerts
-        log.exception("risk alerts for %d decisions could not be recorded", len(enforced))
+        log.exception("risk alerts for %d decisions could not be recorded", len(payload))
 
 
 def _verify(queries: Sequence[CodeQuery], merchant: str) -> VerifyResult:

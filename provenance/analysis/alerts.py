@@ -42,6 +42,7 @@ from provenance.entries import canonical, format_time
 from provenance.errors import ConflictError, NotFoundError, ValidationError
 from provenance.ledger import Ledger
 from provenance.risk.live import RiskHit
+from provenance.risk.store import RiskShadowHit
 
 STATE_NAME = "ledger"
 OPEN_TYPE = "alert.open"
@@ -281,13 +282,28 @@ def record_risk_hits(
     alert that is open (new or triaged) for them: its ``runs`` counts the decisions, its
     evidence gains the sale attempts, nothing is appended to the ledger. Without an open
     one, an alert is opened with an ``alert.open`` entry, as the analysis opens them.
-    Shadow hits are left out: shadow rules never raise alerts.
+    Shadow hits are only recorded (``risk_shadow_hit``): shadow rules never raise alerts.
     """
     groups: dict[tuple[str, str, str], list[RiskHit]] = {}
     for hit in hits:
-        if not hit.shadow:
+        if hit.shadow:
+            session.add(
+                RiskShadowHit(
+                    at=hit.at,
+                    rule=hit.rule,
+                    version=hit.version,
+                    action=hit.action,
+                    reason=hit.reason,
+                    subject_kind=hit.subject_kind,
+                    subject=hit.subject,
+                    ref=hit.ref,
+                    merchant=hit.merchant,
+                )
+            )
+        else:
             groups.setdefault((hit.rule, hit.subject_kind, hit.subject), []).append(hit)
     if not groups:
+        session.flush()
         return RecordReport([], [])
     if session.get_bind().dialect.name == "postgresql":
         # One writer of risk alerts at a time, so two processes never open the same one.

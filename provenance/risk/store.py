@@ -32,6 +32,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Index,
+    Integer,
     String,
     and_,
     case,
@@ -48,7 +49,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from provenance.codes import StolenKind, StolenPayment
-from provenance.db import Base
+from provenance.db import Base, intpk
 from provenance.risk.context import SaleFacts
 from provenance.risk.features import (
     DISTINCT_WINDOW_S,
@@ -311,6 +312,27 @@ class RiskTaint(Base):
 
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     pseudonym: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class RiskShadowHit(Base):
+    """A shadow-mode rule that fired on a sale: recorded, never enforced, never an alert.
+
+    Pseudonyms and ids only, like every risk table.
+    """
+
+    __tablename__ = "risk_shadow_hit"
+    __table_args__ = (Index("ix_risk_shadow_hit_rule_at", "rule", "at"),)
+
+    id: Mapped[intpk]
+    at: Mapped[datetime]
+    rule: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(64))
+    subject_kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(100))
+    ref: Mapped[str] = mapped_column(String(64))
+    merchant: Mapped[str] = mapped_column(String(64))
 
 
 _SCOPE_COLUMN = {
