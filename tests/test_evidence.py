@@ -367,6 +367,16 @@ def test_an_export_without_a_covering_checkpoint_or_into_a_full_directory_is_ref
     with pytest.raises(EvidenceError) as e:
         _build(session, ledger, case, tmp_path / "full")
     assert e.value.code == "output-exists"
+    for field, value in (
+        ("exported_by", "Li Investigator"),
+        ("recipient", " "),
+        ("language", "fr"),
+    ):
+        arguments = {"exported_by": OFFICER, "recipient": RECIPIENT, "language": "en"}
+        arguments[field] = value
+        with pytest.raises(EvidenceError):
+            build_package(session, ledger, case.id, tmp_path / "q", now=NOW, **arguments)
+    assert not (tmp_path / "q").exists()
     assert _files(tmp_path / "full") == ["keep.txt"]
     assert entries(session) == size
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,7 @@ from provenance.merkle import leaf_hash
 from provenance.parties import KEY_MANAGEMENT_TYPES
 
 LANGUAGES = ("zh", "en")
+_OFFICER_RE = re.compile(r"[a-z][a-z0-9._-]{1,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +135,14 @@ def build_package(
             written in English and a notice says so.
 
     Raises:
-        EvidenceError: a bad language or recipient, ``out_dir`` is not empty, or no
+        EvidenceError: a bad language, officer id or recipient, ``out_dir`` is not empty, or no
             checkpoint covers the entries.
         CaseNotFoundError: no such case.
     """
     if language not in LANGUAGES:
         raise EvidenceError("language must be zh or en", code="bad-language")
+    if not _OFFICER_RE.fullmatch(exported_by):
+        raise EvidenceError("exported_by must be an officer id", code="bad-officer")
     recipient = recipient.strip()
     if not 1 <= len(recipient) <= 200:
         raise EvidenceError("recipient: 1-200 characters", code="bad-recipient")
