@@ -405,3 +405,13 @@ def test_a_resigned_package_whose_case_record_differs_from_its_entries_fails(
     with pytest.raises(PackageVerificationError) as e:
         _verify(package)
     assert e.value.path == layout.CASE and e.value.code == "case-mismatch"
+
+
+def test_a_symbolic_link_in_the_package_fails_naming_it(package: Path) -> None:
+    report = package / layout.REPORT
+    moved = package.parent / "outside.pdf"
+    report.rename(moved)
+    report.symlink_to(moved)
+    with pytest.raises(PackageVerificationError) as e:
+        _verify(package)
+    assert e.value.path == layout.REPORT

@@ -217,6 +217,10 @@ def verify_package(
     allowed = set(tags) | {layout.TAGMANIFEST, layout.SIGNATURE}
     on_disk = list(_files(root))
     for name in on_disk:
+        # A link could make the checks read a file outside the package.
+        if (root / name).is_symlink():
+            raise _fail(name, "a symbolic link; a package holds only plain files", "file-added")
+    for name in on_disk:
         if not name.startswith("data/") and name not in allowed:
             raise _fail(name, "a file the signed manifests do not list", "file-added")
 
