@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from provenance.analysis.alerts import run_ledger_analysis
+from provenance.analysis.models import Alert
 from provenance.codes import Code, StolenPayment
 from provenance.entries import format_time, key_id_for, raw_public_key
 from provenance.errors import CardtraceError
@@ -27,8 +29,8 @@ from provenance.partners.errors import (
 )
 from provenance.partners.models import CompromisedCode, FlaggedAccount, PartnerImport
 from provenance.partners.notices import MAX_NOTICE_BYTES, ImportReport, import_notices
-from provenance.partners.policy import SharingPolicy, Tlp
-from provenance.partners.service import set_policy
+from provenance.partners.policy import SharedField, SharingPolicy, Tlp
+from provenance.partners.service import alert_subject, export_stix, set_policy
 from provenance.risk.store import RiskTaint
 from provenance.verdict import CodeQuery, ReasonCode, verify_codes
 from tests.codes_support import (
@@ -532,3 +534,41 @@ def test_a_bad_csv_line_is_named_by_its_number(
         run(session, ledger, data)
     assert refused.value.line == 3 and refused.value.message.startswith("line 3: reported_at")
     assert session.get(RiskTaint, ("device", person("device", DEVICE))) is None
+
+
+# --- our own bundles sent back ------------------------------------------------------------
+
+
+def _own_bundle(session: Session, ledger: Ledger, pseudonymise: bool) -> bytes:
+    run_ledger_analysis(session, ledger, now=NOW)
+    query = select(Alert).where(Alert.typology == "stolen-payment-taint").order_by(Alert.id)
+    alert = session.scalars(query).first()
+    assert alert is not None
+    fields = frozenset({SharedField.BUYERS, SharedField.INSTRUMENTS, SharedField.DEVICES})
+    policy = SharingPolicy(PARTNER, fields, Tlp.AMBER, pseudonymise=pseudonymise)
+    set_policy(session, ledger, policy, officer="li.officer", now=NOW)
+    subject = alert_subject(session, alert.id)
+    done = export_stix(
+        session, ledger, subject, partner=PARTNER, platform_secret=FINGERPRINT_KEY, now=NOW
+    )
+    return done.document
+
+
+def test_a_bundle_with_platform_pseudonyms_can_come_back_as_notices(
+    session: Session, ledger: Ledger, chain: Chain
+) -> None:
+    document = _own_bundle(session, ledger, pseudonymise=False)
+    report = run(session, ledger, document)
+    assert report.by_kind == {"account": 1, "device": 1}  # the card was already reported
+    assert session.get(FlaggedAccount, person("buyer", MULE)) is not None
+
+
+def test_a_bundle_with_partner_pseudonyms_sent_back_is_refused(
+    session: Session, ledger: Ledger, chain: Chain
+) -> None:
+    document = _own_bundle(session, ledger, pseudonymise=True)
+    before = entries(session)
+    with pytest.raises(NoticeFormatError) as refused:
+        run(session, ledger, document)
+    assert refused.value.field in ("account_type", "fingerprint_scheme")
+    assert entries(session) == before

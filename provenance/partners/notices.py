@@ -370,6 +370,22 @@ def _stix_fingerprint(obj: Mapping[str, Any], where: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _account_fields(obj: Mapping[str, Any], where: str) -> dict[str, str]:
+    """A user-account names a clear account id, unless its ``account_type`` says it
+    carries a cardtrace pseudonym (as the accounts in our own bundles do)."""
+    user_id = str(obj.get("user_id", ""))
+    account_type = obj.get("account_type")
+    if account_type == "x-cardtrace-platform-hmac-v1":
+        return {"pseudonym": user_id}
+    if isinstance(account_type, str) and account_type.startswith("x-cardtrace-"):
+        raise NoticeFormatError(
+            f"{where}: only accounts with account_type x-cardtrace-platform-hmac-v1 can be "
+            "matched; send the clear account id instead",
+            field="account_type",
+        )
+    return {"id": user_id}
+
+
 def read_stix(data: bytes, key: bytes, *, now: datetime) -> list[Notice]:
     """Notices from a STIX 2.1 bundle (see docs/PARTNERS.md for the objects read).
 
@@ -414,7 +430,7 @@ def read_stix(data: bytes, key: bytes, *, now: datetime) -> list[Notice]:
             }
         elif kind == "user-account":
             notice_kind = NoticeKind.ACCOUNT
-            fields = {"id": str(obj.get("user_id", ""))}
+            fields = _account_fields(obj, where)
         elif kind == CARD_CODE.type:
             notice_kind = NoticeKind.CODE
             fields = {

@@ -362,7 +362,13 @@ class _Builder:
             return self.scos[key]
         marking = {"object_marking_refs": [self.marking.id]}
         if kind == "buyer":
-            sco = stix2.UserAccount(user_id=self._shown(kind, value), **marking)
+            # The account type says the user_id is a pseudonym, and whose: a partner that
+            # sends the account back is then not taken to name a clear account id.
+            sco = stix2.UserAccount(
+                user_id=self._shown(kind, value),
+                account_type=f"x-cardtrace-{self._scheme}",
+                **marking,
+            )
         elif kind == "code":
             product = self.subject.codes.get(value)
             sco = _SCO_CLASSES[CARD_CODE.type](
