@@ -11,6 +11,7 @@ import click
 from flask import Flask
 
 from provenance.errors import CardtraceError
+from webapp.accounts.cli import accounts, apikeys_group
 from webapp.cli_analysis import alerts, analyze
 from webapp.cli_cases import cases
 from webapp.cli_evidence import evidence
@@ -137,8 +138,23 @@ def health(as_json: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def run(host: str, port: int) -> None:
-    """Run the development web server."""
-    _app().run(host=host, port=port, debug=False)
+    """Run the development web server, over plain http.
+
+    Only here, and only on this machine (127.0.0.1, localhost, ::1), do session cookies
+    drop their Secure flag: a browser sends no Secure cookie over http. Anywhere else,
+    serve with TLS ('cardtrace serve' behind a TLS-terminating proxy).
+    """
+    from webapp import create_app
+
+    local = host in ("127.0.0.1", "localhost", "::1")
+    if not local:
+        click.echo(
+            f"warning: {host} is not this machine: session cookies stay Secure, so signing "
+            "in needs https",
+            err=True,
+        )
+    app = create_app({"SESSION_COOKIE_SECURE": False}) if local else _app()
+    app.run(host=host, port=port, debug=False)
 
 
 def _exec_module(module: str, args: list[str]) -> None:
@@ -721,3 +737,5 @@ cli.add_command(alerts)
 cli.add_command(cases)
 cli.add_command(evidence)
 cli.add_command(partners)
+cli.add_command(accounts)
+cli.add_command(apikeys_group)
