@@ -335,7 +335,12 @@ def draw_graph(graph: nx.MultiDiGraph, font: ReportFont, width: float, height: f
 
 
 def _detail(detail: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in detail.items())
+    def shown(value: Any) -> str:
+        if isinstance(value, dict):
+            return ", ".join(f"{n} {k}" for k, n in value.items())
+        return str(value)
+
+    return "; ".join(f"{k}: {shown(v)}" for k, v in detail.items())
 
 
 def render_report(facts: CaseFacts, font: ReportFont, language: str) -> bytes:
