@@ -28,7 +28,12 @@ from provenance.partners.errors import (
     UnknownPartnerError,
 )
 from provenance.partners.models import CompromisedCode, FlaggedAccount, PartnerImport
-from provenance.partners.notices import MAX_NOTICE_BYTES, ImportReport, import_notices
+from provenance.partners.notices import (
+    MAX_NOTICE_BYTES,
+    MAX_STIX_OBJECTS,
+    ImportReport,
+    import_notices,
+)
 from provenance.partners.policy import SharedField, SharingPolicy, Tlp
 from provenance.partners.service import alert_subject, export_stix, set_policy
 from provenance.risk.store import RiskTaint
@@ -462,6 +467,11 @@ PAN = "4111 1111 1111 1111"
 # name -> (file, expected code, a value the message must not repeat)
 MALFORMED: dict[str, tuple[bytes, str, str | None]] = {
     "oversized": (b"kind,reported_at\n" + b"x" * MAX_NOTICE_BYTES, "notice-too-large", None),
+    "too-many-stix-objects": (
+        _stix_with(lambda b: b.update(objects=b["objects"][1:2] * (MAX_STIX_OBJECTS + 1))),
+        "notice-too-large",
+        None,
+    ),
     "not-json": (b"{ this is not json", "bad-notice", None),
     "json-but-not-a-bundle": (b'{"type": "report"}', "bad-notice", None),
     "stix-object-without-id": (_stix_with(_drop_id), "bad-notice", None),
