@@ -77,6 +77,80 @@ def test_shop_with_many_one_off_payers_is_quiet() -> None:
     assert "shop" not in found(FanDetector(direction="in"), pattern)
 
 
+def established(seed: int = 2) -> list[Row]:
+    """A background where every account is established: 400 accounts each making about
+    fifteen one-off payments over three months, so none of them is quiet."""
+    return background(seed=seed, accounts=400, transfers=3000)
+
+
+def found_among_established(detector: Detector, pattern: list[Row]) -> set[str]:
+    table = TransferTable.from_rows(established() + pattern)
+    index = TransferIndex.build(table)
+    return {
+        table.accounts[a]
+        for finding in detector.detect(index)
+        for a in finding.accounts
+        if finding.typology is detector.typology
+    }
+
+
+def test_slow_fan_out_to_fresh_accounts_is_found() -> None:
+    # A busy payer (25 one-off payments to established accounts) also pays six fresh
+    # accounts, one every two weeks: too slow for a fan by count, but fresh accounts
+    # are rare among everyone's counterparties.
+    pattern = [("payer", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(25)]
+    pattern += [("payer", f"fresh{i}", 900.0, at(14 * i + 1)) for i in range(6)]
+    assert {"payer", "fresh0", "fresh5"} <= found_among_established(
+        FanDetector(direction="out"), pattern
+    )
+
+
+def test_busy_payer_paying_established_accounts_is_quiet() -> None:
+    pattern = [("payer", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(25)]
+    assert "payer" not in found_among_established(FanDetector(direction="out"), pattern)
+
+
+def test_hub_gathering_from_and_scattering_to_fresh_accounts_is_found() -> None:
+    pattern = [(f"in{i}", "hub", 500.0, at(30 + i)) for i in range(3)]
+    pattern += [("hub", f"out{i}", 480.0, at(36 + i)) for i in range(3)]
+    pattern += [("hub", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(10)]
+    pattern += [(f"p{i}", "hub", 60.0, at(3 * i + 1.5)) for i in range(10, 20)]
+    assert {"hub", "in0", "out2"} <= found_among_established(GatherScatterDetector(), pattern)
+
+
+def found_among_many(detector: Detector, pattern: list[Row]) -> set[str]:
+    """As :func:`found`, over a sparser background of 20,000 accounts."""
+    table = TransferTable.from_rows(background(accounts=20_000, transfers=10_000) + pattern)
+    index = TransferIndex.build(table)
+    return {
+        table.accounts[a]
+        for finding in detector.detect(index)
+        for a in finding.accounts
+        if finding.typology is detector.typology
+    }
+
+
+def test_steady_one_off_payer_is_not_a_fan_out() -> None:
+    # A freelancer paying a new supplier every four and a half days for three months:
+    # seven in a month is its habit, not a fan.
+    pattern = [("freelancer", f"supplier{i}", 150.0, at(4.5 * i)) for i in range(20)]
+    assert "freelancer" not in found_among_many(FanDetector(direction="out"), pattern)
+
+
+def test_same_payments_in_one_month_are_a_fan_out() -> None:
+    pattern = [("boss", f"supplier{i}", 150.0, at(30 + 0.5 * i)) for i in range(9)]
+    assert "boss" in found_among_many(FanDetector(direction="out"), pattern)
+
+
+def test_paying_friends_and_shops_in_a_festival_is_not_a_fan_out() -> None:
+    # Five friends and four busy shops in one week: the shops, with their thirty other
+    # customers each, are not leaves of a fan.
+    pattern = [("shopper", f"friend{i}", 40.0, at(50 + 0.1 * i)) for i in range(5)]
+    pattern += [("shopper", f"shop{i}", 40.0, at(51 + 0.1 * i)) for i in range(4)]
+    pattern += [(f"c{i}-{j}", f"shop{i}", 30.0, at(2 * j)) for i in range(4) for j in range(30)]
+    assert "shopper" not in found_among_many(FanDetector(direction="out"), pattern)
+
+
 def test_gather_scatter_hub_is_found() -> None:
     pattern = [(f"src{i}", "hub", 500.0, at(30 + i)) for i in range(4)]
     pattern += [("hub", f"dst{i}", 480.0, at(36 + i)) for i in range(4)]

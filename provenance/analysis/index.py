@@ -50,8 +50,10 @@ class TransferIndex:
         out: occasional rows by source account; ``other`` is the target.
         into: occasional rows by target account; ``other`` is the source.
         span: seconds from the first to the last transfer (at least one day).
-        standing: the sorted keys (``low * n + high``) of the account pairs that
-            exchange more than ``max_pair_transfers`` transfers: standing relationships.
+        pair_keys: the sorted keys (``low * n + high``) of the account pairs that
+            exchange transfers, in either direction.
+        pair_counts: how many transfers each of those pairs exchanges.
+        activity: per account, how many transfers it sends or receives in the list.
     """
 
     table: TransferTable
@@ -60,7 +62,9 @@ class TransferIndex:
     out: Adjacency
     into: Adjacency
     span: int
-    standing: IntArray
+    pair_keys: IntArray
+    pair_counts: IntArray
+    activity: IntArray
 
     @classmethod
     def build(cls, table: TransferTable, *, max_pair_transfers: int = 1) -> TransferIndex:
@@ -79,26 +83,43 @@ class TransferIndex:
             out=_adjacency(table, rows, by_source=True),
             into=_adjacency(table, rows, by_source=False),
             span=max(span, DAY),
-            standing=keys[counts > max_pair_transfers].astype(np.int64),
+            pair_keys=keys.astype(np.int64),
+            pair_counts=counts.astype(np.int64),
+            activity=(
+                np.bincount(table.source, minlength=n) + np.bincount(table.target, minlength=n)
+            ).astype(np.int64),
         )
 
-    def standing_ties(self, members: Iterable[int]) -> int:
-        """How many pairs of ``members`` have a standing relationship with each other.
+    def outside_ties(self, members: Iterable[int], rows: Iterable[int]) -> int:
+        """How many pairs of ``members`` have dealt with each other outside the pattern
+        made of ``rows``: a standing relationship, or one more transfer of any kind.
 
-        Friends who split bills, a family, colleagues: they pay each other again and
-        again, in both directions, so some of their pairs are standing even when the
-        transfers a detector picked out among them are occasional. Laundering builds
-        its paths through accounts with no such history with each other.
+        Friends who split bills, a family, colleagues pay each other again and again, in
+        both directions, at other dinners and on other days; a detector may pick out a
+        few occasional transfers among them, but the rest of their dealings give them
+        away. Laundering builds its paths through accounts with no such history with
+        each other.
         """
         accounts = sorted(set(members))
-        if len(accounts) < 2 or self.standing.shape[0] == 0:
+        if len(accounts) < 2:
             return 0
+        n = self.table.n_accounts
+        inside: dict[int, int] = {}
+        for row in rows:
+            a, b = int(self.table.source[row]), int(self.table.target[row])
+            key = min(a, b) * n + max(a, b)
+            inside[key] = inside.get(key, 0) + 1
         ids = np.asarray(accounts, dtype=np.int64)
         low, high = np.triu_indices(ids.shape[0], k=1)
-        keys = ids[low] * self.table.n_accounts + ids[high]
-        found = np.searchsorted(self.standing, keys)
-        found[found >= self.standing.shape[0]] = 0
-        return int(np.count_nonzero(self.standing[found] == keys))
+        keys = ids[low] * n + ids[high]
+        found = np.searchsorted(self.pair_keys, keys)
+        found[found >= self.pair_keys.shape[0]] = 0
+        hit = self.pair_keys[found] == keys
+        ties = 0
+        for key, position in zip(keys[hit].tolist(), found[hit].tolist(), strict=True):
+            if int(self.pair_counts[position]) > inside.get(key, 0):
+                ties += 1
+        return ties
 
     @property
     def n_accounts(self) -> int:
@@ -157,6 +178,59 @@ def _adjacency(table: TransferTable, rows: IntArray, *, by_source: bool) -> Adja
     ptr = np.zeros(table.n_accounts + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
     return Adjacency(ptr=ptr, rows=sorted_rows, other=other[order].astype(np.int64))
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """The probability that ``n`` independent trials, each succeeding with probability
+    ``p``, succeed ``k`` or more times."""
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    total = 0.0
+    for j in range(k, n + 1):
+        log_term = (
+            math.lgamma(n + 1)
+            - math.lgamma(j + 1)
+            - math.lgamma(n - j + 1)
+            + j * log_p
+            + (n - j) * log_q
+        )
+        term = math.exp(log_term)
+        total += term
+        if term < total * 1e-12:
+            break
+    return min(1.0, total)
+
+
+def poisson_tail(k: int, rate: float) -> float:
+    """The probability that a Poisson variable with mean ``rate`` is ``k`` or more."""
+    if k <= 0:
+        return 1.0
+    if rate <= 0.0:
+        return 0.0
+    term = math.exp(-rate)
+    below = 0.0
+    for j in range(k):
+        below += term
+        term *= rate / (j + 1)
+    return max(0.0, 1.0 - below) if below < 0.999 else _poisson_upper(k, rate)
+
+
+def _poisson_upper(k: int, rate: float) -> float:
+    # Summed from k upwards, so that tiny tails do not vanish in 1 - (1 - tail).
+    log_term = -rate + k * math.log(rate) - math.lgamma(k + 1)
+    total, j = 0.0, k
+    while True:
+        term = math.exp(log_term)
+        total += term
+        if term < total * 1e-12 or j > k + 10_000:
+            return min(1.0, total)
+        j += 1
+        log_term += math.log(rate / j)
 
 
 def poisson_threshold(rate: float, trials: int, alpha: float, floor: int, *, sides: int = 1) -> int:

@@ -16,8 +16,8 @@ cycles like it (same length, same occasional degrees, no wider time spread; see
 number does not depend on how many accounts the list has, so adding unrelated traffic
 does not make a chance cycle look rarer. Friends who split bills close cycles too (one
 pays the next, who pays the next, at different dinners), but they also pay each other
-again and again: a cycle whose accounts have a standing relationship with each other
-(see :meth:`provenance.analysis.index.TransferIndex.standing_ties`) is not reported.
+again and again: a cycle whose accounts have dealt with each other outside it
+(see :meth:`provenance.analysis.index.TransferIndex.outside_ties`) is not reported.
 """
 
 from __future__ import annotations
@@ -87,18 +87,20 @@ class CycleDetector:
                         continue
                     if w == u:
                         if len(members) >= self.min_length and self._improbable(
-                            index, members, new_hi - new_lo
+                            index, members, (*rows, row), new_hi - new_lo
                         ):
                             findings.append(self._finding(members, (*rows, row), new_hi - new_lo))
                     elif w > u and w not in members and len(members) < self.max_length:
                         stack.append((w, (*rows, row), (*members, w), new_lo, new_hi))
         return findings
 
-    def _improbable(self, index: TransferIndex, members: tuple[int, ...], span: int) -> bool:
+    def _improbable(
+        self, index: TransferIndex, members: tuple[int, ...], rows: tuple[int, ...], span: int
+    ) -> bool:
         pairs = [(a, members[(i + 1) % len(members)]) for i, a in enumerate(members)]
         if index.expected_copies(pairs, span) > math.log(self.max_expected):
             return False
-        return index.standing_ties(members) == 0
+        return index.outside_ties(members, rows) == 0
 
     def _finding(self, members: tuple[int, ...], rows: tuple[int, ...], span: int) -> Finding:
         # Longer cycles are less likely by chance; a cycle of three is already unusual.

@@ -8,10 +8,24 @@ list: the threshold is the count that occasional traffic alone reaches for fewer
 ``min_counterparties``. An account with more than ``max_counterparties`` occasional
 counterparties over the whole list is a business (a shop and its one-off customers, a
 payroll office), not a fan: laundering fans are small and built for the purpose. A
-fan whose accounts have a standing relationship with each other (one friend collecting
+fan whose accounts have dealt with each other outside it (one friend collecting
 the others' shares of a bill: they pay each other back and forth at other dinners) is a
 circle of acquaintances, not a fan (see
-:meth:`provenance.analysis.index.TransferIndex.standing_ties`).
+:meth:`provenance.analysis.index.TransferIndex.outside_ties`).
+
+**Fans of quiet accounts.** Mules are often accounts opened (or woken) for one job: in
+the whole list they make at most ``quiet_activity`` transfers. An account whose
+occasional counterparties are quiet far more often than everyone's are is a fan
+whatever its size or pace: if a share ``q`` of all occasional transfers (in that
+direction) reach a quiet account, then among an account's ``n`` occasional transfers
+``k`` or more reach distinct quiet accounts with the binomial probability
+``P(Bin(n, q) >= k)``; the fan is reported when that, times the number of accounts
+tested, is at most ``alpha``. Where quiet accounts are common (a marketplace full of
+one-time buyers), ``q`` is large and the test asks for proportionately more; where
+every account also makes everyday one-off payments, nobody is quiet and the test finds
+nothing, rather than something false. A gather-scatter hub is tested the same way on
+both sides, and gets the chance that all its gathering comes before all its scattering
+(``a! b! / (a + b)!``, as a random order would have it) on top.
 """
 
 from __future__ import annotations
@@ -27,6 +41,8 @@ from provenance.analysis.index import (
     DAY,
     Adjacency,
     TransferIndex,
+    binomial_tail,
+    poisson_tail,
     poisson_threshold,
     window_counts,
 )
@@ -40,6 +56,104 @@ def _rate(degree: np.ndarray, cap: int, window: int, span: int) -> float:
     if kept.shape[0] == 0:
         return 0.0
     return float(np.median(kept)) * min(1.0, window / span)
+
+
+def _without(adjacency: Adjacency, keep: np.ndarray) -> Adjacency:
+    """The adjacency with only the rows where ``keep`` is true, order kept."""
+    n = adjacency.ptr.shape[0] - 1
+    owner = np.repeat(np.arange(n, dtype=np.int64), adjacency.degree())
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner[keep], minlength=n), out=ptr[1:])
+    return Adjacency(ptr=ptr, rows=adjacency.rows[keep], other=adjacency.other[keep])
+
+
+def _quiet_share(adjacency: Adjacency, quiet: np.ndarray) -> float:
+    """The share of occasional transfers whose counterparty is quiet."""
+    if adjacency.other.shape[0] == 0:
+        return 0.0
+    return float(np.count_nonzero(quiet[adjacency.other])) / int(adjacency.other.shape[0])
+
+
+def _quiet_side(
+    adjacency: Adjacency, account: int, quiet: np.ndarray
+) -> tuple[list[int], list[int]]:
+    """The account's occasional rows to (or from) quiet accounts, one per account."""
+    lo, hi = int(adjacency.ptr[account]), int(adjacency.ptr[account + 1])
+    rows: list[int] = []
+    others: list[int] = []
+    seen: set[int] = set()
+    for position in range(lo, hi):
+        other = int(adjacency.other[position])
+        if quiet[other] and other not in seen:
+            seen.add(other)
+            rows.append(int(adjacency.rows[position]))
+            others.append(other)
+    return rows, others
+
+
+def _quiet_fans(
+    index: TransferIndex,
+    adjacency: Adjacency,
+    quiet_activity: int,
+    min_quiet: int,
+    max_quiet: int,
+    alpha: float,
+) -> list[tuple[int, list[int], list[int], float]]:
+    """Accounts whose occasional counterparties are quiet far more often than chance
+    would have it: (account, rows, quiet counterparties, chance per account)."""
+    quiet = index.activity <= quiet_activity
+    q = _quiet_share(adjacency, quiet)
+    degree = adjacency.degree()
+    owner = np.repeat(np.arange(degree.shape[0], dtype=np.int64), degree)
+    hits = np.bincount(owner[quiet[adjacency.other]], minlength=degree.shape[0])
+    tested = max(1, int(np.count_nonzero(degree)))
+    found = []
+    for account in np.flatnonzero((hits >= min_quiet) & (hits <= max_quiet) & ~quiet):
+        a = int(account)
+        rows, others = _quiet_side(adjacency, a, quiet)
+        if len(others) < min_quiet:
+            continue
+        p = binomial_tail(len(others), int(degree[a]), q)
+        found.append((a, rows, others, p))
+    keep = _discoveries([p for *_, p in found], tested, alpha)
+    return [f for f, kept in zip(found, keep, strict=True) if kept]
+
+
+def _discoveries(chances: list[float], tested: int, fdr: float) -> list[bool]:
+    """Benjamini-Hochberg: which of ``chances`` (p-values among ``tested`` tests, the
+    rest not worth computing) to report so that the expected share of chance findings
+    among those reported is at most ``fdr``."""
+    order = sorted(range(len(chances)), key=lambda i: chances[i])
+    cutoff = 0
+    for rank, i in enumerate(order, start=1):
+        if chances[i] <= fdr * rank / max(1, tested):
+            cutoff = rank
+    keep = [False] * len(chances)
+    for i in order[:cutoff]:
+        keep[i] = True
+    return keep
+
+
+def _beyond_own_pace(
+    inside: int, total: int, window: int, rate: float, index: TransferIndex, alpha: float
+) -> bool:
+    """Whether ``inside`` occasional transfers in one window are more than chance gives an
+    account with this one's own pace. An account that makes one-off payments all year
+    round (AMLSim's busy payers, a freelancer paying suppliers) makes many in a month
+    by its habit; its pace outside the window, ``(total - inside)`` spread over the
+    rest of the list, sets the Poisson mean (never below the typical ``rate``), and the
+    count must be improbable for fewer than ``alpha`` of the accounts."""
+    rest = max(window, index.span - window)
+    own = (total - inside) * window / rest
+    chance = poisson_tail(inside, max(rate, own))
+    return chance * max(1, index.n_accounts) <= alpha
+
+
+def _quiet_score(p: float, alpha: float) -> float:
+    """0.5 at the significance bound, 1 when the chance is a millionth of it."""
+    if p <= 0.0:
+        return 1.0
+    return max(0.5, min(1.0, 0.5 + 0.5 * math.log10(alpha / p) / 6.0))
 
 
 def _window_rows(adjacency: Adjacency, start: int, count: int) -> tuple[list[int], list[int]]:
@@ -61,6 +175,9 @@ class FanDetector:
         alpha: the share of accounts that chance alone may push over the threshold.
         max_edge_chance: the largest geometric-mean chance of the fan's transfers (see
             :class:`GatherScatterDetector`).
+        quiet_activity: accounts with at most this many transfers in the whole list
+            are quiet.
+        min_quiet: the fewest quiet counterparties of a fan of quiet accounts.
     """
 
     direction: Literal["out", "in"] = "out"
@@ -69,21 +186,29 @@ class FanDetector:
     max_counterparties: int = 20
     alpha: float = 0.01
     max_edge_chance: float = 0.01
+    quiet_activity: int = 2
+    min_quiet: int = 3
+    fdr: float = 0.05
 
     @property
     def typology(self) -> Typology:
         return Typology.FAN_OUT if self.direction == "out" else Typology.FAN_IN
 
     def detect(self, index: TransferIndex) -> list[Finding]:
-        adjacency = index.out if self.direction == "out" else index.into
+        degree_out, degree_in = index.out.degree(), index.into.degree()
+        full = index.out if self.direction == "out" else index.into
+        # A payment to a shop (or from a payroll office) is not a fan's leaf: leaves
+        # with more occasional counterparties than a fan may have are left out.
+        opposite = degree_in if self.direction == "out" else degree_out
+        adjacency = _without(full, opposite[full.other] <= self.max_counterparties)
         window = int(self.window_days * DAY)
         best, start = window_counts(adjacency, index.table.time, window)
         total = adjacency.degree()
-        degree_out, degree_in = index.out.degree(), index.into.degree()
         m = max(1, int(index.out.rows.shape[0]))
         limit = math.log(self.max_edge_chance)
+        rate = _rate(total, self.max_counterparties, window, index.span)
         threshold = poisson_threshold(
-            _rate(total, self.max_counterparties, window, index.span),
+            rate,
             index.n_accounts,
             self.alpha,
             self.min_counterparties,
@@ -92,14 +217,18 @@ class FanDetector:
         for account in np.flatnonzero((best >= threshold) & (total <= self.max_counterparties)):
             rows, others = _window_rows(adjacency, int(start[account]), int(best[account]))
             distinct = len(set(others))
-            if distinct < threshold:
+            if distinct < threshold or not _beyond_own_pace(
+                int(best[account]), int(total[account]), window, rate, index, self.alpha
+            ):
                 continue
             if self.direction == "out":
                 pairs = [(int(account), o) for o in others]
             else:
                 pairs = [(o, int(account)) for o in others]
             chance = [math.log(float(degree_out[s]) * float(degree_in[t]) / m) for s, t in pairs]
-            if sum(chance) / len(chance) > limit or index.standing_ties((int(account), *others)):
+            if sum(chance) / len(chance) > limit or index.outside_ties(
+                (int(account), *others), rows
+            ):
                 continue
             word = "to" if self.direction == "out" else "from"
             findings.append(
@@ -110,6 +239,32 @@ class FanDetector:
                     tuple(rows),
                     f"occasional transfers {word} {distinct} distinct accounts within "
                     f"{self.window_days:g} days (threshold {threshold})",
+                )
+            )
+        reported = {f.accounts[0] for f in findings}
+        tested = max(1, int(np.count_nonzero(full.degree())))
+        for centre, rows, others, p in _quiet_fans(
+            index,
+            full,
+            self.quiet_activity,
+            self.min_quiet,
+            self.max_counterparties,
+            self.fdr,
+        ):
+            if centre in reported or index.outside_ties((centre, *others), rows):
+                continue
+            word = "to" if self.direction == "out" else "from"
+            times = index.table.time[list(rows)]
+            findings.append(
+                Finding(
+                    self.typology,
+                    _quiet_score(p * tested, self.fdr),
+                    (centre, *sorted(others)),
+                    tuple(rows),
+                    f"occasional transfers {word} {len(others)} quiet accounts (at most "
+                    f"{self.quiet_activity} transfers each) within "
+                    f"{(int(times.max()) - int(times.min())) / DAY:.0f} days; chance "
+                    f"{p:.1e} per account",
                 )
             )
         return findings
@@ -132,6 +287,10 @@ class GatherScatterDetector:
         alpha: the share of accounts chance alone may push over both side thresholds
             (a Poisson bound, as for fans).
         max_edge_chance: the largest geometric-mean chance of the hub's transfers.
+        quiet_activity: accounts with at most this many transfers in the whole list
+            are quiet (see the module docstring).
+        min_quiet_side: the fewest quiet senders and quiet receivers of a hub of quiet
+            accounts.
     """
 
     window_days: float = 30.0
@@ -139,6 +298,9 @@ class GatherScatterDetector:
     max_counterparties: int = 40
     alpha: float = 0.01
     max_edge_chance: float = 0.01
+    quiet_activity: int = 2
+    min_quiet_side: int = 2
+    fdr: float = 0.05
 
     @property
     def typology(self) -> Typology:
@@ -181,6 +343,15 @@ class GatherScatterDetector:
             if best is None:
                 continue
             size, chosen_in, chosen_out = best
+            if not _beyond_own_pace(
+                len(chosen_in) + len(chosen_out),
+                int(degree_in[a] + degree_out[a]),
+                window,
+                2 * rate,
+                index,
+                self.alpha,
+            ):
+                continue
             chance = [
                 math.log(float(degree_out[table.source[r]]) * float(degree_in[a]) / m)
                 for r in chosen_in
@@ -191,7 +362,9 @@ class GatherScatterDetector:
             senders = {int(table.source[r]) for r in chosen_in}
             receivers = {int(table.target[r]) for r in chosen_out}
             members = (senders | receivers) - {a}
-            if sum(chance) / len(chance) > limit or index.standing_ties((a, *members)):
+            if sum(chance) / len(chance) > limit or index.outside_ties(
+                (a, *members), chosen_in + chosen_out
+            ):
                 continue
             findings.append(
                 Finding(
@@ -201,6 +374,55 @@ class GatherScatterDetector:
                     tuple(chosen_in + chosen_out),
                     f"gathers from {len(senders)} and scatters to {len(receivers)} accounts "
                     f"within {self.window_days:g} days",
+                )
+            )
+        findings.extend(self._quiet_hubs(index, {f.accounts[0] for f in findings}))
+        return findings
+
+    def _quiet_hubs(self, index: TransferIndex, reported: set[int]) -> list[Finding]:
+        quiet = index.activity <= self.quiet_activity
+        time = index.table.time
+        q_in, q_out = _quiet_share(index.into, quiet), _quiet_share(index.out, quiet)
+        degree_in, degree_out = index.into.degree(), index.out.degree()
+        tested = max(1, int(np.count_nonzero((degree_in > 0) & (degree_out > 0))))
+        candidates: list[tuple[int, list[int], list[int], list[int], list[int], float]] = []
+        for account in np.flatnonzero(
+            (degree_in >= self.min_quiet_side) & (degree_out >= self.min_quiet_side) & ~quiet
+        ):
+            a = int(account)
+            if a in reported:
+                continue
+            rows_in, senders = _quiet_side(index.into, a, quiet)
+            rows_out, receivers = _quiet_side(index.out, a, quiet)
+            if (
+                min(len(senders), len(receivers)) < self.min_quiet_side
+                or max(len(senders), len(receivers)) > self.max_counterparties
+            ):
+                continue
+            p = binomial_tail(len(senders), int(degree_in[a]), q_in) * binomial_tail(
+                len(receivers), int(degree_out[a]), q_out
+            )
+            if max(int(time[r]) for r in rows_in) <= min(int(time[r]) for r in rows_out):
+                p /= math.comb(len(senders) + len(receivers), len(senders))
+            if not index.outside_ties((a, *senders, *receivers), rows_in + rows_out):
+                candidates.append((a, rows_in, rows_out, senders, receivers, p))
+        keep = _discoveries([c[-1] for c in candidates], tested, self.fdr)
+        findings = []
+        for (a, rows_in, rows_out, senders, receivers, p), kept in zip(
+            candidates, keep, strict=True
+        ):
+            if not kept:
+                continue
+            times = [int(time[r]) for r in rows_in + rows_out]
+            findings.append(
+                Finding(
+                    Typology.GATHER_SCATTER,
+                    _quiet_score(p * tested, self.fdr),
+                    (a, *sorted(set(senders) | set(receivers))),
+                    tuple(rows_in + rows_out),
+                    f"gathers from {len(senders)} and scatters to {len(receivers)} quiet "
+                    f"accounts within {(max(times) - min(times)) / DAY:.0f} days; chance "
+                    f"{p:.1e} per account",
                 )
             )
         return findings

@@ -6,8 +6,8 @@ together again. Chance rarely builds several such parallel paths between the sam
 pair, except through busy accounts, so, as for cycles, a pattern is reported only when a
 random rewiring of the occasional transfers would make fewer than ``max_expected`` like
 it (see :meth:`provenance.analysis.index.TransferIndex.expected_copies`), and not when
-its accounts have a standing relationship with each other (a circle of friends, see
-:meth:`provenance.analysis.index.TransferIndex.standing_ties`).
+its accounts have dealt with each other outside it (a circle of friends, see
+:meth:`provenance.analysis.index.TransferIndex.outside_ties`).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class ScatterGatherDetector:
             times = [int(table.time[r]) for r in rows]
             if index.expected_copies(pairs, max(times) - min(times)) > math.log(
                 self.max_expected
-            ) or index.standing_ties((a, b, *middles)):
+            ) or index.outside_ties((a, b, *middles), rows):
                 continue
             findings.append(
                 Finding(

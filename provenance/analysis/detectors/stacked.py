@@ -11,7 +11,7 @@ Two signatures, both over occasional transfers:
   for two senders and two receivers that number does not depend on the list's size).
   Friends splitting bills make such blocks (two friends each pay back whoever paid,
   at two dinners), but friends also pay each other again and again: a block whose
-  accounts have a standing relationship with each other is not a layer.
+  accounts have dealt with each other outside it is not a layer.
 * **Flow-through chains.** A path of at least ``min_hops`` transfers in which each
   account passes on what it received: the next transfer follows within
   ``max_delay_days`` and carries between ``1 - margin`` and 1 times the previous amount.
@@ -104,7 +104,7 @@ class StackedChainDetector:
             times = [int(table.time[r]) for r in block]
             if (
                 index.expected_copies(pairs, max(times) - min(times)) <= limit
-                and index.standing_ties((a, b, *receivers)) == 0
+                and index.outside_ties((a, b, *receivers), block) == 0
             ):
                 linked.append((a, b, found))
                 groups.join(a, b)
@@ -164,7 +164,7 @@ class StackedChainDetector:
                 times = [int(time[r]) for r in path]
                 if index.expected_copies(pairs, max(times) - min(times)) > math.log(
                     self.max_expected
-                ) or index.standing_ties(members):
+                ) or index.outside_ties(members, path):
                     continue
                 findings.append(
                     Finding(
