@@ -133,11 +133,27 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def warm(engine: RiskEngine, sales: int) -> None:
+    """Record ``sales`` sales, pipelined as the sale feed records them (not measured)."""
     population = Population(seed=1)
+    store = engine.store
+    assert isinstance(store, RedisStore)
+    batch = []
     for i in range(sales):
         at = NOW - timedelta(seconds=(sales - i) * 2)
         context = SaleContext.parse(population.sale())
-        engine.record_sale(context, merchant=population.merchant(), now=at, ref=f"w{i:063x}")
+        batch.append(
+            engine.facts(context, merchant=population.merchant(), now=at, ref=f"w{i:063x}")
+        )
+        if len(batch) == 500:
+            store.record_many(batch)
+            batch = []
+    store.record_many(batch)
+
+
+def script_stats(client: redis.Redis) -> tuple[int, int]:
+    """Redis's own count and microseconds of script calls so far (``INFO commandstats``)."""
+    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)), int(stats.get("usec", 0))
 
 
 def latency(engine: RiskEngine, url: str, samples: int) -> dict[str, list[float]]:
@@ -299,7 +315,9 @@ def main() -> None:
         started = time.perf_counter()
         warm(engine, args.warm)
         print(f"warm-up: {args.warm} sales recorded in {time.perf_counter() - started:.1f} s")
+        calls_before, usec_before = script_stats(store.client)
         times = latency(engine, args.redis_url, args.samples)
+        calls_after, usec_after = script_stats(store.client)
         print("| figure | p50 | p90 | p99 | p99.9 |")
         print("|---|---|---|---|---|")
         for name, label in (
@@ -312,6 +330,19 @@ def main() -> None:
             print(
                 f"| {label} | {percentile(ms, 50):.3f} ms | {percentile(ms, 90):.3f} ms | "
                 f"{percentile(ms, 99):.3f} ms | {percentile(ms, 99.9):.3f} ms |"
+            )
+        ping = sorted(times["ping"])
+        step = sorted(times["step"])
+        for p in (50, 99):
+            print(
+                f"risk step / PING at p{p}: {percentile(step, p) / percentile(ping, p):.1f}x; "
+                f"risk step - PING: {(percentile(step, p) - percentile(ping, p)) * 1000:.3f} ms"
+            )
+        calls = calls_after - calls_before
+        if calls:
+            print(
+                f"Redis server time per script call (assess and record, {calls} calls): "
+                f"{(usec_after - usec_before) / calls:.1f} us"
             )
         engine_rates, bare_rates = [], []
         for round_ in range(args.rounds):

@@ -12,6 +12,7 @@ repeats it.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,8 +62,11 @@ def _refuse_pans(value: Any, where: str) -> None:
             _refuse_pans(item, f"{where}.{index}")
 
 
+_PSEUDONYM_RE = re.compile(r"[0-9a-f]{32}")
+
+
 def _pseudonym(value: str) -> str:
-    if len(value) != 32 or any(c not in "0123456789abcdef" for c in value):
+    if _PSEUDONYM_RE.fullmatch(value) is None:
         raise ValueError("must be a 32-hex-digit keyed pseudonym")
     return value
 

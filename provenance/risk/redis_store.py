@@ -68,6 +68,7 @@ local function window(k, sign)
   local st = redis.call('HMGET', sk, 'b1', 'b2', 'b3', 'c1', 'c2', 'c3', 's1', 's2', 's3')
   local counts, sums, bounds = {}, {}, {}
   local behind = {}
+  local expired = false
   for w = 1, 3 do
     local b = tonumber(st[w] or '0')
     local c = tonumber(st[w + 3] or '0')
@@ -77,6 +78,7 @@ local function window(k, sign)
       for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, '(' .. b, nb)) do
         c = c - 1
         s = s - amount(m)
+        if w == 3 then expired = true end
       end
       b = nb
     else
@@ -99,9 +101,10 @@ local function window(k, sign)
         end
       end
     end
-    redis.call('ZREMRANGEBYSCORE', k, '-inf', now - DAY)
     redis.call('PEXPIRE', k, DAY + 60000)
   end
+  -- Sales leave the set when they leave the 24 h window (then, and only then).
+  if expired then redis.call('ZREMRANGEBYSCORE', k, '-inf', now - DAY) end
   redis.call('HSET', sk, 'b1', bounds[1], 'b2', bounds[2], 'b3', bounds[3],
     'c1', counts[1], 'c2', counts[2], 'c3', counts[3], 's1', sums[1], 's2', sums[2], 's3', sums[3])
   redis.call('PEXPIRE', sk, DAY + 60000)
@@ -204,8 +207,11 @@ for i = 1, 5 do
   if string.sub(dpresent, i, i) == '1' then
     local k = KEYS[7 + i]
     local n = redis.call('ZCOUNT', k, '(' .. (now - DAY), '+inf')
-    local s = redis.call('ZSCORE', k, ARGV[6 + i])
-    if not s or tonumber(s) <= now - DAY then n = n + 1 end
+    if held == 0 then
+      -- Not just added: count this sale's member if the set does not hold it (recently).
+      local s = redis.call('ZSCORE', k, ARGV[6 + i])
+      if not s or tonumber(s) <= now - DAY then n = n + 1 end
+    end
     out[#out + 1] = n
   else
     out[#out + 1] = 0
