@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from provenance.analysis.models import Alert
 from provenance.codes import Code, StolenPayment
 from provenance.entries import format_time, key_id_for, raw_public_key
 from provenance.errors import CardtraceError
-from provenance.ledger import Ledger, LedgerEntry
+from provenance.ledger import Ledger, LedgerEntry, rebuild_projections
 from provenance.partners.entries import IMPORT_TYPE
 from provenance.partners.errors import (
     NoticeFormatError,
@@ -27,12 +28,18 @@ from provenance.partners.errors import (
     NoticeTooLargeError,
     UnknownPartnerError,
 )
-from provenance.partners.models import CompromisedCode, FlaggedAccount, PartnerImport
+from provenance.partners.models import (
+    CompromisedCode,
+    FlaggedAccount,
+    PartnerImport,
+    PartnerPolicy,
+)
 from provenance.partners.notices import (
     MAX_NOTICE_BYTES,
     MAX_STIX_OBJECTS,
     ImportReport,
     import_notices,
+    read_csv,
 )
 from provenance.partners.policy import SharedField, SharingPolicy, Tlp
 from provenance.partners.service import alert_subject, export_stix, set_policy
@@ -582,3 +589,34 @@ def test_a_bundle_with_partner_pseudonyms_sent_back_is_refused(
         run(session, ledger, document)
     assert refused.value.field in ("account_type", "fingerprint_scheme")
     assert entries(session) == before
+
+
+def test_the_csv_example_in_the_docs_reads() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "PARTNERS.md").read_text()
+    example = text.split("```csv\n", 1)[1].split("```", 1)[0]
+    notices = read_csv(example.encode(), FINGERPRINT_KEY)
+    assert [n.kind.value for n in notices] == ["instrument", "account", "device", "code", "code"]
+    assert [n.scope.value for n in notices if n.scope] == ["code", "serial"]
+
+
+def test_rebuilding_the_projections_from_the_ledger_gives_the_same_partner_tables(
+    session: Session, ledger: Ledger, chain: Chain
+) -> None:
+    _policy_requiring_signatures(session, ledger)
+    data = every_kind_csv()
+    run(session, ledger, data, signature=sign(chain.keys[PARTNER], data))
+    tables = (PartnerPolicy, PartnerImport, FlaggedAccount, CompromisedCode, StolenPayment)
+
+    def snapshot() -> list[list[tuple[Any, ...]]]:
+        session.expire_all()
+        found = []
+        for table in tables:
+            columns = list(table.__table__.columns)
+            rows = session.execute(select(*columns)).all()
+            found.append(sorted(tuple(row) for row in rows))
+        return found
+
+    before = snapshot()
+    assert all(before)
+    rebuild_projections(session, ledger.catalog)
+    assert snapshot() == before

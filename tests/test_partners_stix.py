@@ -122,7 +122,7 @@ def of_type(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 
 # --- every kind of bundle validates --------------------------------------------------------
 
-POLICIES = {
+POLICIES: dict[str, dict[str, Any]] = {
     "default": {},
     "everything": {"fields": frozenset(SharedField)},
     "everything-platform-pseudonyms": {"fields": frozenset(SharedField), "pseudonymise": False},
