@@ -191,7 +191,11 @@ def regions_import(csv_file: Any) -> None:
 
 @risk.command("rebuild")
 @click.option("--days", default=180, show_default=True, help="How far back to replay sales.")
-@click.option("--redis-url", help="Rebuild the Redis state at this URL instead of the local store.")
+@click.option(
+    "--redis-url",
+    help="Rebuild the Redis state at this URL (default: CARDTRACE_REDIS_URL if set, else "
+    "the local store).",
+)
 def rebuild(days: int, redis_url: str | None) -> None:
     """Rebuild the risk state from the ledger's sale entries."""
     from provenance.db import write_transaction
@@ -203,6 +207,7 @@ def rebuild(days: int, redis_url: str | None) -> None:
         session, runtime = db_session(), current_runtime()
         since = runtime.now() - timedelta(days=days)
         store: StateStore
+        redis_url = redis_url or runtime.settings.redis_url
         if redis_url:
             import redis
 
