@@ -519,3 +519,45 @@ def test_an_administrator_creates_rotates_and_revokes_api_keys(
     client = accounts.app.test_client()
     refused = client.post("/test/verify", headers={"Authorization": f"Bearer {new_key}"})
     assert refused.json["code"] == "api-key-revoked"
+
+
+# --- the client's address ------------------------------------------------------------------
+
+
+def _failed_sign_in_ip(client: FlaskClient, accounts: Accounts) -> str | None:
+    token = csrf_token(client)
+    client.post(
+        "/sign-in",
+        data={"csrf_token": token, "username": "x", "password": "y"},
+        headers={"X-Forwarded-For": "203.0.113.9"},
+    )
+    accounts.session.expire_all()
+    return accounts.session.scalars(
+        select(AccountEvent.ip).order_by(AccountEvent.id.desc()).limit(1)
+    ).one()
+
+
+def test_a_forwarded_address_is_ignored_without_a_trusted_proxy(
+    accounts: Accounts, web: FlaskClient
+) -> None:
+    # Otherwise anyone could reset the per-address back-off by inventing the header.
+    assert _failed_sign_in_ip(web, accounts) == "127.0.0.1"
+
+
+def test_behind_a_trusted_proxy_the_clients_address_counts(
+    accounts: Accounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from webapp import create_app
+
+    base = accounts.app.extensions["cardtrace"]
+    monkeypatch.setenv("CARDTRACE_PROXY_HOPS", "1")
+    app = create_app(
+        {
+            "env": "testing",
+            "instance_path": accounts.app.instance_path,
+            "database_url": base.settings.database_url,
+            "key_dir": base.settings.key_dir,
+            "SESSION_FACTORY": base.make_session,
+        }
+    )
+    assert _failed_sign_in_ip(app.test_client(), accounts) == "203.0.113.9"

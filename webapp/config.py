@@ -65,6 +65,9 @@ class Settings:
     registries: str = "offline"
     # Where the real-time risk state lives: Redis at this URL, or (None) the database.
     redis_url: str | None = field(default=None, repr=False)
+    # Reverse proxies in front of the web app whose X-Forwarded-For/-Proto to trust:
+    # the client's address (lockouts, rate limits, audit) is read through them.
+    proxy_hops: int = 0
 
     @property
     def embedded_tasks(self) -> bool:
@@ -204,6 +207,17 @@ def load_settings(
 
     redis_url = _parse_redis_url(overrides.pop("redis_url", None) or _get(environ, "REDIS_URL"))
 
+    raw_hops = overrides.pop("proxy_hops", None) or _get(environ, "PROXY_HOPS")
+    try:
+        proxy_hops = int(raw_hops) if raw_hops is not None else 0
+        if not 0 <= proxy_hops <= 5:
+            raise ValueError
+    except ValueError as e:
+        raise ConfigError(
+            "CARDTRACE_PROXY_HOPS must be the number of reverse proxies in front of the web "
+            f"app, 0 to 5; got {raw_hops!r}"
+        ) from e
+
     if overrides:
         raise ConfigError(f"unknown settings: {', '.join(sorted(overrides))}")
 
@@ -219,6 +233,7 @@ def load_settings(
         checkpoint_interval_s=interval,
         registries=registries,
         redis_url=redis_url,
+        proxy_hops=proxy_hops,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.accounts.api import (
     ActorKind,
@@ -76,6 +77,11 @@ def _on_csrf_error(error: CSRFError) -> Response:
 
 def init_app(app: Flask) -> None:
     """Install accounts on the app: call after the app's settings are in ``app.config``."""
+    hops = app.extensions["cardtrace"].settings.proxy_hops
+    if hops:
+        # Behind a reverse proxy the peer is the proxy: read the client's address and
+        # scheme from the headers the trusted proxies set (and only those hops).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     init_web(app, PAGE_BLUEPRINTS)
     init_i18n(app)
     init_views(app)

@@ -227,10 +227,12 @@ def _csrf_guard() -> None:
     so those requests are not forgeable this way)."""
     if request.method not in UNSAFE_METHODS:
         return
+    if request.blueprint in state().form_blueprints:
+        state().csrf.protect()
+        return
     if request.headers.get("Authorization"):
         return
-    has_cookie = current_app.config["SESSION_COOKIE_NAME"] in request.cookies
-    if has_cookie or request.blueprint in state().form_blueprints:
+    if current_app.config["SESSION_COOKIE_NAME"] in request.cookies:
         state().csrf.protect()
 
 
