@@ -222,6 +222,9 @@ class BundleReport:
     key_was_trusted: bool
 
 
+_PROGRESS_EVERY = 10_000
+
+
 class _Lines:
     """Numbered lines of a bundle, each parsed as canonical JSON unless it is a record."""
 
@@ -251,6 +254,31 @@ class _Lines:
                 f"line {self.number}: the bundle's last line has no newline", code="bad-bundle"
             )
         return line[:-1]
+
+    def records(self, count: int) -> Iterator[bytes]:
+        """The next ``count`` lines, without their newlines, for as long as they are records.
+
+        Stops early at the end of the bundle or before a line that is not a record (which
+        stays peeked). :meth:`peek` and :meth:`take` written out: this runs once an entry.
+        """
+        it = self._it
+        for _ in range(count):
+            line = self._peeked
+            if line is None:
+                line = next(it, None)
+                if line is None:
+                    return
+            if not line.startswith(_RECORD_PREFIX):
+                self._peeked = line
+                return
+            self._peeked = None
+            self.number += 1
+            if not line.endswith(b"\n"):
+                raise VerificationError(
+                    f"line {self.number}: the bundle's last line has no newline",
+                    code="bad-bundle",
+                )
+            yield line[:-1]
 
     def take_object(self, kind: str) -> dict[str, Any]:
         raw = self.take()
@@ -421,16 +449,18 @@ def verify_bundle(
         threads=threads,
     )
     while verifier.size < stop:
-        line = lines.peek()
-        if line is None or not line.startswith(_RECORD_PREFIX):
+        # Up to the next multiple of 10,000 (when progress is reported) or the range's end.
+        want = min(stop, (verifier.size // _PROGRESS_EVERY + 1) * _PROGRESS_EVERY) - verifier.size
+        before = verifier.size
+        verifier.feed_all(lines.records(want))
+        if verifier.size - before < want:
             verifier.finish()
             raise VerificationError(
                 f"line {lines.number + 1}: entry {verifier.size} is missing",
                 code="entry-missing",
                 seq=verifier.size,
             )
-        verifier.feed(lines.take())
-        if progress is not None and verifier.size % 10_000 == 0:
+        if progress is not None and verifier.size % _PROGRESS_EVERY == 0:
             progress(verifier.size - first)
     verifier.finish()
     # Key changes after the range, up to the checkpoint: who could sign at its size.

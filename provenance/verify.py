@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -103,6 +103,16 @@ class LogVerifier:
             return self._feed(raw, stored_leaf)
         except VerificationError:
             # Every signature still unchecked belongs to an earlier record.
+            self._flush()
+            self._wait(0)
+            raise
+
+    def feed_all(self, raws: Iterable[bytes]) -> None:
+        """:meth:`feed` for each record in turn (the same checks, one call)."""
+        try:
+            for raw in raws:
+                self._feed(raw, None)
+        except VerificationError:
             self._flush()
             self._wait(0)
             raise
