@@ -23,10 +23,11 @@ import base64
 import math
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
+from itertools import repeat
 from typing import Any
 
 import networkx as nx
@@ -225,36 +226,43 @@ class LedgerGraph:
         issuer = self.node(NodeKind.PARTY, actor)
         product = self.node(NodeKind.PRODUCT, body["product"])
         batch = self.node(NodeKind.BATCH, body["batch"])
-        for fingerprint, serial in body["codes"]:
-            self._new_code(fingerprint, serial, product, batch, Origin.ISSUER, issuer)
+        self._new_codes(body["codes"], product, batch, Origin.ISSUER, issuer)
         self._edge(issuer, batch, EdgeKind.ISSUE, float(len(body["codes"])), time, seq)
 
     def _attest(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
         supplier = self.node(NodeKind.PARTY, actor)
         product = self.node(NodeKind.PRODUCT, body["product"])
-        for fingerprint, serial in body["codes"]:
-            self._new_code(fingerprint, serial, product, -1, Origin.ATTESTED, supplier)
+        self._new_codes(body["codes"], product, -1, Origin.ATTESTED, supplier)
         self.attested[supplier] = self.attested.get(supplier, 0) + len(body["codes"])
         self._edge(supplier, product, EdgeKind.ATTEST, float(len(body["codes"])), time, seq)
 
-    def _new_code(
-        self, fingerprint: str, serial: str, product: int, batch: int, origin: Origin, holder: int
+    def _new_codes(
+        self,
+        pairs: list[tuple[str, str]],
+        product: int,
+        batch: int,
+        origin: Origin,
+        holder: int,
     ) -> None:
-        index = len(self.code_fp)
-        self.codes[fingerprint] = index
-        self.code_fp.append(fingerprint)
-        self.code_serial.append(serial)
-        self.code_product.append(product)
-        self.code_batch.append(batch)
-        self.code_origin.append(_ORIGINS.index(origin))
-        self.code_holder.append(holder)
-        self.code_sale.append(-1)
-        self._serial(serial, index)
-
-    def _serial(self, serial: str, index: int) -> None:
-        first = self.serials.setdefault(serial, index)
-        if first != index:
-            self.shared_serials.setdefault(serial, [first]).append(index)
+        """Add a batch's or an attestation's codes, column by column (a batch is often
+        thousands of codes)."""
+        start, count = len(self.code_fp), len(pairs)
+        fingerprints = [pair[0] for pair in pairs]
+        serials = [pair[1] for pair in pairs]
+        indices = range(start, start + count)
+        self.codes.update(zip(fingerprints, indices, strict=True))
+        self.code_fp.extend(fingerprints)
+        self.code_serial.extend(serials)
+        self.code_product.extend(array("i", [product]) * count)
+        self.code_batch.extend(array("i", [batch]) * count)
+        self.code_origin.extend(array("b", [_ORIGINS.index(origin)]) * count)
+        self.code_holder.extend(array("i", [holder]) * count)
+        self.code_sale.extend(array("i", [-1]) * count)
+        first_of = self.serials.setdefault
+        for serial, index in zip(serials, indices, strict=True):
+            first = first_of(serial, index)
+            if first != index:
+                self.shared_serials.setdefault(serial, [first]).append(index)
 
     def code(self, fingerprint: str) -> CodeRecord | None:
         """The record of one code, or ``None`` if the graph never saw it."""
@@ -322,9 +330,16 @@ class LedgerGraph:
             (NodeKind.IP, self.sale_ip),
         )
         for (kind, column), names in zip(columns, self._pending, strict=True):
-            distinct = {name for name in set(names) if name is not None}
-            ids: dict[str | None, int] = {name: self.node(kind, name) for name in sorted(distinct)}
-            column.extend([ids.get(name, -1) for name in names])
+            known = self._ids[kind]
+            fresh = sorted(name for name in set(names) if name is not None and name not in known)
+            if fresh:
+                start = len(self.names)
+                known.update(zip(fresh, range(start, start + len(fresh)), strict=True))
+                self.names.extend(fresh)
+                self.kinds.extend([kind] * len(fresh))
+            # dict.get with a default, mapped in C: absent fields (None) become -1.
+            lookup: Callable[[str | None, int], int] = known.get  # type: ignore[assignment]
+            column.extend(map(lookup, names, repeat(-1)))
             names.clear()
 
     def _stolen(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:

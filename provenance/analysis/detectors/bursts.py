@@ -49,14 +49,14 @@ class BurstDetector:
             flat = k * shift + (t - t.min())
             ends = np.searchsorted(flat, flat + window, side="right")
             counts = ends - np.arange(flat.shape[0])
-            i = 0
-            while i < counts.shape[0]:
-                if counts[i] >= self.min_transfers:
-                    burst = order[i : int(ends[i])]
-                    findings.append(self._finding(index, what, int(k[i]), burst))
-                    i = int(ends[i])
-                else:
-                    i += 1
+            # Greedy from the left: a burst starts at the first row whose window holds
+            # enough rows and takes that window; the next may start only after it.
+            resume = 0
+            for i in np.flatnonzero(counts >= self.min_transfers).tolist():
+                if i < resume:
+                    continue
+                resume = int(ends[i])
+                findings.append(self._finding(index, what, int(k[i]), order[i:resume]))
         return findings
 
     def _finding(self, index: TransferIndex, what: str, value: int, rows: IntArray) -> Finding:
