@@ -314,6 +314,8 @@ def test_bad_notice_requests_are_refused_with_nothing_written(
     assert response.status_code == status, response.get_json()
     assert response.mimetype == "application/problem+json"
     assert response.get_json()["code"] == code
+    if name == "malformed":
+        assert response.get_json()["line"] == 2
     assert count(session) == before
     assert verify(client, 7)["decision"] == "allow"
 

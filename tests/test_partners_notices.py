@@ -218,9 +218,26 @@ def test_every_kind_of_notice_becomes_an_entry_for_the_partner_and_a_taint_sourc
         decision, reasons = verdict(session, i)
         assert decision == "block" and ReasonCode.COMPROMISED.value in reasons
     assert verdict(session, 7) == ("allow", set())  # another code of the shop
+    # A batch verify reads the notice too.
+    batch = verify_codes(
+        session, [CodeQuery(fp(CODE_PIN)), CodeQuery(fp(7))], merchant=SHOP, now=NOW
+    )
+    assert [v.decision.value for v in batch.verdicts] == ["block", "allow"]
     # The code bought with the stolen card is tainted.
     assert ReasonCode.TAINTED.value in verdict(session, SOLD)[1]
     assert session.scalars(select(Code.tainted).where(Code.fingerprint == fp(SOLD))).one()
+
+
+@pytest.mark.parametrize("make", [every_kind_csv, every_kind_stix], ids=["csv", "stix"])
+def test_clear_identifiers_and_pins_never_reach_the_ledger(
+    session: Session, ledger: Ledger, chain: Chain, make: Callable[[], bytes]
+) -> None:
+    report = run(session, ledger, make())
+    records = b"".join(
+        session.scalars(select(LedgerEntry.record).where(LedgerEntry.seq.in_(report.seqs)))
+    )
+    for clear in (INSTRUMENT_ID, MULE, DEVICE, pin(CODE_PIN), serial(CODE_PIN)):
+        assert clear.encode() not in records
 
 
 def test_a_compromised_codes_verdict_cites_the_notice_entry(

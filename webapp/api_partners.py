@@ -22,7 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from provenance.db import write_transaction
 from provenance.errors import ValidationError
-from provenance.partners.errors import NoticeSignatureError, NoticeTooLargeError
+from provenance.partners.errors import (
+    NoticeFormatError,
+    NoticeSignatureError,
+    NoticeTooLargeError,
+)
 from provenance.partners.notices import MAX_NOTICE_BYTES, ImportReport, import_notices
 from webapp.accounts.api import authenticate_api_key
 from webapp.accounts.errors import ForbiddenError
@@ -54,6 +58,18 @@ def _unauthenticated(error: NoticeSignatureError) -> Response:
 @bp.errorhandler(NoticeTooLargeError)
 def _too_large(error: NoticeTooLargeError) -> Response:
     return problem_response(Problem(413, error.code, error.title, error.message, error.field))
+
+
+@bp.errorhandler(NoticeFormatError)
+def _malformed(error: NoticeFormatError) -> Response:
+    if isinstance(error, NoticeTooLargeError):
+        return _too_large(error)
+    response = problem_response(Problem(422, error.code, error.title, error.message, error.field))
+    if error.line is not None:
+        body = response.get_json()
+        body["line"] = error.line
+        response.set_data(jsonify(body).get_data())
+    return response
 
 
 def _decode(value: str, field: str) -> bytes:
