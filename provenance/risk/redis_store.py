@@ -129,11 +129,13 @@ local function add()
     if string.sub(dpresent, i, i) == '1' then
       local k = KEYS[7 + i]
       local m = ARGV[6 + i]
-      local old = redis.call('ZSCORE', k, m)
-      redis.call('ZADD', k, now, m)
-      redis.call('ZREMRANGEBYSCORE', k, '-inf', now - DAY)
+      if redis.call('ZADD', k, now, m) == 1 then
+        added[#added + 1] = tostring(i)
+        -- The set grows only by a new member: members older than 24 h go then (counts
+        -- read the last 24 h only, so a stale member is never counted meanwhile).
+        redis.call('ZREMRANGEBYSCORE', k, '-inf', now - DAY)
+      end
       redis.call('PEXPIRE', k, DAY + 60000)
-      if not old then added[#added + 1] = tostring(i) end
     end
   end
   return table.concat(added, ',')
