@@ -25,7 +25,13 @@ from tests.test_accounts_support import (  # noqa: F401 (fixtures)
     web,
 )
 from webapp.accounts.errors import InvalidAccountInputError
-from webapp.accounts.models import AccountEvent, AccountRecoveryCode, AccountSession, AccountUser
+from webapp.accounts.models import (
+    AccountEvent,
+    AccountIpThrottle,
+    AccountRecoveryCode,
+    AccountSession,
+    AccountUser,
+)
 from webapp.accounts.roles import Role
 from webapp.accounts.service import TOTP_STEP_S, change_role, create_user
 
@@ -561,3 +567,17 @@ def test_behind_a_trusted_proxy_the_clients_address_counts(
         }
     )
     assert _failed_sign_in_ip(app.test_client(), accounts) == "203.0.113.9"
+
+
+def test_an_unknown_username_backs_off_like_a_real_one(
+    accounts: Accounts, web: FlaskClient, reviewer: str
+) -> None:
+    accounts.app.config["ACCOUNTS_SIGN_IN_LIMIT"] = "1000/minute"
+    answers = {
+        name: [password_step(web, name, "wrong password!!").status_code for _ in range(6)]
+        for name in ("rev.li", "no.such.user")
+    }
+    assert answers["rev.li"] == answers["no.such.user"] == [401] * 5 + [429]
+    # What was typed as an unknown username is not stored.
+    rows = accounts.session.scalars(select(AccountIpThrottle.ip)).all()
+    assert all("no.such.user" not in row for row in rows)

@@ -36,13 +36,14 @@ def _derive(master: bytes, info: bytes) -> bytes:
 class AccountKeys:
     """Seals TOTP secrets and digests recovery codes."""
 
-    __slots__ = ("_aead", "_recovery_key")
+    __slots__ = ("_aead", "_name_key", "_recovery_key")
 
     def __init__(self, master_key: bytes) -> None:
         if len(master_key) != 32:
             raise ValueError("the personal-data key must be 32 bytes")
         self._aead = AESGCM(_derive(master_key, b"cardtrace/accounts/totp-aes-gcm/v1"))
         self._recovery_key = _derive(master_key, b"cardtrace/accounts/recovery-hmac/v1")
+        self._name_key = _derive(master_key, b"cardtrace/accounts/unknown-name-hmac/v1")
 
     def __repr__(self) -> str:
         return "AccountKeys(<keys hidden>)"
@@ -65,6 +66,10 @@ class AccountKeys:
     def recovery_digest(self, user_id: int, code: str) -> bytes:
         message = f"{user_id}\x00{normalise_recovery_code(code)}".encode()
         return hmac.new(self._recovery_key, message, hashlib.sha256).digest()
+
+    def name_digest(self, username: str) -> str:
+        """A keyed digest of a typed username, to throttle names nobody holds."""
+        return hmac.new(self._name_key, username.encode(), hashlib.sha256).hexdigest()
 
 
 def normalise_recovery_code(code: str) -> str:

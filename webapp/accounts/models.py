@@ -69,7 +69,9 @@ class AccountSession(Base):
 
 
 class AccountIpThrottle(Base):
-    """Failed sign-ins from one address, for the per-address back-off."""
+    """Failed sign-ins counted for a back-off: per address (``ip`` holds the address), or
+    per username nobody holds (``ip`` holds ``name:`` and a keyed digest of the name), so
+    that unknown names lock out like real ones and a lockout does not reveal which exist."""
 
     __tablename__ = "account_ip_throttle"
 

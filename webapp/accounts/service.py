@@ -318,32 +318,65 @@ def _backoff(failures: int, free: int) -> timedelta | None:
     return min(wait, BACKOFF_MAX)
 
 
-def _ip_throttle(session: Session, ip: str | None, now: datetime) -> AccountIpThrottle | None:
-    if not ip:
+def _throttle(session: Session, key: str | None, now: datetime) -> AccountIpThrottle | None:
+    if not key:
         return None
-    row = session.get(AccountIpThrottle, ip[:64])
+    row = session.get(AccountIpThrottle, key[:64])
     if row is not None and now - row.last_failure_at > IP_FAILURE_MEMORY:
         row.failures = 0
         row.locked_until = None
     return row
 
 
+def _unknown_name_key(keys: AccountKeys, username: str) -> str:
+    """The throttle row of a username nobody holds (a keyed digest: what was typed may be
+    a password)."""
+    return "name:" + keys.name_digest(username)[:32]
+
+
 def _locked_until(
-    session: Session, user: AccountUser | None, ip: str | None, now: datetime
+    session: Session, user: AccountUser | None, keys_: tuple[str | None, ...], now: datetime
 ) -> datetime | None:
     until: list[datetime] = []
     if user is not None and user.locked_until is not None and user.locked_until > now:
         until.append(user.locked_until)
-    row = _ip_throttle(session, ip, now)
-    if row is not None and row.locked_until is not None and row.locked_until > now:
-        until.append(row.locked_until)
+    for key in keys_:
+        row = _throttle(session, key, now)
+        if row is not None and row.locked_until is not None and row.locked_until > now:
+            until.append(row.locked_until)
     return max(until) if until else None
 
 
+def _count(session: Session, key: str, free: int, now: datetime, ip: str | None, what: str) -> None:
+    row = _throttle(session, key, now)
+    if row is None:
+        row = AccountIpThrottle(ip=key[:64], failures=0, last_failure_at=now, locked_until=None)
+        session.add(row)
+    row.failures += 1
+    row.last_failure_at = now
+    wait = _backoff(row.failures, free)
+    if wait is not None:
+        row.locked_until = now + wait
+        record(
+            session,
+            EventKind.LOCKED_OUT,
+            now=now,
+            user=None,
+            ip=ip,
+            detail=f"{what}, {int(wait.total_seconds())} s",
+        )
+
+
 def _fail(
-    session: Session, user: AccountUser | None, ip: str | None, now: datetime, kind: str
+    session: Session,
+    user: AccountUser | None,
+    ip: str | None,
+    now: datetime,
+    kind: str,
+    unknown_name: str | None = None,
 ) -> None:
-    """Count a failure against the account and the address; lock either when due."""
+    """Count a failure against the account (or the unknown name, which backs off just the
+    same, so a lockout does not tell which usernames exist) and the address."""
     detail = None if user is not None else "unknown account"
     record(session, kind, now=now, user=user, ip=ip, detail=detail)
     if user is not None:
@@ -360,46 +393,34 @@ def _fail(
                 ip=ip,
                 detail=f"account, {int(wait.total_seconds())} s",
             )
+    elif unknown_name:
+        _count(session, unknown_name, ACCOUNT_FREE_FAILURES, now, ip, "account")
     if ip:
-        row = _ip_throttle(session, ip, now)
-        if row is None:
-            row = AccountIpThrottle(ip=ip[:64], failures=0, last_failure_at=now, locked_until=None)
-            session.add(row)
-        row.failures += 1
-        row.last_failure_at = now
-        wait = _backoff(row.failures, IP_FREE_FAILURES)
-        if wait is not None:
-            row.locked_until = now + wait
-            record(
-                session,
-                EventKind.LOCKED_OUT,
-                now=now,
-                user=None,
-                ip=ip,
-                detail=f"address, {int(wait.total_seconds())} s",
-            )
+        _count(session, ip, IP_FREE_FAILURES, now, ip, "address")
     session.flush()
 
 
 def _succeed(session: Session, user: AccountUser, ip: str | None, now: datetime) -> None:
     user.failed_attempts = 0
     user.locked_until = None
-    row = _ip_throttle(session, ip, now)
+    row = _throttle(session, ip, now)
     if row is not None:
         row.failures = 0
         row.locked_until = None
 
 
 def _refuse_if_locked(
-    session: Session, user: AccountUser | None, ip: str | None, now: datetime
+    session: Session,
+    user: AccountUser | None,
+    ip: str | None,
+    now: datetime,
+    unknown_name: str | None = None,
 ) -> None:
-    until = _locked_until(session, user, ip, now)
+    until = _locked_until(session, user, (ip, unknown_name), now)
     if until is not None:
         record(session, EventKind.REFUSED_LOCKED, now=now, user=user, ip=ip)
         session.flush()
-        raise LockedOutError(
-            "too many failed attempts; try again later",
-        ) from None
+        raise LockedOutError("too many failed attempts; try again later") from None
 
 
 # --- sessions ---------------------------------------------------------------------------
@@ -504,7 +525,13 @@ def sign_out(session: Session, live: LiveSession, *, now: datetime, ip: str | No
 
 
 def begin_sign_in(
-    session: Session, username: str, password: str, *, now: datetime, ip: str | None
+    session: Session,
+    username: str,
+    password: str,
+    keys: AccountKeys,
+    *,
+    now: datetime,
+    ip: str | None,
 ) -> IssuedSession:
     """Check the password. Returns a session at the next stage: the second factor,
     enrolment (staff without TOTP), or full (a merchant without TOTP).
@@ -515,11 +542,12 @@ def begin_sign_in(
             all, so the answer does not tell which usernames exist).
     """
     user = session.scalars(select(AccountUser).where(AccountUser.username == username)).first()
-    _refuse_if_locked(session, user, ip, now)
+    unknown = _unknown_name_key(keys, username) if user is None else None
+    _refuse_if_locked(session, user, ip, now, unknown)
     if user is None:
         with contextlib.suppress(VerificationError):
             _hasher.verify(_DUMMY_HASH, password)
-        _fail(session, None, ip, now, EventKind.SIGN_IN_FAILED)
+        _fail(session, None, ip, now, EventKind.SIGN_IN_FAILED, unknown)
         raise SignInError("the username or password is wrong")
     try:
         _hasher.verify(user.password_hash, password)

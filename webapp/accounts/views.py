@@ -163,7 +163,7 @@ def sign_in_post() -> ResponseReturnValue:
     with write_transaction(db_session()):
         try:
             issued = service.begin_sign_in(
-                db_session(), username, password, now=now(), ip=client_ip()
+                db_session(), username, password, state().keys(), now=now(), ip=client_ip()
             )
         except SignInError as e:
             failure = e
@@ -173,7 +173,9 @@ def sign_in_post() -> ResponseReturnValue:
             "accounts/sign_in.html",
             status,
             error=error_message(failure.code, failure.message),
-            username=username,
+            # Shown again only if it looks like a username: a password typed into the
+            # wrong field is not sent back.
+            username=username if service.USERNAME_RE.fullmatch(username) else "",
             next=target,
         )
     start_cookie_session(issued)
