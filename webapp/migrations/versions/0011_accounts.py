@@ -55,9 +55,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_account_recovery_code")),
     )
-    op.create_index(
-        op.f("ix_account_recovery_code_user_id"), "account_recovery_code", ["user_id"]
-    )
+    op.create_index(op.f("ix_account_recovery_code_user_id"), "account_recovery_code", ["user_id"])
     op.create_table(
         "account_session",
         sa.Column("id", _ID, autoincrement=True, nullable=False),
