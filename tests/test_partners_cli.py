@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,25 @@ from provenance.partners.notices import MAX_NOTICE_BYTES
 from provenance.partners.policy import SharingPolicy, Tlp
 from provenance.partners.service import set_policy
 from provenance.partners.stix_out import validate_bundle
-from tests.codes_support import ISSUER, PARTNER, PRODUCT, SHOP, Chain, build_chain, fp, pin, serial
+from tests.codes_support import (
+    ISSUER,
+    PARTNER,
+    PRODUCT,
+    SHOP,
+    Chain,
+    build_chain,
+    fp,
+    person,
+    pin,
+    serial,
+)
 from tests.ledger_support import NOW, party_key, register_party
+from tests.risk_support import redis_client
+from tests.services import redis_url
 from tests.test_analysis_alerts import finding
 from webapp.accounts.apikeys import create_key
 from webapp.accounts.roles import Scope
+from webapp.api_risk import live_risk
 from webapp.bootstrap import initialise
 from webapp.cli import cli
 from webapp.config import load_settings
@@ -253,6 +269,42 @@ def test_a_notice_posted_over_http_blocks_the_code_on_the_next_verify(
     assert again.status_code == 200 and again.get_json()["added"] == 0
     assert again.get_json()["key_id"] is not None
     assert count(session) == before
+
+
+@pytest.fixture(params=["sql-store", "redis-store"])
+def risk_state(request: pytest.FixtureRequest, app: Flask) -> Iterator[str]:
+    """The app's real-time risk state in the database, or in Redis under a fresh prefix."""
+    if request.param == "sql-store":
+        yield request.param
+        return
+    client = redis_client()
+    cardtrace = app.extensions["cardtrace"]
+    cardtrace.settings = cardtrace.settings.with_overrides(redis_url=redis_url())
+    app.config["RISK_REDIS_PREFIX"] = f"cardtrace-test:{uuid.uuid4().hex}:"
+    live = live_risk(app)
+    assert live.redis_store is not None
+    yield request.param
+    live.redis_store.reset()
+    client.close()
+
+
+def test_a_stolen_card_posted_over_http_blocks_the_next_sale_paid_with_it(
+    risk_state: str, client: FlaskClient, chain: Chain, key: str
+) -> None:
+    card = "card-token-31"
+    context = {
+        "buyer": person("buyer", "buyer-31"),
+        "instrument": {"fingerprint": person("instrument", card), "bin": "622202", "last4": "0031"},
+        "amount": "100.00",
+    }
+    body = {"merchant": SHOP, "fingerprint": fp(7).hex(), "context": context}
+    before = client.post("/api/v1/codes/verify", json=body).get_json()
+    assert before["decision"] == "allow", before
+    notice = (HEADER + f"instrument,{card},,,,,,,{WHEN},card-reported-stolen\n").encode()
+    assert post(client, notice, None, key).status_code == 201
+    after = client.post("/api/v1/codes/verify", json=body).get_json()
+    assert after["decision"] == "block"
+    assert "instrument-stolen" in {r["code"] for r in after["reasons"]}
 
 
 @pytest.mark.parametrize(

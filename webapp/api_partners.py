@@ -31,6 +31,7 @@ from provenance.partners.notices import MAX_NOTICE_BYTES, ImportReport, import_n
 from webapp.accounts.api import authenticate_api_key
 from webapp.accounts.errors import ForbiddenError
 from webapp.accounts.roles import Scope
+from webapp.api_risk import live_risk
 from webapp.errors import Problem, problem_response
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
@@ -106,7 +107,7 @@ def post_notices(partner: str) -> tuple[Response, int]:
     body = parse_body(NoticeRequest)
     data = _decode(body.notice, "notice")
     signature = None if body.signature is None else _decode(body.signature, "signature")
-    runtime, session = current_runtime(), db_session()
+    runtime, session, live = current_runtime(), db_session(), live_risk()
     with write_transaction(session):
         report = import_notices(
             session,
@@ -117,4 +118,6 @@ def post_notices(partner: str) -> tuple[Response, int]:
             fingerprint_key=runtime.secrets.fingerprint_key,
             now=runtime.now(),
         )
+        # A stolen card or a reported device is in the real-time risk state at once.
+        live.entries_appended(session, report.statements)
     return jsonify(report_json(report)), 201 if report.added else 200

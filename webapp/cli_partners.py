@@ -188,6 +188,7 @@ def import_notices(
     from provenance.partners.errors import NoticeTooLargeError
     from provenance.partners.notices import MAX_NOTICE_BYTES
     from provenance.partners.notices import import_notices as run_import
+    from webapp.api_risk import live_risk
     from webapp.runtime import current_runtime, db_session
 
     path = Path(notice_file)
@@ -203,7 +204,7 @@ def import_notices(
         with open(signature_file, "rb") as f:
             signature = f.read(MAX_SIGNATURE_FILE + 1)
     with _app().app_context():
-        session, runtime = db_session(), current_runtime()
+        session, runtime, live = db_session(), current_runtime(), live_risk()
         with write_transaction(session):
             report = run_import(
                 session,
@@ -215,6 +216,7 @@ def import_notices(
                 now=runtime.now(),
                 require_signature=require_signature,
             )
+            live.entries_appended(session, report.statements)
     signed = f", signed with key {report.key_id}" if report.key_id else ", unsigned"
     if not report.added:
         click.echo(

@@ -28,6 +28,7 @@ from provenance.partners.service import alert_subject, case_subject, export_stix
 from provenance.partners.stix_out import ExportSubject, validate_bundle
 from provenance.scenario import PARTNER
 from provenance.verdict import CodeQuery, verify_codes
+from webapp.api_risk import live_risk
 from webapp.runtime import current_runtime, db_session
 
 BUNDLE_FILE = "demo-stix-{partner}.json"
@@ -129,6 +130,7 @@ def _notice_demo(partner: str, say: Callable[[str], None]) -> None:
             now=runtime.now(),
             require_signature=True,
         )
+        live_risk().entries_appended(session, report.statements)
     done = (
         f"{report.added} notice added (ledger entries {report.seqs[0]}..{report.seqs[-1]})"
         if report.added

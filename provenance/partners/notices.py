@@ -42,7 +42,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provenance.codes import StolenKind, StolenPayment
-from provenance.entries import format_time
+from provenance.entries import Statement, format_time
 from provenance.errors import CardtraceError
 from provenance.fingerprints import (
     code_fingerprint,
@@ -133,6 +133,7 @@ class ImportReport:
     key_id: str | None
     by_kind: Mapping[str, int] = field(default_factory=dict)
     seqs: tuple[int, ...] = ()
+    statements: tuple[Statement, ...] = ()  # what was appended, for the risk state feed
 
     @property
     def skipped(self) -> int:
@@ -655,5 +656,13 @@ def import_notices(
         appended = ledger.append_as_platform(session, statements[start : start + _CHUNK], now=now)
         seqs += [a.seq for a in appended]
     return ImportReport(
-        partner, sha256, fmt, len(notices), len(fresh), key_id, by_kind, tuple(seqs)
+        partner,
+        sha256,
+        fmt,
+        len(notices),
+        len(fresh),
+        key_id,
+        by_kind,
+        tuple(seqs),
+        tuple(statements),
     )
