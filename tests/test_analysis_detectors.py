@@ -4,6 +4,7 @@ random accounts, as real ledgers have."""
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +20,7 @@ from provenance.analysis.detectors import (
     SharedAttributeRingDetector,
     StackedChainDetector,
 )
-from provenance.analysis.index import TransferIndex
+from provenance.analysis.index import TransferIndex, binomial_tail, poisson_tail
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 Row = tuple[str, str, float, datetime]
@@ -340,3 +341,15 @@ def test_every_finding_has_a_score_in_range_and_its_evidence() -> None:
         evidence = finding.evidence(table)
         assert evidence.number_of_edges() == len(finding.transfers)
         assert {table.accounts[a] for a in finding.accounts} <= set(evidence.nodes)
+
+
+def test_chance_tails_match_their_sums() -> None:
+    def binomial(k: int, n: int, p: float) -> float:
+        return sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(k, n + 1))
+
+    for k, n, p in [(3, 10, 0.1), (5, 10, 0.5), (1, 10, 0.3), (8, 35, 0.107), (3, 3, 0.2)]:
+        assert math.isclose(binomial_tail(k, n, p), binomial(k, n, p), rel_tol=1e-9)
+    assert binomial_tail(6, 5, 0.1) == 0.0
+    below = sum(math.exp(-0.5) * 0.5**j / math.factorial(j) for j in range(10))
+    assert math.isclose(poisson_tail(10, 0.5), 1.0 - below, rel_tol=1e-6)
+    assert 0.0 < poisson_tail(30, 2.0) < 1e-20

@@ -190,6 +190,19 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     if p >= 1.0:
         return 1.0
     log_p, log_q = math.log(p), math.log1p(-p)
+    if k <= n * p:
+        # Below the mean the tail is most of the mass: one minus the k terms under it.
+        below = sum(
+            math.exp(
+                math.lgamma(n + 1)
+                - math.lgamma(j + 1)
+                - math.lgamma(n - j + 1)
+                + j * log_p
+                + (n - j) * log_q
+            )
+            for j in range(k)
+        )
+        return max(0.0, 1.0 - below)
     total = 0.0
     for j in range(k, n + 1):
         log_term = (
