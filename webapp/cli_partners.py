@@ -136,27 +136,32 @@ def export_stix(alert_id: int | None, case_id: int | None, partner: str, output:
     partner's sharing policy; it is checked with the OASIS validator first, and the
     export is recorded on the ledger."""
     from provenance.db import write_transaction
-    from provenance.partners.service import alert_subject, case_subject, export_stix
+    from provenance.partners.service import (
+        alert_subject,
+        build_export,
+        case_subject,
+        record_export,
+    )
     from webapp.runtime import current_runtime, db_session
 
     if (alert_id is None) == (case_id is None):
         raise click.UsageError("give --alert ID or --case ID")
     with _app().app_context():
         session, runtime = db_session(), current_runtime()
+        subject = (
+            alert_subject(session, alert_id)
+            if alert_id is not None
+            else case_subject(session, case_id or 0)
+        )
+        built = build_export(
+            session,
+            subject,
+            partner=partner,
+            platform_secret=runtime.secrets.fingerprint_key,
+        )
+        session.rollback()  # end the read: the write below starts its own transaction
         with write_transaction(session):
-            subject = (
-                alert_subject(session, alert_id)
-                if alert_id is not None
-                else case_subject(session, case_id or 0)
-            )
-            done = export_stix(
-                session,
-                runtime.ledger,
-                subject,
-                partner=partner,
-                platform_secret=runtime.secrets.fingerprint_key,
-                now=runtime.now(),
-            )
+            done = record_export(session, runtime.ledger, built, now=runtime.now())
             _write_atomically(Path(output), done.document)
     click.echo(
         f"wrote {output}: STIX 2.1 bundle of {done.subject.reference} for {partner} "

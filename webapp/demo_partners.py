@@ -24,7 +24,12 @@ from provenance.db import write_transaction
 from provenance.errors import CardtraceError
 from provenance.parties import Party, PartyKind, PartyStatus
 from provenance.partners.notices import import_notices
-from provenance.partners.service import alert_subject, case_subject, export_stix
+from provenance.partners.service import (
+    alert_subject,
+    build_export,
+    case_subject,
+    record_export,
+)
 from provenance.partners.stix_out import ExportSubject, validate_bundle
 from provenance.scenario import PARTNER
 from provenance.verdict import CodeQuery, verify_codes
@@ -155,15 +160,12 @@ def run_stix_demo(app: Flask, say: Callable[[str], None]) -> Path | None:
             if subject is None:
                 say("  no case and no alert to report: run the analysis first")
                 return None
+            built = build_export(
+                session, subject, partner=partner, platform_secret=runtime.secrets.fingerprint_key
+            )
+            session.rollback()  # end the read: the write below starts its own transaction
             with write_transaction(session):
-                done = export_stix(
-                    session,
-                    runtime.ledger,
-                    subject,
-                    partner=partner,
-                    platform_secret=runtime.secrets.fingerprint_key,
-                    now=runtime.now(),
-                )
+                done = record_export(session, runtime.ledger, built, now=runtime.now())
         except CardtraceError as e:
             say(f"  the bundle could not be built: {e}")
             return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -120,7 +120,7 @@ def case_subject(session: Session, case_id: int) -> ExportSubject:
 
 @dataclass(frozen=True, slots=True)
 class Export:
-    """A validated bundle for a partner, and its SHA-256."""
+    """A validated bundle for a partner, its SHA-256, and (once recorded) its entry."""
 
     partner: str
     subject: ExportSubject
@@ -128,7 +128,46 @@ class Export:
     document: bytes
     sha256: str
     warnings: tuple[str, ...]
-    seq: int
+    seq: int | None = None
+
+
+def build_export(
+    session: Session, subject: ExportSubject, *, partner: str, platform_secret: bytes
+) -> Export:
+    """Build the bundle reporting ``subject`` to ``partner`` under its policy and check it
+    with the OASIS validator; reads only (the validator takes seconds for a large case,
+    so the caller need not hold a write transaction meanwhile).
+
+    Raises:
+        UnknownPartnerError: ``partner`` is not a registered anti-fraud partner.
+        ExportError: the validator found an error (the bundle is not handed out).
+    """
+    require_partner(session, partner)
+    policy = get_policy(session, partner)
+    pseudonyms = PartnerPseudonyms(platform_secret, partner, policy.pseudonym_epoch)
+    bundle = build_bundle(exporter_for(session, subject), subject, policy, pseudonyms)
+    document = bundle_bytes(bundle)
+    report = validate_bundle(document)
+    if not report.ok:
+        raise ExportError(f"the bundle does not validate: {report.errors[0][:300]}")
+    sha256 = hashlib.sha256(document).hexdigest()
+    return Export(partner, subject, policy, document, sha256, report.warnings)
+
+
+def record_export(session: Session, ledger: Ledger, export: Export, *, now: datetime) -> Export:
+    """Record the export on the ledger: a ``partner.export`` entry (partner, alert or
+    case, TLP level, the bundle's SHA-256)."""
+    body = {
+        "partner": export.partner,
+        "source": export.subject.source,
+        "reference": export.subject.reference,
+        "tlp": export.policy.tlp.value,
+        "sha256": export.sha256,
+    }
+    [entry] = ledger.append_as_platform(
+        session, [ledger.statement(EXPORT_TYPE, body, now=now)], now=now
+    )
+    return replace(export, seq=entry.seq)
 
 
 def export_stix(
@@ -140,30 +179,11 @@ def export_stix(
     platform_secret: bytes,
     now: datetime,
 ) -> Export:
-    """Build the bundle reporting ``subject`` to ``partner`` under its policy, check it
-    with the OASIS validator, and record the export (``partner.export``) on the ledger.
+    """:func:`build_export`, then :func:`record_export`, in the caller's transaction.
 
     Raises:
         UnknownPartnerError: ``partner`` is not a registered anti-fraud partner.
         ExportError: the validator found an error (nothing is recorded or handed out).
     """
-    require_partner(session, partner)
-    policy = get_policy(session, partner)
-    pseudonyms = PartnerPseudonyms(platform_secret, partner, policy.pseudonym_epoch)
-    bundle = build_bundle(exporter_for(session, subject), subject, policy, pseudonyms)
-    document = bundle_bytes(bundle)
-    report = validate_bundle(document)
-    if not report.ok:
-        raise ExportError(f"the bundle does not validate: {report.errors[0][:300]}")
-    sha256 = hashlib.sha256(document).hexdigest()
-    body = {
-        "partner": partner,
-        "source": subject.source,
-        "reference": subject.reference,
-        "tlp": policy.tlp.value,
-        "sha256": sha256,
-    }
-    [entry] = ledger.append_as_platform(
-        session, [ledger.statement(EXPORT_TYPE, body, now=now)], now=now
-    )
-    return Export(partner, subject, policy, document, sha256, report.warnings, entry.seq)
+    export = build_export(session, subject, partner=partner, platform_secret=platform_secret)
+    return record_export(session, ledger, export, now=now)
