@@ -26,7 +26,7 @@ translations-extract: $(VENV)/.installed
 	$(BIN)/pybabel -q extract -F webapp/translations/babel.cfg -k _l -k lazy_gettext \
 		--no-location --sort-output --omit-header -o webapp/translations/messages.pot .
 	$(BIN)/pybabel -q update -d webapp/translations -i webapp/translations/messages.pot \
-		--no-location --omit-header --width 100
+		--no-fuzzy-matching --ignore-obsolete --width 100
 	@rm -f webapp/translations/messages.pot
 
 demo: setup

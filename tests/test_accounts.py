@@ -581,3 +581,22 @@ def test_an_unknown_username_backs_off_like_a_real_one(
     # What was typed as an unknown username is not stored.
     rows = accounts.session.scalars(select(AccountIpThrottle.ip)).all()
     assert all("no.such.user" not in row for row in rows)
+
+
+def test_a_merchant_may_enrol_totp_and_then_needs_it(accounts: Accounts, web: FlaskClient) -> None:
+    accounts.create("shop.owner", Role.MERCHANT, party=SHOP)
+    password_step(web, "shop.owner")
+    other = accounts.app.test_client()
+    password_step(other, "shop.owner")  # a second session, begun with the password alone
+    page = web.get("/account/second-factor").get_data(as_text=True)
+    secret = page.split('<code class="secret">')[1].split("<")[0].replace(" ", "")
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    shown = web.post(
+        "/account/second-factor",
+        data={"csrf_token": token, "code": totp_at(secret, accounts.clock())},
+    )
+    assert shown.status_code == 200 and shown.get_data(as_text=True).count("<li><code>") == 10
+    assert signed_in_as(web) == "shop.owner"
+    assert signed_in_as(other) is None
+    web.post("/sign-out", data={"csrf_token": csrf_token(web, "/")})
+    assert password_step(web, "shop.owner").headers["Location"].endswith("/sign-in/code")

@@ -710,23 +710,15 @@ def new_recovery_code() -> str:
     return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
 
 
-def confirm_enrolment(
+def _confirm_secret(
     session: Session,
-    pending: LiveSession,
+    user: AccountUser,
     code: str,
     keys: AccountKeys,
     *,
     now: datetime,
     ip: str | None,
-) -> tuple[IssuedSession, list[str]]:
-    """Confirm the candidate secret with a code from the app; returns the full session and
-    the recovery codes, which are shown once and kept only as keyed digests.
-
-    Raises:
-        LockedOutError: backing off.
-        SignInError: the code does not match.
-    """
-    user = pending.user
+) -> list[str]:
     _refuse_if_locked(session, user, ip, now)
     if user.totp_secret is None or user.totp_confirmed_at is not None:
         raise SignInError("start the enrolment again")
@@ -746,8 +738,60 @@ def confirm_enrolment(
         for c in codes
     )
     record(session, EventKind.TOTP_ENROLLED, now=now, user=user, ip=ip)
+    return codes
+
+
+def confirm_enrolment(
+    session: Session,
+    pending: LiveSession,
+    code: str,
+    keys: AccountKeys,
+    *,
+    now: datetime,
+    ip: str | None,
+) -> tuple[IssuedSession, list[str]]:
+    """Confirm the candidate secret with a code from the app; returns the full session and
+    the recovery codes, which are shown once and kept only as keyed digests.
+
+    Raises:
+        LockedOutError: backing off.
+        SignInError: the code does not match.
+    """
+    codes = _confirm_secret(session, pending.user, code, keys, now=now, ip=ip)
     issued = _finish(session, pending, now, ip, "password+totp-enrolment")
     return issued, codes
+
+
+def enrol_signed_in(
+    session: Session,
+    live: LiveSession,
+    code: str,
+    keys: AccountKeys,
+    *,
+    now: datetime,
+    ip: str | None,
+) -> list[str]:
+    """A signed-in account without TOTP (a merchant) enrols one. Its other sessions, begun
+    with the password alone, end; this one goes on. Returns the recovery codes.
+
+    Raises:
+        LockedOutError, SignInError: as :func:`confirm_enrolment`.
+    """
+    user = session.get(AccountUser, live.user.id)
+    if user is None:
+        raise SignInError("start the enrolment again")
+    codes = _confirm_secret(session, user, code, keys, now=now, ip=ip)
+    session.execute(
+        update(AccountSession)
+        .where(
+            AccountSession.user_id == user.id,
+            AccountSession.id != live.record.id,
+            AccountSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    session.flush()
+    return codes
 
 
 def events_of(

@@ -272,6 +272,51 @@ def enrol_post() -> ResponseReturnValue:
     return _page("accounts/recovery_codes.html", codes=codes)
 
 
+@bp.get("/account/second-factor")
+@login_required()
+def own_second_factor() -> ResponseReturnValue:
+    live = current_session()
+    assert live is not None
+    if live.user.totp_confirmed_at is not None:
+        return redirect(url_for("accounts.home"))
+    with write_transaction(db_session()):
+        user = db_session().get(AccountUser, live.user.id)
+        assert user is not None
+        enrolment = service.start_enrolment(db_session(), user, state().keys())
+    return _enrol_page(enrolment, action="accounts.own_second_factor_post")
+
+
+@bp.post("/account/second-factor")
+@login_required()
+def own_second_factor_post() -> ResponseReturnValue:
+    hit_limit(_sign_in_limit(), "sign-in", client_ip())
+    live = current_session()
+    assert live is not None
+    code = request.form.get("code", "")[:64]
+    failure: SignInError | None = None
+    with write_transaction(db_session()):
+        try:
+            codes = service.enrol_signed_in(
+                db_session(), live, code, state().keys(), now=now(), ip=client_ip()
+            )
+        except SignInError as e:
+            failure = e
+    if failure is not None:
+        with write_transaction(db_session()):
+            user = db_session().get(AccountUser, live.user.id)
+            assert user is not None
+            if user.totp_confirmed_at is not None:
+                return redirect(url_for("accounts.home"))
+            enrolment = service.start_enrolment(db_session(), user, state().keys())
+        return _enrol_page(
+            enrolment,
+            401,
+            action="accounts.own_second_factor_post",
+            error=error_message(failure.code, ""),
+        )
+    return _page("accounts/recovery_codes.html", codes=codes)
+
+
 @bp.post("/sign-out")
 def sign_out() -> ResponseReturnValue:
     with write_transaction(db_session()):
