@@ -27,7 +27,12 @@ from provenance.partners.errors import (
     NoticeSignatureError,
     NoticeTooLargeError,
 )
-from provenance.partners.notices import MAX_NOTICE_BYTES, ImportReport, import_notices
+from provenance.partners.notices import (
+    MAX_NOTICE_BYTES,
+    ImportReport,
+    apply_notices,
+    read_notice_file,
+)
 from webapp.accounts.api import authenticate_api_key
 from webapp.accounts.errors import ForbiddenError
 from webapp.accounts.roles import Scope
@@ -108,16 +113,18 @@ def post_notices(partner: str) -> tuple[Response, int]:
     data = _decode(body.notice, "notice")
     signature = None if body.signature is None else _decode(body.signature, "signature")
     runtime, session, live = current_runtime(), db_session(), live_risk()
+    # Read and checked first (the OASIS validator can take seconds), written after.
+    notice_file = read_notice_file(
+        session,
+        partner=partner,
+        data=data,
+        signature=signature,
+        fingerprint_key=runtime.secrets.fingerprint_key,
+        now=runtime.now(),
+    )
+    session.rollback()
     with write_transaction(session):
-        report = import_notices(
-            session,
-            runtime.ledger,
-            partner=partner,
-            data=data,
-            signature=signature,
-            fingerprint_key=runtime.secrets.fingerprint_key,
-            now=runtime.now(),
-        )
+        report = apply_notices(session, runtime.ledger, notice_file, now=runtime.now())
         # A stolen card or a reported device is in the real-time risk state at once.
         live.entries_appended(session, report.statements)
     return jsonify(report_json(report)), 201 if report.added else 200

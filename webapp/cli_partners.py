@@ -191,8 +191,7 @@ def import_notices(
     already in force are left out, so importing a file again changes nothing."""
     from provenance.db import write_transaction
     from provenance.partners.errors import NoticeTooLargeError
-    from provenance.partners.notices import MAX_NOTICE_BYTES
-    from provenance.partners.notices import import_notices as run_import
+    from provenance.partners.notices import MAX_NOTICE_BYTES, apply_notices, read_notice_file
     from webapp.api_risk import live_risk
     from webapp.runtime import current_runtime, db_session
 
@@ -210,17 +209,18 @@ def import_notices(
             signature = f.read(MAX_SIGNATURE_FILE + 1)
     with _app().app_context():
         session, runtime, live = db_session(), current_runtime(), live_risk()
+        checked = read_notice_file(
+            session,
+            partner=partner,
+            data=data,
+            signature=signature,
+            fingerprint_key=runtime.secrets.fingerprint_key,
+            now=runtime.now(),
+            require_signature=require_signature,
+        )
+        session.rollback()  # end the read: the write below starts its own transaction
         with write_transaction(session):
-            report = run_import(
-                session,
-                runtime.ledger,
-                partner=partner,
-                data=data,
-                signature=signature,
-                fingerprint_key=runtime.secrets.fingerprint_key,
-                now=runtime.now(),
-                require_signature=require_signature,
-            )
+            report = apply_notices(session, runtime.ledger, checked, now=runtime.now())
             live.entries_appended(session, report.statements)
     signed = f", signed with key {report.key_id}" if report.key_id else ", unsigned"
     if not report.added:

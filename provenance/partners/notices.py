@@ -591,9 +591,20 @@ def _unique(notices: Sequence[Notice]) -> Iterator[Notice]:
             yield notice
 
 
-def import_notices(
+@dataclass(frozen=True, slots=True)
+class NoticeFile:
+    """A notice file read and authenticated, not yet applied."""
+
+    partner: str
+    sha256: str
+    format: NoticeFormat
+    notices: tuple[Notice, ...]
+    key_id: str | None
+    signature: bytes | None  # the 64 signature bytes, when one came
+
+
+def read_notice_file(
     session: Session,
-    ledger: Ledger,
     *,
     partner: str,
     data: bytes,
@@ -601,8 +612,9 @@ def import_notices(
     fingerprint_key: bytes,
     now: datetime,
     require_signature: bool = False,
-) -> ImportReport:
-    """Authenticate and import one notice file from ``partner`` (see the module docstring).
+) -> NoticeFile:
+    """Steps 1-4 of the module docstring: size, partner, signature, notices. Reads only
+    (reading a STIX bundle runs the OASIS validator, which can take seconds).
 
     Args:
         signature: the detached signature file's bytes, or ``None``.
@@ -622,8 +634,10 @@ def import_notices(
     require_partner(session, partner)
     required = require_signature or get_policy(session, partner).require_signature
     key_id: str | None = None
+    raw_signature: bytes | None = None
     if signature is not None:
         key_id = verify_signature(session, partner, data, signature, now=now)
+        raw_signature = decode_signature(signature)
     elif required:
         raise NoticeSignatureError(
             f"notices from {partner} must come with a detached Ed25519 signature",
@@ -631,24 +645,39 @@ def import_notices(
         )
     fmt, notices = read_notices(data, fingerprint_key, now=now)
     sha256 = hashlib.sha256(data).hexdigest()
+    return NoticeFile(partner, sha256, fmt, tuple(notices), key_id, raw_signature)
+
+
+def apply_notices(
+    session: Session, ledger: Ledger, notice_file: NoticeFile, *, now: datetime
+) -> ImportReport:
+    """Steps 5-6: append the notices not already in force, and the file's record.
+
+    Call in a write transaction (the check of what is in force and the append belong
+    together).
+    """
+    partner, notices = notice_file.partner, notice_file.notices
     fresh = [n for n in _unique(notices) if not _in_force(session, n)]
     if not fresh:
-        return ImportReport(partner, sha256, fmt, len(notices), 0, key_id)
-    tag = sha256[:16]
+        return ImportReport(
+            partner, notice_file.sha256, notice_file.format, len(notices), 0, notice_file.key_id
+        )
+    tag = notice_file.sha256[:16]
     statements = []
     by_kind: dict[str, int] = {}
     for notice in fresh:
         kind, body = _entry(notice, tag)
         statements.append(ledger.statement(kind, body, now=now, actor=partner))
         by_kind[notice.kind.value] = by_kind.get(notice.kind.value, 0) + 1
+    signature = notice_file.signature
     record: dict[str, Any] = {
         "partner": partner,
-        "sha256": sha256,
-        "format": fmt.value,
+        "sha256": notice_file.sha256,
+        "format": notice_file.format.value,
         "notices": len(notices),
         "added": len(fresh),
-        "key_id": key_id,
-        "signature": _b64(decode_signature(signature)) if signature is not None else None,
+        "key_id": notice_file.key_id,
+        "signature": _b64(signature) if signature is not None else None,
     }
     statements.append(ledger.statement(IMPORT_TYPE, record, now=now))
     seqs: list[int] = []
@@ -657,12 +686,41 @@ def import_notices(
         seqs += [a.seq for a in appended]
     return ImportReport(
         partner,
-        sha256,
-        fmt,
+        notice_file.sha256,
+        notice_file.format,
         len(notices),
         len(fresh),
-        key_id,
+        notice_file.key_id,
         by_kind,
         tuple(seqs),
         tuple(statements),
     )
+
+
+def import_notices(
+    session: Session,
+    ledger: Ledger,
+    *,
+    partner: str,
+    data: bytes,
+    signature: bytes | None,
+    fingerprint_key: bytes,
+    now: datetime,
+    require_signature: bool = False,
+) -> ImportReport:
+    """Authenticate and import one notice file from ``partner`` (see the module
+    docstring): :func:`read_notice_file`, then :func:`apply_notices`.
+
+    Raises:
+        as :func:`read_notice_file`; nothing is written when it raises.
+    """
+    notice_file = read_notice_file(
+        session,
+        partner=partner,
+        data=data,
+        signature=signature,
+        fingerprint_key=fingerprint_key,
+        now=now,
+        require_signature=require_signature,
+    )
+    return apply_notices(session, ledger, notice_file, now=now)
