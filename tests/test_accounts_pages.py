@@ -244,3 +244,53 @@ def test_a_users_language_follows_them(accounts: Accounts, web: FlaskClient) -> 
     )
     page = web.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "欢迎，店主" in page and "商户" in page
+
+
+# --- roles × routes -----------------------------------------------------------------------
+
+
+def _sign_in_as(accounts: Accounts, client: FlaskClient, role: Role) -> str:
+    username = f"{role.value}.one"
+    if role is Role.MERCHANT:
+        accounts.create(username, role, party=SHOP)
+        client.post(
+            "/sign-in",
+            data={"csrf_token": csrf_token(client), "username": username, "password": PASSWORD},
+        )
+    else:
+        accounts.create(username, role)
+        enrol(client, username, accounts.clock())
+    return username
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_each_role_gets_exactly_its_pages_and_operations(
+    accounts: Accounts, web: FlaskClient, role: Role
+) -> None:
+    from webapp.accounts.roles import ROLE_SCOPES, Scope
+    from webapp.accounts.service import list_users
+
+    _sign_in_as(accounts, web, role)
+    admin = role is Role.ADMINISTRATOR
+    assert web.get("/").status_code == 200
+    for path in ("/admin/accounts", "/admin/api-keys"):
+        assert web.get(path).status_code == (200 if admin else 403)
+    token = csrf_token(web, "/")
+    created = web.post(
+        "/admin/accounts",
+        data={
+            "csrf_token": token,
+            "username": "made.here",
+            "display_name": "Made",
+            "role": "administrator",
+            "password": "x" * 20,
+        },
+    )
+    assert created.status_code == (302 if admin else 403)
+    made = [u.username for u in list_users(accounts.session)]
+    assert ("made.here" in made) is admin
+    notice = web.post("/test/notices", headers={"X-CSRFToken": token})
+    allowed = Scope.PARTNERS_NOTICE in ROLE_SCOPES[role]
+    assert notice.status_code == (200 if allowed else 403)
+    if allowed:
+        assert notice.json["party"] == (SHOP if role is Role.MERCHANT else None)
