@@ -282,18 +282,34 @@ class LedgerGraph:
     def _transfer(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
         sender = self.node(NodeKind.PARTY, body["from"])
         recipient = self.node(NodeKind.PARTY, body["to"])
-        value = 0.0
-        codes, holder, product, faces = (
-            self.codes,
-            self.code_holder,
-            self.code_product,
-            self.face_values,
-        )
-        for fingerprint in body["codes"]:
-            i = codes.get(fingerprint)
-            if i is not None:
-                holder[i] = recipient
-                value += faces.get(product[i], 0.0)
+        moved = body["codes"]
+        faces = self.face_values
+        if len(moved) < _BULK_TRANSFER:
+            value = 0.0
+            codes, holder, product = self.codes, self.code_holder, self.code_product
+            for fingerprint in moved:
+                i = codes.get(fingerprint)
+                if i is not None:
+                    holder[i] = recipient
+                    value += faces.get(product[i], 0.0)
+        else:
+            # A wholesale lot: look the codes up in one pass, then move them and price
+            # them by product with numpy over views of the code columns.
+            found = np.fromiter(
+                map(self.codes.get, moved, repeat(-1)), dtype=np.int64, count=len(moved)
+            )
+            found = found[found >= 0]
+            holder_view = np.frombuffer(self.code_holder, dtype=np.int32)
+            holder_view[found] = recipient
+            products, counts = np.unique(
+                np.frombuffer(self.code_product, dtype=np.int32)[found], return_counts=True
+            )
+            # Release the views: an array exporting its buffer cannot grow.
+            del holder_view
+            value = sum(
+                faces.get(int(p), 0.0) * int(c)
+                for p, c in zip(products.tolist(), counts.tolist(), strict=True)
+            )
         self.received[recipient] = self.received.get(recipient, 0) + len(body["codes"])
         self._edge(sender, recipient, EdgeKind.TRANSFER, value, time, seq)
 
@@ -339,7 +355,8 @@ class LedgerGraph:
                 self.kinds.extend([kind] * len(fresh))
             # dict.get with a default, mapped in C: absent fields (None) become -1.
             lookup: Callable[[str | None, int], int] = known.get  # type: ignore[assignment]
-            column.extend(map(lookup, names, repeat(-1)))
+            ids = np.fromiter(map(lookup, names, repeat(-1)), dtype=np.int32, count=len(names))
+            column.frombytes(ids.tobytes())
             names.clear()
 
     def _stolen(self, seq: int, time: int, actor: str, body: dict[str, Any]) -> None:
@@ -543,6 +560,8 @@ class LedgerGraph:
 
 
 _KIND_CODES = {kind: code for code, kind in enumerate(NodeKind)}
+# Transfers of at least this many codes are applied with numpy (see _transfer).
+_BULK_TRANSFER = 32
 _ARRAYS = (
     "code_product",
     "code_batch",
