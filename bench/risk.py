@@ -14,8 +14,10 @@ Measured:
   then ``RiskEngine.assess(..., hold=ref)`` (one Lua script call that holds the sale
   and returns every feature, then 50 CEL rules). This is what verify-before-sale adds.
   ``record_sale`` (the second script call, after the sale) is reported beside it, and
-  the same step on the in-memory store (no Redis: the Python share). Baseline in the
-  same run: one Redis ``PING`` round trip.
+  the same step on the in-memory store (no Redis: the Python share), and within it the
+  50 rules alone, as the engine runs them and through CEL's runtime. Baselines in the
+  same run: one Redis ``PING`` round trip (the step is also given as a ratio to it and
+  as the difference), and Redis's own time per script call (``INFO commandstats``).
 * sustained decisions per second: two worker processes for ``--seconds`` each, each
   decision being a full sale (parse, assess with hold, record). Baseline in the same
   run: two processes sending, per sale, the same reads and writes as the two script
@@ -37,10 +39,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import cel
 import redis
 
 from provenance.fingerprints import pseudonym
 from provenance.risk import MemoryStore, RiskEngine, RuleSet, SaleContext
+from provenance.risk.engine import evaluate
 from provenance.risk.features import Scope
 from provenance.risk.redis_store import _DISTINCT, _SCOPES, RedisStore
 from provenance.risk.regions import CidrRegionTable, Network
@@ -159,7 +163,10 @@ def script_stats(client: redis.Redis) -> tuple[int, int]:
 def latency(engine: RiskEngine, url: str, samples: int) -> dict[str, list[float]]:
     population = Population(seed=2)
     client = redis.Redis.from_url(url)
-    times: dict[str, list[float]] = {"ping": [], "step": [], "record": [], "memory": []}
+    times: dict[str, list[float]] = {
+        "ping": [], "step": [], "record": [], "memory": [], "rules": [], "cel": []
+    }  # fmt: skip
+    seen: list[dict[str, Any]] = []
     local = RiskEngine(rules=engine.rules, store=MemoryStore(), key=KEY, regions=engine.regions)
     for i in range(samples):
         raw, merchant = population.sale(), population.merchant()
@@ -176,8 +183,21 @@ def latency(engine: RiskEngine, url: str, samples: int) -> dict[str, list[float]
             engine.record_sale(context, merchant=merchant, now=at, ref=f"l{i:063x}")
         times["record"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        local.assess(SaleContext.parse(raw), merchant=merchant, now=at, hold=f"l{i:063x}")
+        judged = local.assess(SaleContext.parse(raw), merchant=merchant, now=at, hold=f"l{i:063x}")
         times["memory"].append(time.perf_counter() - start)
+        seen.append(dict(judged.features))
+    # The 50 rules alone, on the features of the sales above: as the engine runs them, and
+    # through CEL's runtime (the features handed over as CEL values, one call a rule).
+    rules = engine.rules
+    for features in seen:
+        start = time.perf_counter()
+        evaluate(rules, features)
+        times["rules"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        variables = cel.Context({name: features[feature] for feature, name in rules.variables})
+        for rule in rules.rules:
+            rule.program.execute(variables)
+        times["cel"].append(time.perf_counter() - start)
     return times
 
 
@@ -325,6 +345,8 @@ def main() -> None:
             ("step", "risk step: parse + assess with hold (1 script call, 50 rules)"),
             ("record", "record_sale after the sale (1 script call)"),
             ("memory", "the same risk step on the in-memory store (the Python share)"),
+            ("rules", "of which the 50 rules, as the engine runs them"),
+            ("cel", "the same 50 rules through CEL's runtime (for comparison)"),
         ):
             ms = [t * 1000 for t in times[name]]
             print(
