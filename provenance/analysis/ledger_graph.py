@@ -20,7 +20,9 @@ redemption, freezing, keys).
 from __future__ import annotations
 
 import base64
+import binascii
 import math
+import re
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
@@ -95,7 +97,14 @@ def _epoch(text: str) -> int:
 
 def short_code(fingerprint_b64: str) -> str:
     """How evidence names a code: the first 12 hex digits of its fingerprint."""
+    head = fingerprint_b64[:8]
+    if len(head) == 8 and _BASE64_HEAD.fullmatch(head):
+        # Eight base64 digits are exactly the first six bytes.
+        return binascii.a2b_base64(head).hex()
     return base64.b64decode(fingerprint_b64)[:6].hex()
+
+
+_BASE64_HEAD = re.compile("[A-Za-z0-9+/]{8}")
 
 
 @dataclass(slots=True)
@@ -417,9 +426,10 @@ class LedgerGraph:
     # --- evidence ---------------------------------------------------------------------------
 
     def _add_node(self, graph: nx.MultiDiGraph, node: int) -> str:
-        kind = self.kinds[node]
-        label = f"{kind.value}:{self.names[node]}"
-        graph.add_node(label, kind=kind.value, name=self.names[node])
+        kind = _KIND_VALUES[self.kinds[node]]
+        name = self.names[node]
+        label = f"{kind}:{name}"
+        graph.add_node(label, kind=kind, name=name)
         return label
 
     def subgraph(
@@ -560,6 +570,7 @@ class LedgerGraph:
 
 
 _KIND_CODES = {kind: code for code, kind in enumerate(NodeKind)}
+_KIND_VALUES = {kind: kind.value for kind in NodeKind}
 # Transfers of at least this many codes are applied with numpy (see _transfer).
 _BULK_TRANSFER = 32
 _ARRAYS = (
