@@ -8,6 +8,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CARDTRACE_INSTANCE=/var/lib/cardtrace \
     CARDTRACE_KEY_DIR=/run/secrets/cardtrace
 
+# A CJK font for the Chinese text of evidence-package reports.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system cardtrace && useradd --system --gid cardtrace --home /var/lib/cardtrace cardtrace \
     && mkdir -p /var/lib/cardtrace && chown cardtrace:cardtrace /var/lib/cardtrace
 
@@ -16,7 +20,8 @@ COPY pyproject.toml README.md ./
 COPY provenance ./provenance
 COPY merchant_onboarding ./merchant_onboarding
 COPY webapp ./webapp
-RUN pip install .
+# The pages' translations are compiled before the package is installed, so they ship in it.
+RUN pip install "babel>=2.14" && pybabel compile -d webapp/translations && pip install .
 
 USER cardtrace
 EXPOSE 8000
