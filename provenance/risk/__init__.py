@@ -8,29 +8,31 @@ rules over them (:mod:`.rules`, :mod:`.language`) and answers with a
 :class:`RiskAssessment`: ``allow``, ``review`` or ``block`` with reasons in English and
 Chinese. Nothing in clear reaches the state, the ledger or the logs.
 
-How verify-before-sale calls it (one engine per app; ``store`` is a ``RedisStore`` when
-Redis is configured, else ``SqlStore(session)`` through ``engine.with_store``)::
+How verify-before-sale calls it (``webapp/api_codes.py``, ``assess_sales``). A process
+keeps one :class:`~provenance.risk.live.LiveRisk`: it caches the rules in force and the
+region table, and gives the engine for a session (the shared ``RedisStore`` when
+``CARDTRACE_REDIS_URL`` is set, else ``SqlStore(session)``)::
 
-    engine = RiskEngine(rules=load_rules(session), store=store, key=fingerprint_key,
-                        regions=load_region_table(session))
+    live = LiveRisk(key=fingerprint_key, redis_store=store_or_none)
 
     # 1. In verify, after the code's own verdict, for a sale about to happen:
     context = SaleContext.parse(raw_context)          # CardNumberRefusedError, ...
-    risk = engine.assess(context, merchant=merchant, now=now, hold=code_fp.hex())
+    engine = live.engine(session)
+    hold = None if code_verdict is block else code_fp.hex()   # a refused code: read only
+    risk = engine.assess(context, merchant=merchant, now=now, hold=hold)
     # the verdict is the more severe of the code's and risk.decision; the reasons are
-    # the code's followed by [r.to_json() for r in risk.reasons]; risk.shadow is recorded.
-    # If the code's verdict is block while risk held the sale: engine.release(context,
-    # merchant=merchant, now=now, ref=code_fp.hex()).
+    # the code's followed by risk.reasons; risk.shadow is reported and recorded.
+    # hits_of(risk, facts) go to the alert queue (record_risk_hits), after the answer.
 
-    # 2. After the code.sale entry commits, with the same context and the same ref:
-    engine.record_sale(context, merchant=merchant, now=now, ref=code_fp.hex())
+    # 2. When entries are appended (POST /entries, the sales CSV import), in the append's
+    #    transaction: code.sale entries are recorded under the same reference (the code
+    #    fingerprint's hex) with the pseudonyms of their bodies; payment.stolen and
+    #    risk.taint notices taint the instrument or device.
+    live.entries_appended(session, [signed.statement for signed in batch])
 
-    # 3. After a partner notice (payment.stolen of an instrument, or risk.taint):
-    engine.mark_tainted(TaintKind.INSTRUMENT, instrument_pseudonym)
-
-The ``code.sale`` body gets its pseudonyms from ``context.keys(fingerprint_key)`` so that
-a rebuild from the ledger (:func:`rebuild_state`) finds the same keys. Rules are reloaded
-with ``load_rules(session)`` after an approval.
+The ``code.sale`` body carries the pseudonyms ``context.keys(fingerprint_key)`` gives,
+so recording from the ledger and a rebuild from it (:func:`rebuild_state`) find the same
+keys. Rules are re-read by ``LiveRisk`` when an approval changes them.
 """
 
 from __future__ import annotations
