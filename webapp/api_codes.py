@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
@@ -342,7 +343,7 @@ def assess_sales(
     result: VerifyResult,
     contexts: Sequence[SaleContext | None],
     *,
-    now: Any,
+    now: datetime,
 ) -> SaleVerify:
     """Run the risk step for each verdict that has a context, after the code's verdict.
 

@@ -1,37 +1,31 @@
 """Sales read back from the ledger: rebuilding the state, and backtesting rules.
 
-The ledger's ``code.sale`` entries carry the buyer, instrument, device and IP as keyed
-pseudonyms, the amount and the seller, so the windows, distinct sets and histories can be
-rebuilt from them. They do not carry the region, the channel or the BIN (the IP is only a
+The ledger's ``code.sale`` entries are read as the live sale feed reads them
+(:func:`provenance.risk.live.sale_facts` and ``taint_of``), so a rebuild finds what the
+feed recorded. They carry the buyer, instrument, device and IP as keyed pseudonyms, the
+amount and the seller, so the windows, distinct sets and histories can be rebuilt from
+them. They do not carry the region, the channel or the BIN (the IP is only a
 pseudonym there): after a rebuild the buyers' previous regions are unknown until their
 next sale, and a backtest sees every sale as channel ``other`` with no region.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provenance.entries import decode_record
 from provenance.ledger import LedgerEntry, iter_records
-from provenance.risk.context import AMOUNT_SCALE, Pseudonym, SaleFacts, SaleKeys
+from provenance.risk.context import SaleFacts
 from provenance.risk.engine import RiskDecision, evaluate
 from provenance.risk.features import compute_features
-from provenance.risk.rules import TAINT_TYPE, RuleSet
+from provenance.risk.live import SALE_TYPE, sale_facts, taint_of
+from provenance.risk.rules import RuleSet
 from provenance.risk.store import MemoryStore, StateStore, TaintKind
-
-SALE_TYPE = "code.sale"
-STOLEN_TYPE = "payment.stolen"
-
-
-def _key(value: object) -> Pseudonym | None:
-    return Pseudonym(value) if isinstance(value, str) else None
 
 
 def ledger_sales(
@@ -59,30 +53,17 @@ def ledger_sales(
             return
         if since is not None and statement.time < since:
             continue
-        body = statement.body
-        yield SaleFacts(
-            ref=base64.b64decode(body["code"]).hex(),
-            at=statement.time,
-            merchant=statement.actor,
-            keys=SaleKeys(
-                buyer=Pseudonym(body["buyer"]),
-                instrument=_key(body.get("instrument")),
-                device=_key(body.get("device")),
-                ip=_key(body.get("ip")),
-            ),
-            amount_units=int(Decimal(body["amount"]) * AMOUNT_SCALE),
-        )
+        facts = sale_facts(statement)
+        if facts is not None:
+            yield facts
 
 
 def ledger_taints(session: Session) -> Iterator[tuple[TaintKind, str]]:
     """Instruments reported stolen, and devices or instruments named by ``risk.taint``."""
     for _, raw, _ in iter_records(session):
-        statement = decode_record(raw).statement
-        body = statement.body
-        if statement.type == STOLEN_TYPE and body.get("kind") == "instrument":
-            yield TaintKind.INSTRUMENT, body["pseudonym"]
-        elif statement.type == TAINT_TYPE:
-            yield TaintKind(body["kind"]), body["pseudonym"]
+        taint = taint_of(decode_record(raw).statement)
+        if taint is not None:
+            yield taint
 
 
 def rebuild_state(session: Session, store: StateStore, *, since: datetime) -> int:
