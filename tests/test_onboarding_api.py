@@ -289,6 +289,26 @@ def test_a_document_form_with_an_unknown_field_is_refused(
     assert response.status_code == 422 and response.get_json()["field"] == "note"
 
 
+def test_a_document_form_with_a_nameless_part_is_refused_and_writes_nothing(
+    client: FlaskClient, session: Session, genesis: None
+) -> None:
+    app_id, token = create(client)
+    before = counts(session)
+    body = (
+        b"--B\r\nContent-Disposition: form-data\r\n\r\nx\r\n"
+        b'--B\r\nContent-Disposition: form-data; name="kind"\r\n\r\nid_scan\r\n--B--\r\n'
+    )
+    response = post(
+        client,
+        f"/applications/{app_id}/documents",
+        token,
+        data=body,
+        content_type="multipart/form-data; boundary=B",
+    )
+    assert response.status_code == 422 and response.get_json()["code"] == "invalid-input"
+    assert counts(session) == before
+
+
 # --- who acts ---------------------------------------------------------------------------
 
 

@@ -202,3 +202,24 @@ def test_backtest_of_an_unknown_version_is_not_found(
         headers=auth(tokens["li.reviewer"]),
     )
     assert response.status_code == 404
+
+
+def test_backtest_of_a_version_beyond_any_row_id_is_invalid_input(
+    client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    response = client.post(
+        f"{BASE}/backtest",
+        json={"rule": "burst-buyer", "version": 2**31},
+        headers=auth(tokens["li.reviewer"]),
+    )
+    assert response.status_code == 422 and response.get_json()["field"] == "version"
+
+
+def test_approving_a_version_beyond_any_row_is_not_found(
+    client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    response = client.post(
+        f"{BASE}/rules/burst-buyer/versions/{2**31}/approve",
+        headers=auth(tokens["wang.approver"]),
+    )
+    assert response.status_code == 404

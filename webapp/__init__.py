@@ -20,9 +20,11 @@ from webapp import (
     api_risk,
     errors,
     health,
+    openapi,
 )
 from webapp.config import Environment, load_settings
 from webapp.database import make_engine, session_factory
+from webapp.routing import IdConverter
 from webapp.runtime import Runtime, close_db_session
 from webapp.tasks import init_celery
 
@@ -59,6 +61,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(overrides=overrides)
 
     app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.url_map.converters["int"] = IdConverter
     app.config.update(
         MAX_CONTENT_LENGTH=32 * 1024 * 1024,
         JSON_SORT_KEYS=False,
@@ -102,6 +105,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_analysis.bp)
     app.register_blueprint(api_partners.bp)
     app.register_blueprint(api_cases.bp)
+    openapi.init_app(app)
     app.teardown_appcontext(close_db_session)
     init_celery(app)
     return app

@@ -16,6 +16,7 @@ from provenance.analysis.alerts import alert_json, decide, get_alert, list_alert
 from provenance.db import write_transaction
 from provenance.errors import ValidationError
 from webapp.officer_auth import bearer_officer, init_officer_auth
+from webapp.openapi import JSON_OBJECT, OFFICER, SHORT_TEXT, WHOLE_NUMBER, Query, api_doc
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -38,6 +39,15 @@ init_officer_auth(bp, "cardtrace alerts")
 
 
 @bp.get("")
+@api_doc(
+    query=[
+        Query("status", SHORT_TEXT),
+        Query("typology", SHORT_TEXT),
+        Query("limit", WHOLE_NUMBER),
+    ],
+    auth=[OFFICER],
+    responses={200: JSON_OBJECT},
+)
 def index() -> Response:
     """Alerts, strongest first; ``?status=``, ``?typology=``, ``?limit=`` (1-1000)."""
     _actor()
@@ -54,6 +64,7 @@ def index() -> Response:
 
 
 @bp.get("/<int:alert_id>")
+@api_doc(auth=[OFFICER], responses={200: JSON_OBJECT})
 def show(alert_id: int) -> Response:
     """One alert with its evidence subgraph (node-link JSON) and notes."""
     _actor()
@@ -63,6 +74,7 @@ def show(alert_id: int) -> Response:
 
 
 @bp.post("/<int:alert_id>/decision")
+@api_doc(body=DecisionRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
 def decision(alert_id: int) -> Response:
     """Triage, dismiss or escalate, as the officer whose token is given."""
     actor = _actor()

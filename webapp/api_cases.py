@@ -29,6 +29,7 @@ from provenance.cases import (
 )
 from provenance.db import write_transaction
 from webapp.officer_auth import bearer_officer, init_officer_auth
+from webapp.openapi import JSON_OBJECT, OFFICER, SHORT_TEXT, WHOLE_NUMBER, Query, api_doc, multipart
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -84,6 +85,15 @@ def attachment_store() -> AttachmentStore:
 
 
 @bp.get("")
+@api_doc(
+    query=[
+        Query("status", SHORT_TEXT),
+        Query("assignee", SHORT_TEXT),
+        Query("limit", WHOLE_NUMBER),
+    ],
+    auth=[OFFICER],
+    responses={200: JSON_OBJECT},
+)
 def index() -> Response:
     """Cases, most recently changed first; ``?status=``, ``?assignee=``, ``?limit=``."""
     _actor()
@@ -100,6 +110,7 @@ def index() -> Response:
 
 
 @bp.post("")
+@api_doc(body=OpenRequest, auth=[OFFICER], responses={201: JSON_OBJECT})
 def create() -> tuple[Response, int]:
     """Open a case, as the officer whose token is given."""
     actor = _actor()
@@ -114,6 +125,7 @@ def create() -> tuple[Response, int]:
 
 
 @bp.get("/<int:case_id>")
+@api_doc(auth=[OFFICER], responses={200: JSON_OBJECT})
 def show(case_id: int) -> Response:
     """One case with its members, timeline, notes, attachments and ledger entries."""
     _actor()
@@ -121,6 +133,7 @@ def show(case_id: int) -> Response:
 
 
 @bp.get("/<int:case_id>/entries")
+@api_doc(auth=[OFFICER], responses={200: JSON_OBJECT})
 def entries(case_id: int) -> Response:
     """The ledger entries behind the case, in all and per member."""
     _actor()
@@ -139,6 +152,7 @@ def entries(case_id: int) -> Response:
 
 
 @bp.post("/<int:case_id>/members")
+@api_doc(body=MembersRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
 def members(case_id: int) -> Response:
     """Add alerts, merchants, buyers, instruments or codes (pseudonyms, fingerprints)."""
     actor = _actor()
@@ -158,6 +172,7 @@ def members(case_id: int) -> Response:
 
 
 @bp.post("/<int:case_id>/assignment")
+@api_doc(body=AssignRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
 def assignment(case_id: int) -> Response:
     actor = _actor()
     body = parse_body(AssignRequest)
@@ -171,6 +186,7 @@ def assignment(case_id: int) -> Response:
 
 
 @bp.post("/<int:case_id>/status")
+@api_doc(body=StatusRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
 def status(case_id: int) -> Response:
     """open -> under_investigation -> reported -> closed (closing needs an outcome)."""
     actor = _actor()
@@ -191,6 +207,7 @@ def status(case_id: int) -> Response:
 
 
 @bp.post("/<int:case_id>/notes")
+@api_doc(body=NoteRequest, auth=[OFFICER], responses={201: JSON_OBJECT})
 def notes(case_id: int) -> tuple[Response, int]:
     actor = _actor()
     body = parse_body(NoteRequest)
@@ -204,6 +221,12 @@ def notes(case_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/<int:case_id>/attachments")
+@api_doc(
+    body_schema=multipart(),
+    body_media="multipart/form-data",
+    auth=[OFFICER],
+    responses={201: JSON_OBJECT},
+)
 def attachments(case_id: int) -> tuple[Response, int]:
     """Attach one file (multipart field ``file``); kept by SHA-256, its name sanitised."""
     actor = _actor()

@@ -13,6 +13,16 @@ from provenance.checkpoint import format_verifier_key
 from provenance.entries import format_time
 from provenance.errors import NotFoundError, ValidationError
 from provenance.parties import PartyKey
+from webapp.openapi import (
+    JSON_OBJECT,
+    TEXT,
+    WHOLE_NUMBER,
+    ConsistencyProof,
+    InclusionProof,
+    LedgerRecord,
+    Query,
+    api_doc,
+)
 from webapp.runtime import current_runtime, db_session
 
 bp = Blueprint("ledger_api", __name__, url_prefix="/api/v1/ledger")
@@ -47,6 +57,7 @@ def _note(text: str) -> Response:
 
 
 @bp.get("/checkpoint")
+@api_doc(responses={200: TEXT}, response_media="text/plain")
 def latest_checkpoint() -> Response:
     """The latest signed checkpoint, as a C2SP signed note (text/plain)."""
     checkpoint = current_runtime().ledger.latest_checkpoint(db_session())
@@ -56,12 +67,14 @@ def latest_checkpoint() -> Response:
 
 
 @bp.get("/checkpoints/<int:size>")
+@api_doc(responses={200: TEXT}, response_media="text/plain")
 def checkpoint_at(size: int) -> Response:
     """A checkpoint issued earlier, by tree size (text/plain)."""
     return _note(current_runtime().ledger.checkpoint_at(db_session(), size).note)
 
 
 @bp.get("/entries/<int:seq>")
+@api_doc(responses={200: LedgerRecord})
 def entry(seq: int) -> Response:
     """One record, byte for byte, with its leaf hash."""
     record = current_runtime().ledger.record(db_session(), seq)
@@ -75,6 +88,10 @@ def entry(seq: int) -> Response:
 
 
 @bp.get("/proofs/inclusion")
+@api_doc(
+    query=[Query("seq", WHOLE_NUMBER, required=True), Query("size", WHOLE_NUMBER)],
+    responses={200: InclusionProof},
+)
 def inclusion_proof() -> Response:
     """Audit path of entry ``seq`` in the tree of ``size`` (default: latest checkpoint)."""
     session = db_session()
@@ -95,6 +112,10 @@ def inclusion_proof() -> Response:
 
 
 @bp.get("/proofs/consistency")
+@api_doc(
+    query=[Query("old", WHOLE_NUMBER, required=True), Query("new", WHOLE_NUMBER)],
+    responses={200: ConsistencyProof},
+)
 def consistency_proof() -> Response:
     """RFC 9162 consistency proof from tree size ``old`` to ``new`` (default: latest)."""
     session = db_session()
@@ -114,6 +135,7 @@ def consistency_proof() -> Response:
 
 
 @bp.get("/keys")
+@api_doc(responses={200: JSON_OBJECT})
 def keys() -> Response:
     """Every registered key with its validity and revocation, and the log's note key."""
     runtime = current_runtime()

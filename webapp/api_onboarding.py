@@ -27,6 +27,7 @@ from provenance.errors import ValidationError
 from webapp.errors import Problem, problem_response
 from webapp.officer_auth import bearer_actor, bearer_officer, init_officer_auth
 from webapp.onboarding import application_json, hit_json, onboarding_service, queue_json
+from webapp.openapi import APPLICANT, JSON_OBJECT, OFFICER, Query, api_doc, multipart
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -113,6 +114,7 @@ def _too_large(error: DocumentTooLargeError) -> Response:
 
 
 @bp.post("/applications")
+@api_doc(body=ApplicationInput, responses={201: JSON_OBJECT})
 def create_application() -> tuple[Response, int]:
     """Open a draft; the applicant's token is in the answer, once."""
     body = parse_body(ApplicationInput)
@@ -127,6 +129,7 @@ def create_application() -> tuple[Response, int]:
 
 
 @bp.get("/applications/<int:application_id>")
+@api_doc(auth=[OFFICER, APPLICANT], responses={200: JSON_OBJECT})
 def show_application(application_id: int) -> tuple[Response, int]:
     actor = _actor()
     if actor.kind is ActorKind.APPLICANT:
@@ -135,6 +138,7 @@ def show_application(application_id: int) -> tuple[Response, int]:
 
 
 @bp.patch("/applications/<int:application_id>")
+@api_doc(body=ApplicationChanges, auth=[OFFICER, APPLICANT], responses={200: JSON_OBJECT})
 def change_application(application_id: int) -> tuple[Response, int]:
     actor = _actor()
     body = parse_body(ApplicationChanges)
@@ -148,12 +152,19 @@ _DOCUMENT_FORM = frozenset({"kind"})
 
 
 @bp.post("/applications/<int:application_id>/documents")
+@api_doc(
+    body_schema=multipart("kind"),
+    body_media="multipart/form-data",
+    auth=[OFFICER, APPLICANT],
+    responses={201: JSON_OBJECT},
+)
 def add_document(application_id: int) -> tuple[Response, int]:
     """``multipart/form-data`` with ``kind`` and ``file``; the type is read from the bytes."""
     actor = _actor()
     unknown = (set(request.form) - _DOCUMENT_FORM) | (set(request.files) - {"file"})
     if unknown:
-        name = sorted(unknown)[0]
+        # A part without a name (Content-Disposition: form-data) is keyed None.
+        name = sorted(str(n) if n is not None else "(no name)" for n in unknown)[0]
         raise ValidationError(f"{name}: unknown field", field=name)
     try:
         kind = DocumentKind(request.form.get("kind", ""))
@@ -174,6 +185,7 @@ def add_document(application_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/submit")
+@api_doc(body=Empty, body_required=False, auth=[OFFICER, APPLICANT], responses={200: JSON_OBJECT})
 def submit(application_id: int) -> tuple[Response, int]:
     actor = _actor()
     _no_body()
@@ -184,6 +196,7 @@ def submit(application_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/answers")
+@api_doc(body=AnswersRequest, auth=[OFFICER, APPLICANT], responses={200: JSON_OBJECT})
 def answer(application_id: int) -> tuple[Response, int]:
     actor = _actor()
     body = parse_body(AnswersRequest)
@@ -196,6 +209,7 @@ def answer(application_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/checks")
+@api_doc(body=Empty, body_required=False, auth=[OFFICER], responses={200: JSON_OBJECT})
 def rerun_checks(application_id: int) -> tuple[Response, int]:
     actor = _officer()
     _no_body()
@@ -206,6 +220,7 @@ def rerun_checks(application_id: int) -> tuple[Response, int]:
 
 
 @bp.get("/applications/<int:application_id>/hits")
+@api_doc(auth=[OFFICER], responses={200: JSON_OBJECT})
 def list_hits(application_id: int) -> Response:
     """The application's watch-list hits, best score first, each open, cleared or confirmed."""
     _officer()
@@ -215,6 +230,7 @@ def list_hits(application_id: int) -> Response:
 
 
 @bp.post("/applications/<int:application_id>/hits/<int:hit_id>/decision")
+@api_doc(body=HitDecisionRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
 def decide_hit(application_id: int, hit_id: int) -> tuple[Response, int]:
     """``clear`` (a false positive) or ``confirm`` (a true match), with reasons (reviewer).
 
@@ -238,6 +254,7 @@ def decide_hit(application_id: int, hit_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/review")
+@api_doc(body=Empty, body_required=False, auth=[OFFICER], responses={200: JSON_OBJECT})
 def start_review(application_id: int) -> tuple[Response, int]:
     actor = _officer()
     _no_body()
@@ -248,6 +265,7 @@ def start_review(application_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/questions")
+@api_doc(body=QuestionsRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
 def ask(application_id: int) -> tuple[Response, int]:
     actor = _officer()
     body = parse_body(QuestionsRequest)
@@ -260,6 +278,7 @@ def ask(application_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/recommendation")
+@api_doc(body=RecommendationRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
 def recommend(application_id: int) -> tuple[Response, int]:
     actor = _officer()
     body = parse_body(RecommendationRequest)
@@ -277,6 +296,7 @@ def recommend(application_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/decision")
+@api_doc(body=DecisionRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
 def decide(application_id: int) -> tuple[Response, int]:
     """``approve`` or ``reject`` after a recommendation by another officer."""
     actor = _officer()
@@ -304,23 +324,31 @@ def _step(application_id: int, name: str) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/suspend")
+@api_doc(body=ReasonsRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
 def suspend(application_id: int) -> tuple[Response, int]:
     """Takes effect at once: verify-before-sale blocks the merchant from this commit on."""
     return _step(application_id, "suspend")
 
 
 @bp.post("/applications/<int:application_id>/reinstate")
+@api_doc(body=ReasonsRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
 def reinstate(application_id: int) -> tuple[Response, int]:
     """After a recommendation to reinstate by another officer."""
     return _step(application_id, "reinstate")
 
 
 @bp.post("/applications/<int:application_id>/terminate")
+@api_doc(body=ReasonsRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
 def terminate(application_id: int) -> tuple[Response, int]:
     return _step(application_id, "terminate")
 
 
 @bp.get("/queue")
+@api_doc(
+    query=[Query("state", {"enum": [s.value for s in State]}, repeated=True)],
+    auth=[OFFICER],
+    responses={200: JSON_OBJECT},
+)
 def queue() -> Response:
     """Applications waiting for an officer, oldest first; ``?state=`` narrows (repeatable)."""
     _officer()

@@ -38,6 +38,7 @@ from webapp.accounts.errors import ForbiddenError
 from webapp.accounts.roles import Scope
 from webapp.api_risk import live_risk
 from webapp.errors import Problem, problem_response
+from webapp.openapi import API_KEY, JSON_OBJECT, api_doc
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -100,6 +101,7 @@ def report_json(report: ImportReport) -> dict[str, Any]:
 
 
 @bp.post("/<partner>/notices")
+@api_doc(body=NoticeRequest, auth=[API_KEY], responses={200: JSON_OBJECT, 201: JSON_OBJECT})
 def post_notices(partner: str) -> tuple[Response, int]:
     """Import one notice file from ``partner`` (all or nothing, idempotent)."""
     actor = authenticate_api_key(Scope.PARTNERS_NOTICE)

@@ -33,6 +33,8 @@ from provenance.risk.rules import (
 )
 from webapp.errors import Problem, problem_response
 from webapp.officer_auth import bearer_officer, init_officer_auth
+from webapp.openapi import JSON_OBJECT, OFFICER, api_doc
+from webapp.routing import MAX_INT32
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -50,7 +52,7 @@ class CheckRequest(_Request):
 
 class BacktestRequest(_Request):
     rule: str = Field(max_length=64)
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, le=MAX_INT32)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
 
@@ -131,6 +133,7 @@ def version_json(row: RiskRuleVersion) -> dict[str, Any]:
 
 
 @bp.get("/rules")
+@api_doc(auth=[OFFICER], responses={200: JSON_OBJECT})
 def list_rules() -> Response:
     """The rules in force (shipped defaults are version 0) and the versions awaiting approval."""
     _actor()
@@ -140,12 +143,14 @@ def list_rules() -> Response:
 
 
 @bp.get("/rules/<rule>/versions")
+@api_doc(auth=[OFFICER], responses={200: JSON_OBJECT})
 def rule_versions(rule: str) -> Response:
     _actor()
     return jsonify({"versions": [version_json(v) for v in versions(db_session(), rule)]})
 
 
 @bp.post("/rules/check")
+@api_doc(body=CheckRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
 def check() -> Response:
     """Check a condition without saving anything."""
     _actor()
@@ -155,6 +160,7 @@ def check() -> Response:
 
 
 @bp.post("/rules")
+@api_doc(body_schema=JSON_OBJECT, auth=[OFFICER], responses={201: JSON_OBJECT})
 def propose() -> tuple[Response, int]:
     """Propose a new version of a rule; it waits for a second officer's approval."""
     actor = _actor()
@@ -170,7 +176,8 @@ def propose() -> tuple[Response, int]:
     return jsonify(document), 201
 
 
-@bp.post("/rules/<rule>/versions/<int:version>/approve")
+@bp.post(f"/rules/<rule>/versions/<int(max={MAX_INT32}):version>/approve")
+@api_doc(body_required=False, auth=[OFFICER], responses={200: JSON_OBJECT})
 def approve(rule: str, version: int) -> Response:
     actor = _actor()
     actor.require_role(Role.APPROVER, "approve a risk rule")
@@ -185,6 +192,7 @@ def approve(rule: str, version: int) -> Response:
 
 
 @bp.post("/backtest")
+@api_doc(body=BacktestRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
 def run_backtest() -> Response:
     """Replay the ledger's sales with one rule version in place of the rule's current one."""
     _actor()

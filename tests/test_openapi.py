@@ -1,0 +1,171 @@
+"""The JSON API's OpenAPI description: complete, valid, served, read by people, and
+honoured by the app (schemathesis against the WSGI app: no server error, no answer that
+breaks the schema)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import schemathesis
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from openapi_spec_validator import validate
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
+from sqlalchemy.orm import Session
+
+from merchant_onboarding.officers import Role, add_officer
+from tests.ledger_support import NOW
+from webapp.accounts.apikeys import create_key
+from webapp.accounts.roles import Scope
+from webapp.openapi import API_KEY, OFFICER, api_rules, build_document
+from webapp.runtime import current_runtime
+
+DOCUMENT = "/api/openapi.json"
+
+
+def _path_of(rule: str) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def test_every_api_route_is_described(app: Flask) -> None:
+    document = build_document(app)
+    rules = api_rules(app)
+    assert len(rules) > 40
+    for rule in rules:
+        item = document["paths"][_path_of(rule.rule)]
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert method.lower() in item, (rule.rule, method)
+
+
+def test_the_description_is_valid_openapi_3_1(client: FlaskClient) -> None:
+    response = client.get(DOCUMENT)
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    document = response.get_json()
+    assert document["openapi"].startswith("3.1")
+    validate(document)
+
+
+def test_a_view_s_body_model_and_credentials_are_described(app: Flask) -> None:
+    document = build_document(app)
+    verify = document["paths"]["/api/v1/codes/verify"]["post"]
+    schema = verify["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/VerifyRequest"}
+    decide = document["paths"]["/api/v1/alerts/{alert_id}/decision"]["post"]
+    assert decide["security"] == [{OFFICER: []}]
+    assert decide["parameters"][0]["schema"]["type"] == "integer"
+    notices = document["paths"]["/api/v1/partners/{partner}/notices"]["post"]
+    assert notices["security"] == [{API_KEY: []}]
+    problem = decide["responses"]["422"]["content"]["application/problem+json"]["schema"]
+    assert problem == {"$ref": "#/components/schemas/Problem"}
+
+
+def test_two_models_of_one_name_keep_their_own_schemas(app: Flask) -> None:
+    schemas = build_document(app)["components"]["schemas"]
+    alerts = schemas["webapp__api_analysis__DecisionRequest"]
+    onboarding = schemas["webapp__api_onboarding__DecisionRequest"]
+    assert "status" in alerts["properties"] and "decision" in onboarding["properties"]
+
+
+def test_the_documentation_page_lists_operations_without_inline_script(
+    client: FlaskClient,
+) -> None:
+    response = client.get("/api/docs")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "POST /api/v1/codes/verify" in page and 'id="schema-VerifyRequest"' in page
+    assert (
+        "<script" not in page
+        and "'unsafe-inline'" not in response.headers["Content-Security-Policy"]
+    )
+
+
+def test_the_description_needs_no_credential(client: FlaskClient) -> None:
+    assert client.get(DOCUMENT, headers={"Authorization": "Bearer nobody"}).status_code == 200
+
+
+# --- schemathesis ------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def credentials(app: Flask, session: Session) -> dict[str, str]:
+    """A token of an officer with both roles, and an API key of the platform's party."""
+    with app.app_context():
+        ledger = current_runtime().ledger
+        ledger.ensure_genesis(session, name="test", now=NOW)
+        party = ledger.platform.party
+    officer = add_officer(
+        session, "chen.both", "Chen", {Role.REVIEWER, Role.APPROVER}, now=NOW
+    ).token
+    key = create_key(session, "fuzz", party, frozenset(Scope), now=NOW, actor="root.admin").token
+    session.flush()
+    return {OFFICER: officer, API_KEY: key}
+
+
+# Examples per operation and per generation mode: 46 operations, twice, stay within
+# about a minute on a loaded two-core machine.
+EXAMPLES = 12
+
+
+def _headers(operation: Any, credentials: dict[str, str]) -> dict[str, str]:
+    security = operation.definition.raw.get("security", [])
+    for requirement in security:
+        for name in requirement:
+            if name in credentials:
+                return {"Authorization": f"Bearer {credentials[name]}"}
+    return {}
+
+
+def _exercise(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> None:
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    )
+    def run(case: Any) -> None:
+        case.call_and_validate(
+            headers=headers, checks=[not_a_server_error, response_schema_conformance]
+        )
+
+    run()
+
+
+@pytest.mark.slow
+def test_the_api_honours_its_description(app: Flask, credentials: dict[str, str]) -> None:
+    """Every operation, with valid and with invalid input, as an officer (or with an API
+    key where the operation takes one): no 5xx, and every answer matches its schema."""
+    loaded = schemathesis.openapi.from_wsgi(DOCUMENT, app)
+    failures: list[str] = []
+    exercised = 0
+    for result in loaded.get_all_operations():
+        operation = result.ok()
+        headers = _headers(operation, credentials)
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            try:
+                _exercise(operation, mode, headers)
+            except Unsatisfiable:
+                continue  # nothing about this operation can be made invalid
+            except (Exception, BaseExceptionGroup) as e:
+                failures.append(f"{operation.method.upper()} {operation.path} ({mode.value}): {e}")
+        exercised += 1
+    assert exercised == len(api_rules(app))
+    assert failures == [], "\n\n".join(failures)
+
+
+def test_an_id_beyond_what_the_database_holds_matches_no_route(
+    client: FlaskClient, credentials: dict[str, str]
+) -> None:
+    response = client.get(
+        f"/api/v1/alerts/{2**64}", headers={"Authorization": f"Bearer {credentials[OFFICER]}"}
+    )
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
