@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -20,6 +21,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from sqlalchemy.orm import Session
 
 from merchant_onboarding.officers import Role, add_officer
+from tests.codes_support import ISSUER, PRODUCT, SHOP, build_chain, pin, serial
 from tests.ledger_support import NOW
 from webapp.accounts.apikeys import create_key
 from webapp.accounts.roles import Scope
@@ -87,6 +89,31 @@ def test_the_documentation_page_lists_operations_without_inline_script(
 
 def test_the_description_needs_no_credential(client: FlaskClient) -> None:
     assert client.get(DOCUMENT, headers={"Authorization": "Bearer nobody"}).status_code == 200
+
+
+def _conforms(document: dict[str, Any], model: str, answer: Any) -> None:
+    schema = {**document, "$ref": f"#/components/schemas/{model}"}
+    Draft202012Validator(schema).validate(answer)
+
+
+def test_a_real_verdict_and_code_status_match_their_schemas(
+    app: Flask, client: FlaskClient, session: Session
+) -> None:
+    with app.app_context():
+        build_chain(session, current_runtime().ledger)
+        session.flush()
+    document = client.get(DOCUMENT).get_json()
+    code = {"issuer": ISSUER, "product": PRODUCT, "serial": serial(1), "pin": pin(1)}
+    single = client.post("/api/v1/codes/verify", json={"merchant": SHOP, "code": code})
+    assert single.status_code == 200 and single.get_json()["custody"]
+    _conforms(document, "VerifyAnswer", single.get_json())
+    batch = client.post(
+        "/api/v1/codes/verify-batch", json={"merchant": SHOP, "items": [{"code": code}]}
+    )
+    _conforms(document, "VerifyBatchAnswer", batch.get_json())
+    status = client.get(f"/api/v1/codes/{single.get_json()['fingerprint']}")
+    assert status.status_code == 200
+    _conforms(document, "CodeStatusAnswer", status.get_json())
 
 
 # --- schemathesis ------------------------------------------------------------------------

@@ -44,7 +44,13 @@ from provenance.verdict import (
 )
 from webapp.api_risk import live_risk
 from webapp.database import make_engine
-from webapp.openapi import JSON_OBJECT, api_doc
+from webapp.openapi import (
+    AppendAnswer,
+    CodeStatusAnswer,
+    VerifyAnswer,
+    VerifyBatchAnswer,
+    api_doc,
+)
 from webapp.runtime import Runtime, current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -479,7 +485,7 @@ def verify_for_sale(
 
 
 @bp.post("/codes/verify")
-@api_doc(body=VerifyRequest, responses={200: JSON_OBJECT})
+@api_doc(body=VerifyRequest, responses={200: VerifyAnswer})
 def verify() -> Response:
     """Verify one code before sale. Without a context it writes nothing; with one, the
     risk step holds the sale in the risk state."""
@@ -491,7 +497,7 @@ def verify() -> Response:
 
 
 @bp.post("/codes/verify-batch")
-@api_doc(body=VerifyBatchRequest, responses={200: JSON_OBJECT})
+@api_doc(body=VerifyBatchRequest, responses={200: VerifyBatchAnswer})
 def verify_batch() -> Response:
     """Verify up to 10,000 codes before sale; each item with a context (its own or the
     batch's) is one sale to that buyer, assessed in the items' order."""
@@ -508,7 +514,7 @@ def verify_batch() -> Response:
 
 
 @bp.get("/codes/<fingerprint>")
-@api_doc(responses={200: JSON_OBJECT})
+@api_doc(responses={200: CodeStatusAnswer})
 def code_status(fingerprint: str) -> Response:
     """A code's current state and custody chain, by fingerprint (hex or base64url)."""
     session = db_session()
@@ -528,7 +534,7 @@ def code_status(fingerprint: str) -> Response:
 
 
 @bp.post("/entries")
-@api_doc(body=EntriesRequest, responses={201: JSON_OBJECT})
+@api_doc(body=EntriesRequest, responses={201: AppendAnswer})
 def append_entries() -> tuple[Response, int]:
     """Append entries that their actors signed (up to 1,000, all or none)."""
     body = parse_body(EntriesRequest)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
 from pydantic import BaseModel, ConfigDict
@@ -132,6 +132,105 @@ def multipart(*text_fields: str, file: str = "file") -> dict[str, Any]:
     properties: dict[str, Any] = {name: {"type": "string"} for name in text_fields}
     properties[file] = {"type": "string", "contentMediaType": "application/octet-stream"}
     return {"type": "object", "properties": properties, "required": [*text_fields, file]}
+
+
+Verdict = Literal["allow", "review", "block"]
+
+
+class VerdictReason(BaseModel):
+    """Why a verdict is what it is: a stable code and a sentence in English and Chinese;
+    a risk rule's reason also names the rule and its version."""
+
+    code: str
+    decision: Verdict
+    message: str
+    message_zh: str
+    rule: str | None = None
+    version: int | None = None
+
+
+class CodeSummary(BaseModel):
+    product: str
+    batch: str | None
+    origin: str
+    holder: str
+    state: str
+    frozen: bool
+    tainted: bool
+    expires_at: str | None
+
+
+class CustodyStep(BaseModel):
+    seq: int
+    type: str
+    time: str
+    actor: str
+    signer: str
+
+
+class ProofCheckpoint(BaseModel):
+    size: int
+    root: str
+    note: str | None
+
+
+class EntryProof(BaseModel):
+    leaf_hash: str
+    proof: list[str]
+
+
+class VerdictProofs(BaseModel):
+    """Inclusion proofs of the entries behind the verdict against the latest checkpoint
+    (hashes in base64); entries newer than it are ``pending``."""
+
+    checkpoint: ProofCheckpoint | None
+    entries: dict[str, EntryProof]
+    pending: list[int]
+
+
+class RiskPart(BaseModel):
+    decision: Verdict
+    reasons: list[VerdictReason]
+    shadow: list[VerdictReason]
+
+
+class SaleVerdict(BaseModel):
+    """One code's verdict; with a sale context, the one verdict of code and risk."""
+
+    fingerprint: str
+    decision: Verdict
+    reasons: list[VerdictReason]
+    code: CodeSummary | None
+    custody: list[CustodyStep]
+    risk: RiskPart | None = None
+
+
+class VerifyAnswer(SaleVerdict):
+    merchant: str
+    proofs: VerdictProofs
+
+
+class VerifyBatchAnswer(BaseModel):
+    merchant: str
+    results: list[SaleVerdict]
+    proofs: VerdictProofs
+
+
+class CodeStatusAnswer(BaseModel):
+    fingerprint: str
+    code: CodeSummary | None
+    custody: list[CustodyStep]
+    proofs: VerdictProofs
+
+
+class AppendedEntry(BaseModel):
+    seq: int
+    type: str
+    leaf_hash: str
+
+
+class AppendAnswer(BaseModel):
+    appended: list[AppendedEntry]
 
 
 class LedgerRecord(BaseModel):
