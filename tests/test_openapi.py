@@ -116,6 +116,22 @@ def test_a_real_verdict_and_code_status_match_their_schemas(
     _conforms(document, "CodeStatusAnswer", status.get_json())
 
 
+def test_ledger_keys_and_a_case_s_answers_match_their_schemas(
+    client: FlaskClient, session: Session, credentials: dict[str, str]
+) -> None:
+    document = client.get(DOCUMENT).get_json()
+    officer = {"Authorization": f"Bearer {credentials[OFFICER]}"}
+    _conforms(document, "LedgerKeys", client.get("/api/v1/ledger/keys").get_json())
+    opened = client.post("/api/v1/cases", json={"title": "Fan-in"}, headers=officer)
+    assert opened.status_code == 201
+    case_id = opened.get_json()["id"]
+    listed = client.get("/api/v1/cases", headers=officer).get_json()
+    assert listed["cases"]
+    _conforms(document, "CaseList", listed)
+    entries = client.get(f"/api/v1/cases/{case_id}/entries", headers=officer).get_json()
+    _conforms(document, "CaseEntries", entries)
+
+
 # --- schemathesis ------------------------------------------------------------------------
 
 

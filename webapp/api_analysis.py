@@ -16,7 +16,7 @@ from provenance.analysis.alerts import alert_json, decide, get_alert, list_alert
 from provenance.db import write_transaction
 from provenance.errors import ValidationError
 from webapp.officer_auth import bearer_officer, init_officer_auth
-from webapp.openapi import JSON_OBJECT, OFFICER, SHORT_TEXT, WHOLE_NUMBER, Query, api_doc
+from webapp.openapi import JSON_OBJECT, OFFICER, SHORT_TEXT, WHOLE_NUMBER, AlertList, Query, api_doc
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -46,7 +46,7 @@ init_officer_auth(bp, "cardtrace alerts")
         Query("limit", WHOLE_NUMBER),
     ],
     auth=[OFFICER],
-    responses={200: JSON_OBJECT},
+    responses={200: AlertList},
 )
 def index() -> Response:
     """Alerts, strongest first; ``?status=``, ``?typology=``, ``?limit=`` (1-1000)."""

@@ -29,7 +29,17 @@ from provenance.cases import (
 )
 from provenance.db import write_transaction
 from webapp.officer_auth import bearer_officer, init_officer_auth
-from webapp.openapi import JSON_OBJECT, OFFICER, SHORT_TEXT, WHOLE_NUMBER, Query, api_doc, multipart
+from webapp.openapi import (
+    JSON_OBJECT,
+    OFFICER,
+    SHORT_TEXT,
+    WHOLE_NUMBER,
+    CaseEntries,
+    CaseList,
+    Query,
+    api_doc,
+    multipart,
+)
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -92,7 +102,7 @@ def attachment_store() -> AttachmentStore:
         Query("limit", WHOLE_NUMBER),
     ],
     auth=[OFFICER],
-    responses={200: JSON_OBJECT},
+    responses={200: CaseList},
 )
 def index() -> Response:
     """Cases, most recently changed first; ``?status=``, ``?assignee=``, ``?limit=``."""
@@ -133,7 +143,7 @@ def show(case_id: int) -> Response:
 
 
 @bp.get("/<int:case_id>/entries")
-@api_doc(auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(auth=[OFFICER], responses={200: CaseEntries})
 def entries(case_id: int) -> Response:
     """The ledger entries behind the case, in all and per member."""
     _actor()

@@ -14,11 +14,11 @@ from provenance.entries import format_time
 from provenance.errors import NotFoundError, ValidationError
 from provenance.parties import PartyKey
 from webapp.openapi import (
-    JSON_OBJECT,
     TEXT,
     WHOLE_NUMBER,
     ConsistencyProof,
     InclusionProof,
+    LedgerKeys,
     LedgerRecord,
     Query,
     api_doc,
@@ -135,7 +135,7 @@ def consistency_proof() -> Response:
 
 
 @bp.get("/keys")
-@api_doc(responses={200: JSON_OBJECT})
+@api_doc(responses={200: LedgerKeys})
 def keys() -> Response:
     """Every registered key with its validity and revocation, and the log's note key."""
     runtime = current_runtime()

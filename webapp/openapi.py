@@ -233,6 +233,48 @@ class AppendAnswer(BaseModel):
     appended: list[AppendedEntry]
 
 
+class PartyKeyInfo(BaseModel):
+    key_id: str
+    party: str
+    public_key: str
+    not_before: str
+    not_after: str | None
+    revoked_at: str | None
+    revoke_reason: str | None
+    added_seq: int
+
+
+class LedgerKeys(BaseModel):
+    """The log's origin and keys, and every party key with its validity and revocation."""
+
+    origin: str
+    platform_key: str
+    note_verifier_key: str
+    keys: list[PartyKeyInfo]
+
+
+class AlertList(BaseModel):
+    alerts: list[dict[str, Any]]
+
+
+class CaseList(BaseModel):
+    cases: list[dict[str, Any]]
+
+
+class CaseMemberEntries(BaseModel):
+    kind: str
+    value: str
+    seqs: list[int]
+
+
+class CaseEntries(BaseModel):
+    """The ledger entries behind a case, in all and per member."""
+
+    seqs: list[int]
+    truncated: bool
+    members: list[CaseMemberEntries]
+
+
 class LedgerRecord(BaseModel):
     """One ledger record, byte for byte (``record`` is its canonical JSON text)."""
 
