@@ -39,6 +39,14 @@ def _app() -> Flask:
     return create_app()
 
 
+def _local_app() -> Flask:
+    """The app for the development server on this machine, over plain http: a browser
+    sends no Secure cookie over http, so only here do session cookies drop that flag."""
+    from webapp import create_app
+
+    return create_app({"SESSION_COOKIE_SECURE": False})
+
+
 @click.group(cls=CardtraceGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cardtrace")
 def cli() -> None:
@@ -144,8 +152,6 @@ def run(host: str, port: int) -> None:
     drop their Secure flag: a browser sends no Secure cookie over http. Anywhere else,
     serve with TLS ('cardtrace serve' behind a TLS-terminating proxy).
     """
-    from webapp import create_app
-
     local = host in ("127.0.0.1", "localhost", "::1")
     if not local:
         click.echo(
@@ -153,7 +159,7 @@ def run(host: str, port: int) -> None:
             "in needs https",
             err=True,
         )
-    app = create_app({"SESSION_COOKIE_SECURE": False}) if local else _app()
+    app = _local_app() if local else _app()
     app.run(host=host, port=port, debug=False)
 
 
@@ -266,11 +272,26 @@ def beat(celery_args: tuple[str, ...]) -> None:
     show_default=True,
     help="Size of the supply chain: 1.0 is about 200,000 codes.",
 )
-def demo(scale: float) -> None:
-    """Walk through cardtrace on the embedded default (run 'cardtrace init' first)."""
+@click.option(
+    "--serve/--no-serve",
+    default=None,
+    help="Then serve the application on 127.0.0.1 until Ctrl-C "
+    "[default: when standard output is a terminal].",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+def demo(scale: float, serve: bool | None, port: int) -> None:
+    """Walk through cardtrace on the embedded default (run 'cardtrace init' first), then
+    serve the application with one demo account per role printed."""
     from webapp.demo import run_demo
 
-    run_demo(_app(), click.echo, scale=scale)
+    if serve is None:
+        serve = sys.stdout.isatty()
+    app = _local_app() if serve else _app()
+    if not run_demo(app, click.echo, scale=scale) or not serve:
+        return
+    click.echo(f"\nOpen http://127.0.0.1:{port}/sign-in and sign in with an account above.")
+    click.echo("Ctrl-C stops the server.")
+    app.run(host="127.0.0.1", port=port, debug=False)
 
 
 def main() -> None:

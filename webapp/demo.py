@@ -262,7 +262,8 @@ def _show_risk_burst(say: Callable[[str], None]) -> None:
     )
 
 
-def run_demo(app: Flask, say: Callable[[str], None], *, scale: float = 1.0) -> None:
+def run_demo(app: Flask, say: Callable[[str], None], *, scale: float = 1.0) -> bool:
+    """Run the demo; returns False if the store is not initialised (nothing was done)."""
     with app.app_context():
         runtime = current_runtime()
         report = health_report()
@@ -273,7 +274,7 @@ def run_demo(app: Flask, say: Callable[[str], None], *, scale: float = 1.0) -> N
         identity = get_identity(session)
         if identity is None:
             say("The store is not initialised: run 'cardtrace init' first.")
-            return
+            return False
         ledger = runtime.ledger
         say(f"  log: {identity.origin}, platform key {ledger.platform.key_id}")
 
@@ -325,3 +326,8 @@ def run_demo(app: Flask, say: Callable[[str], None], *, scale: float = 1.0) -> N
     from webapp.demo_partners import run_stix_demo
 
     run_stix_demo(app, say)
+
+    from webapp.demo_accounts import run_accounts_demo
+
+    run_accounts_demo(app, say)
+    return True
