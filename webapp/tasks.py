@@ -7,8 +7,13 @@ Tasks take ids and small scalars, re-read state, and call one service.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import shutil
 import socket
+import zipfile
+from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task, shared_task
@@ -17,6 +22,8 @@ from sqlalchemy import text
 
 from provenance.db import write_transaction
 from webapp.runtime import close_db_session, current_runtime, db_session
+
+log = logging.getLogger(__name__)
 
 
 def init_celery(app: Flask) -> Celery:
@@ -147,3 +154,87 @@ def risk_alerts(hits: list[dict[str, Any]]) -> dict[str, Any]:
             session, runtime.ledger, [RiskHit.from_json(h) for h in hits], now=runtime.now()
         )
     return {"opened": len(report.opened), "refreshed": len(report.refreshed)}
+
+
+@shared_task(name="cardtrace.export_evidence", acks_late=True)  # type: ignore[untyped-decorator]
+def export_evidence(export_id: str) -> dict[str, Any]:
+    """Write the evidence package of an API export, record its export on the ledger (as
+    ``cardtrace evidence export`` does), and zip it for download.
+
+    Idempotent: a finished or failed export is left alone; a redelivered one that had
+    recorded its custody entry is not recorded twice. A refusal or a crash marks the
+    export failed with a reason fit to show (never an exception's text, which could hold
+    paths or secrets); it is not raised, so an in-process run cannot fail its request.
+    """
+    from provenance.errors import CardtraceError
+    from webapp.api_cases import ExportFailure, ExportState, evidence_exports
+    from webapp.cli_evidence import export_evidence as export
+
+    exports = evidence_exports()
+    status = exports.read(export_id)
+    if status.state in (ExportState.DONE, ExportState.FAILED):
+        return status.model_dump(mode="json")
+    session, runtime = db_session(), current_runtime()
+    package_dir = exports.package_dir(export_id)
+
+    def step(name: str, state: str) -> None:
+        for s in status.steps:
+            if s.name == name:
+                s.state = state
+        status.state = ExportState.RUNNING
+        exports.write(status)
+
+    try:
+        if status.custody_seq is None:
+            step("package", "running")
+            if package_dir.exists():
+                shutil.rmtree(package_dir)  # a half-written package from a lost worker
+            done = export(
+                session,
+                runtime,
+                status.case,
+                package_dir,
+                officer=status.requested_by,
+                recipient=status.recipient,
+                language=status.language,
+            )
+            status.package_sha256 = done.package.package_sha256
+            status.custody_seq = done.custody_seq
+            step("package", "done")
+        step("archive", "running")
+        name = f"case-{status.case}-evidence-{export_id[:8]}"
+        archive = exports.directory(export_id) / f"{name}.zip"
+        status.archive_sha256, status.size = _zip_directory(package_dir, archive, top=name)
+        status.archive_name = archive.name
+        step("archive", "done")
+        status.state = ExportState.DONE
+    except CardtraceError as e:
+        status.state = ExportState.FAILED
+        status.failure = ExportFailure(code=e.code, detail=str(e))
+    except Exception:
+        log.exception("evidence export %s failed", export_id)
+        status.state = ExportState.FAILED
+        status.failure = ExportFailure(
+            code="internal-error", detail="the export failed; the server log says why"
+        )
+    exports.write(status)
+    return status.model_dump(mode="json")
+
+
+def _zip_directory(source: Path, archive: Path, *, top: str) -> tuple[str, int]:
+    """Zip ``source`` under the folder ``top`` (files in a stable order); written aside
+    and renamed, so a reader never sees half an archive.
+
+    Returns:
+        The archive's SHA-256 (hex) and size.
+    """
+    partial = archive.with_suffix(".zip.partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            zf.write(path, f"{top}/{path.relative_to(source).as_posix()}")
+    digest = hashlib.sha256()
+    with open(partial, "rb") as f:
+        while block := f.read(1 << 16):
+            digest.update(block)
+    os.replace(partial, archive)
+    return digest.hexdigest(), archive.stat().st_size

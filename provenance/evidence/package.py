@@ -21,7 +21,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import bagit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
@@ -36,6 +35,7 @@ from provenance.checkpoint import format_verifier_key
 from provenance.entries import canonical, format_time
 from provenance.evidence import layout
 from provenance.evidence.appendix import render_appendix
+from provenance.evidence.bag import make_bag
 from provenance.evidence.errors import EvidenceError
 from provenance.evidence.facts import gather_facts
 from provenance.evidence.fonts import report_font
@@ -273,7 +273,9 @@ def build_package(
             "Cardtrace-Checkpoint-Size": str(size),
             "Cardtrace-Platform-Key-Id": ledger.platform.key_id,
         }
-        bagit.make_bag(str(out_dir), bag_info, checksums=["sha256"])
+        # Not bagit.make_bag: it changes the working directory, which a threaded server
+        # (or a task running in one) must not do.
+        make_bag(out_dir, bag_info, bagging_date=now.date())
         tagmanifest = (out_dir / layout.TAGMANIFEST).read_bytes()
         signature = ledger.platform.private_key.sign(layout.signed_message(tagmanifest))
         (out_dir / layout.SIGNATURE).write_text(_b64(signature) + "\n", encoding="ascii")
