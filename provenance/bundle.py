@@ -386,7 +386,11 @@ def verify_bundle(
         raise VerificationError(
             "line 1: platform_key is not an Ed25519 key", code="bad-bundle"
         ) from e
-    if header["note_key"] != format_verifier_key(origin, public):
+    try:
+        note_key = format_verifier_key(origin, public)
+    except CheckpointError as e:
+        raise VerificationError(f"line 1: origin: {e}", code="bad-bundle") from e
+    if header["note_key"] != note_key:
         raise VerificationError("line 1: note_key does not match platform_key", code="bad-bundle")
 
     note_line = lines.take_object("checkpoint")

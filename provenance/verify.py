@@ -32,6 +32,7 @@ from provenance.merkle import CompactRange, NodeId, ProofError, RootHash
 from provenance.parties import KEY_MANAGEMENT_TYPES, KeyRegistry, KeyState
 
 CHUNK = 1024
+INLINE_CHUNK = 32
 # Chunks handed to the checking threads and not yet waited for: enough to keep them busy
 # while the next chunk is read, few enough that memory stays bounded.
 IN_FLIGHT = 2
@@ -84,6 +85,11 @@ class LogVerifier:
 
     def __post_init__(self) -> None:
         self._next = self.start
+        if self.threads < 1:
+            # Checked on this thread: small chunks, so that records are checked (and
+            # dropped) while they are young, before the garbage collector has to
+            # look at them again and again.
+            self.chunk = min(self.chunk, INLINE_CHUNK)
         if self.left.end != self.start:
             raise VerificationError("the left edge does not end where the records start")
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import timedelta
 
 import pytest
+import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
@@ -120,6 +122,19 @@ def test_any_one_byte_change_fails(session: Session, filled: Ledger, data: st.Da
     value = data.draw(st.integers(0, 255).filter(lambda b: b != raw[position]))
     changed = raw[:position] + bytes([value]) + raw[position + 1 :]
     with pytest.raises(VerificationError):
+        verify(changed, filled.platform.public_key)
+
+
+@pytest.mark.parametrize("origin", ["bad origin", "bad+origin", "", "bad\torigin"])
+def test_header_origin_that_cannot_name_a_key_fails(
+    session: Session, filled: Ledger, origin: str
+) -> None:
+    raw = bundle(session, filled, 2, 25)
+    first, rest = raw.split(b"\n", 1)
+    header = json.loads(first)
+    header["origin"] = origin
+    changed = rfc8785.dumps(header) + b"\n" + rest
+    with pytest.raises(VerificationError, match="line 1: origin"):
         verify(changed, filled.platform.public_key)
 
 
