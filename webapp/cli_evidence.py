@@ -7,7 +7,6 @@ needs no database, no network and no secrets: only the package and a public key.
 
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +48,6 @@ def export_evidence(
     from provenance.evidence import build_package, find_cjk_font, record_export
     from webapp.api_cases import attachment_store
 
-    # bagit logs every file it moves and hashes; a package's files are listed anyway.
-    logging.getLogger("bagit").setLevel(logging.WARNING)
     ledger = runtime.ledger
     with write_transaction(session):
         ledger.issue_checkpoint(session, now=runtime.now())

@@ -1,92 +1,53 @@
-"""Write a BagIt bag (RFC 8493) in place, by absolute paths.
+"""Make a BagIt bag (RFC 8493) with the Library of Congress ``bagit`` library.
 
-``bagit.make_bag`` changes the process's working directory while it runs, which breaks
-every other thread of a threaded server that relies on relative paths. This writer makes
-the same bag (payload under ``data/``, ``manifest-sha256.txt``, ``bagit.txt``,
-``bag-info.txt`` with ``Payload-Oxum``, ``tagmanifest-sha256.txt``) without touching the
-working directory; ``bagit.Bag(...).validate()`` accepts it.
+``bagit.make_bag`` changes the process's working directory while it runs, which every
+other thread of a threaded server would see (an export task runs in the request's thread
+in the embedded default). So the library runs in a child process of its own, on the
+package's absolute path; the parent's working directory never changes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import tempfile
+import json
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
-from provenance.evidence import layout
+from provenance.evidence.errors import EvidenceError
 
-_BLOCK = 1 << 16
-_AGENT = "cardtrace evidence package"
-
-
-def _sha256_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while block := f.read(_BLOCK):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
-
-
-def _payload_files(data_dir: Path) -> list[Path]:
-    # RFC 8493 §2.1.3: every payload file is listed; sorted so the manifest is stable.
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(data_dir):
-        dirnames.sort()
-        found.extend(Path(dirpath) / name for name in sorted(filenames))
-    return found
-
-
-def _tag_line(value: str) -> str:
-    # A tag value is one line (RFC 8493 §2.2.2).
-    return re.sub(r"[\r\n]", "", value)
+# The child: the library's own make_bag, SHA-256 manifests only.
+_CHILD = (
+    "import json, sys, bagit\n"
+    "bagit.make_bag(sys.argv[1], json.loads(sys.argv[2]), checksums=['sha256'])\n"
+)
+# Hashing a package's files takes seconds; an hour means something is wrong.
+_TIMEOUT_SECONDS = 3600
 
 
 def make_bag(bag_dir: Path, bag_info: dict[str, str], *, bagging_date: date) -> None:
     """Turn the directory ``bag_dir`` into a bag: its contents move under ``data/``.
 
     Args:
-        bag_info: ``bag-info.txt`` fields; ``Bagging-Date``, ``Bag-Software-Agent`` and
-            ``Payload-Oxum`` are added.
+        bag_info: ``bag-info.txt`` fields; the library adds ``Bag-Software-Agent`` and
+            ``Payload-Oxum``.
         bagging_date: the date written as ``Bagging-Date`` (time is a parameter).
-    """
-    bag_dir = bag_dir.resolve()
-    staging = Path(tempfile.mkdtemp(dir=bag_dir))
-    for child in sorted(bag_dir.iterdir()):
-        if child != staging:
-            child.rename(staging / child.name)
-    data_dir = bag_dir / "data"
-    staging.rename(data_dir)
-    os.chmod(data_dir, os.stat(bag_dir).st_mode)
 
-    lines = []
-    total_bytes = 0
-    files = _payload_files(data_dir)
-    for path in files:
-        digest, size = _sha256_file(path)
-        total_bytes += size
-        relative = path.relative_to(bag_dir).as_posix()
-        # RFC 8493 §2.1.3: CR and LF in a file name are percent-encoded.
-        relative = relative.replace("\r", "%0D").replace("\n", "%0A")
-        lines.append(f"{digest}  {relative}\n")
-    (bag_dir / layout.MANIFEST).write_text("".join(lines), encoding="utf-8")
-    (bag_dir / layout.BAGIT).write_text(
-        "BagIt-Version: 0.97\nTag-File-Character-Encoding: UTF-8\n", encoding="utf-8"
-    )
-    info = dict(bag_info)
-    info.setdefault("Bagging-Date", bagging_date.isoformat())
-    info.setdefault("Bag-Software-Agent", _AGENT)
-    info["Payload-Oxum"] = f"{total_bytes}.{len(files)}"
-    (bag_dir / layout.BAG_INFO).write_text(
-        "".join(f"{name}: {_tag_line(info[name])}\n" for name in sorted(info)),
-        encoding="utf-8",
-    )
-    tags = []
-    for name in (layout.BAGIT, layout.BAG_INFO, layout.MANIFEST):
-        digest, _size = _sha256_file(bag_dir / name)
-        tags.append(f"{digest} {name}\n")
-    (bag_dir / layout.TAGMANIFEST).write_text("".join(tags), encoding="utf-8")
+    Raises:
+        EvidenceError: the library could not make the bag (its last message is named).
+    """
+    info = {"Bagging-Date": bagging_date.isoformat(), **bag_info}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(bag_dir.resolve()), json.dumps(info)],
+            capture_output=True,
+            text=True,
+            timeout=_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise EvidenceError("making the BagIt bag took longer than an hour") from e
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit status {result.returncode}"
+        raise EvidenceError(f"the BagIt library could not make the bag: {reason}")
