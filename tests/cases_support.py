@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from merchant_onboarding.workflow import onboarding_catalog
@@ -10,9 +9,10 @@ from provenance.analysis.alerts import analysis_catalog, list_alerts, run_ledger
 from provenance.cases import CaseView, add_members, add_note, assign_case, open_case
 from provenance.cases.entries import cases_catalog
 from provenance.core import core_catalog
-from provenance.ledger import Ledger, LedgerEntry, PlatformSigner
-from tests.codes_support import PARTNER, SHOP, Chain, b64, build_chain, fp, person, sale_body
+from provenance.ledger import Ledger, PlatformSigner
+from tests.codes_support import SHOP, b64, build_chain, fp, person
 from tests.ledger_support import NOW, PLATFORM_KEY
+from tests.test_analysis_alerts import stolen_sales
 
 OFFICER = "li.investigator"
 TITLE = "Stolen-card sales through shop-good"
@@ -23,24 +23,6 @@ def case_ledger() -> Ledger:
         core_catalog().merge(onboarding_catalog()).merge(analysis_catalog()).merge(cases_catalog())
     )
     return Ledger(catalog, PlatformSigner(PLATFORM_KEY))
-
-
-def entries(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(LedgerEntry)) or 0)
-
-
-def stolen_sales(session: Session, chain: Chain) -> None:
-    """Codes 0-4 sold by the shop to one buyer with a card later reported stolen."""
-    for i in range(5):
-        body = sale_body(i, instrument="stolen-card") | {"buyer": person("buyer", "mule")}
-        chain.append(session, SHOP, "code.sale", body)
-    report = {
-        "kind": "instrument",
-        "pseudonym": person("instrument", "stolen-card"),
-        "reported_at": "2026-11-26T11:00:00.000000Z",
-        "reason": "cardholder reported the card stolen",
-    }
-    chain.append(session, PARTNER, "payment.stolen", report)
 
 
 def build_case(session: Session, ledger: Ledger) -> CaseView:

@@ -34,9 +34,10 @@ from provenance.cases import (
 )
 from provenance.cases.models import CaseText
 from provenance.ledger import Ledger, LedgerEntry, rebuild_projections
-from tests.cases_support import OFFICER, TITLE, build_case, case_ledger, entries
+from tests.cases_support import OFFICER, TITLE, build_case, case_ledger
 from tests.codes_support import SHOP, b64, fp, person
 from tests.ledger_support import NOW
+from tests.test_analysis_alerts import entries
 
 
 @pytest.fixture()

@@ -9,9 +9,9 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from tests.cases_support import entries
 from tests.codes_support import SHOP, build_chain
 from tests.ledger_support import NOW
+from tests.test_analysis_alerts import entries
 
 
 def _setup(client: FlaskClient, session: Session) -> dict[str, str]:

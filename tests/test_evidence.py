@@ -36,9 +36,10 @@ from provenance.evidence import (
 )
 from provenance.ledger import Ledger, LedgerEntry
 from provenance.verify import VerificationError
-from tests.cases_support import OFFICER, TITLE, build_case, case_ledger, entries
+from tests.cases_support import OFFICER, TITLE, build_case, case_ledger
 from tests.codes_support import SHOP
 from tests.ledger_support import NOW, PLATFORM_KEY
+from tests.test_analysis_alerts import entries
 from webapp.database import make_engine, upgrade
 
 RECIPIENT = "Nanshan Public Security Bureau"

@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 from merchant_onboarding.officers import Role, add_officer
 from provenance.evidence import verify_package
 from provenance.ledger import LedgerEntry
-from tests.cases_support import build_case, entries
+from tests.cases_support import build_case
 from tests.ledger_support import NOW
 from tests.onboarding_support import ApplicationPayload
+from tests.test_analysis_alerts import entries
 from webapp.runtime import current_runtime
 
 PROBLEM = "application/problem+json"

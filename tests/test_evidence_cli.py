@@ -5,31 +5,17 @@ naming it."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from webapp.bootstrap import initialise
-from webapp.cli import cli
+from tests.cli_support import fresh_instance, run
 from webapp.config import load_settings
 
 
 @pytest.fixture()
 def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith("CARDTRACE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("CARDTRACE_INSTANCE", str(tmp_path / "instance"))
-    initialise(load_settings())
-    return tmp_path
-
-
-def run(*args: str, token: str | None = None) -> Any:
-    env = {"CARDTRACE_OFFICER_TOKEN": token} if token else {}
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return fresh_instance(tmp_path, monkeypatch)
 
 
 def _officer() -> str:

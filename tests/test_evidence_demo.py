@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from provenance.analysis.alerts import list_alerts, run_ledger_analysis
 from provenance.cases import MemberKind, get_case
 from provenance.evidence import verify_package
-from tests.cases_support import stolen_sales
 from tests.codes_support import build_chain
 from tests.ledger_support import NOW
+from tests.test_analysis_alerts import stolen_sales
 from webapp.demo_reports import CASE_FILE, PACKAGE_DIR, run_reports_demo
 from webapp.runtime import current_runtime
 

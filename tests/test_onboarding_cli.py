@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy.orm import Session
 
@@ -18,6 +16,7 @@ from merchant_onboarding.documents import DocumentKind, check_document
 from merchant_onboarding.officers import Actor, Role, add_officer, authenticate
 from merchant_onboarding.workflow import Recommendation
 from provenance.db import write_transaction
+from tests.cli_support import fresh_instance, run
 from tests.ledger_support import NOW
 from tests.onboarding_support import (
     BANK_ACCOUNT,
@@ -27,26 +26,13 @@ from tests.onboarding_support import (
     pdf,
 )
 from webapp import create_app
-from webapp.bootstrap import initialise
-from webapp.cli import cli
-from webapp.config import load_settings
 from webapp.onboarding import onboarding_service
 from webapp.runtime import current_runtime, db_session
 
 
 @pytest.fixture()
 def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith("CARDTRACE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("CARDTRACE_INSTANCE", str(tmp_path / "instance"))
-    initialise(load_settings())
-    return tmp_path
-
-
-def run(*args: str, token: str | None = None) -> Any:
-    env = {"CARDTRACE_OFFICER_TOKEN": token} if token else {}
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return fresh_instance(tmp_path, monkeypatch)
 
 
 def add(officer_id: str, *roles: str) -> str:

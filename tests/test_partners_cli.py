@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -25,6 +23,7 @@ from provenance.partners.notices import MAX_NOTICE_BYTES
 from provenance.partners.policy import SharingPolicy, Tlp
 from provenance.partners.service import set_policy
 from provenance.partners.stix_out import validate_bundle
+from tests.cli_support import fresh_instance, run
 from tests.codes_support import (
     ISSUER,
     PARTNER,
@@ -44,9 +43,6 @@ from tests.test_analysis_alerts import finding
 from webapp.accounts.apikeys import create_key
 from webapp.accounts.roles import Scope
 from webapp.api_risk import live_risk
-from webapp.bootstrap import initialise
-from webapp.cli import cli
-from webapp.config import load_settings
 from webapp.runtime import current_runtime
 
 WHEN = "2026-11-26T10:00:00Z"
@@ -63,11 +59,7 @@ def code_notice(i: int) -> bytes:
 
 @pytest.fixture()
 def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith("CARDTRACE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("CARDTRACE_INSTANCE", str(tmp_path / "instance"))
-    initialise(load_settings())
+    fresh_instance(tmp_path, monkeypatch)
     from provenance.db import write_transaction
     from webapp import create_app
     from webapp.runtime import db_session
@@ -78,11 +70,6 @@ def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             register_party(session, runtime.ledger, PARTNER, "partner", now=runtime.now())
             record_findings(session, runtime.ledger, [finding("shop-x")], now=runtime.now())
     return tmp_path
-
-
-def run(*args: str, token: str | None = None) -> Any:
-    env = {"CARDTRACE_OFFICER_TOKEN": token} if token else {}
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
 def ledger_size() -> int:
