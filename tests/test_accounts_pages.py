@@ -189,7 +189,11 @@ def test_templates_hold_no_untranslated_text(app: Flask, template: str) -> None:
 
 def _msgids() -> set[str]:
     ids: set[str] = set()
-    method_map = [("webapp/accounts/**.py", "python"), ("webapp/templates/**.html", "jinja2")]
+    method_map = [
+        ("webapp/accounts/**.py", "python"),
+        ("webapp/pages/**.py", "python"),
+        ("webapp/templates/**.html", "jinja2"),
+    ]
     for _file, _line, message, _comments, _context in extract_from_dir(
         str(WEBAPP.parent),
         method_map,

@@ -24,6 +24,7 @@ from webapp import (
 )
 from webapp.config import Environment, load_settings
 from webapp.database import make_engine, session_factory
+from webapp.pages import init_pages
 from webapp.routing import IdConverter
 from webapp.runtime import Runtime, close_db_session
 from webapp.tasks import init_celery
@@ -105,6 +106,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_analysis.bp)
     app.register_blueprint(api_partners.bp)
     app.register_blueprint(api_cases.bp)
+    init_pages(app)
     openapi.init_app(app)
     app.teardown_appcontext(close_db_session)
     init_celery(app)

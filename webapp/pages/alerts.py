@@ -1,0 +1,7 @@
+"""Pages: alerts (see :mod:`webapp.pages`)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("pages_alerts", __name__)
