@@ -6,7 +6,8 @@ same pattern again refreshes the alert (score, evidence, ``runs``, ``last_seen_a
 instead of opening another. Opening writes an ``alert.open`` entry (key, typology,
 subject, score in thousandths, the SHA-256 of the canonical evidence); each decision an
 ``alert.decide`` entry (key, new status, the officer, the assignee, the SHA-256 of the
-note). The note's text and the evidence stay in the alert tables, off the ledger, so
+note); a note on its own an ``alert.note`` entry (key, officer, the note's SHA-256). The
+note's text and the evidence stay in the alert tables, off the ledger, so
 the entries carry only pseudonyms and hashes. A dismissed or escalated alert is
 decided: a later run refreshes its evidence but does not reopen it.
 
@@ -30,7 +31,7 @@ from typing import Any
 
 from networkx.readwrite import json_graph
 from pydantic import Field
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from provenance.analysis.findings import Typology
@@ -38,15 +39,16 @@ from provenance.analysis.ledger_detectors import LedgerDetector, LedgerFinding, 
 from provenance.analysis.ledger_graph import LedgerGraph, read_ledger
 from provenance.analysis.models import Alert, AlertNote, AnalysisState
 from provenance.catalog import Body, EntryCatalog, EntryType
-from provenance.entries import canonical, format_time
+from provenance.entries import canonical, decode_record, format_time
 from provenance.errors import ConflictError, NotFoundError, ValidationError
-from provenance.ledger import Ledger
+from provenance.ledger import Ledger, LedgerEntry
 from provenance.risk.live import RiskHit
 from provenance.risk.store import RiskShadowHit
 
 STATE_NAME = "ledger"
 OPEN_TYPE = "alert.open"
 DECIDE_TYPE = "alert.decide"
+NOTE_TYPE = "alert.note"
 MAX_NOTE = 2000
 
 
@@ -103,9 +105,16 @@ class AlertDecideBody(Body):
     note_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
+class AlertNoteBody(Body):
+    key: str = Field(pattern=r"^[0-9a-f]{64}$")
+    officer: str = Field(pattern=r"^[a-z][a-z0-9._-]{1,63}$")
+    note_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 ENTRY_TYPES = (
     EntryType(OPEN_TYPE, AlertOpenBody, platform_only=True),
     EntryType(DECIDE_TYPE, AlertDecideBody, platform_only=True),
+    EntryType(NOTE_TYPE, AlertNoteBody, platform_only=True),
 )
 
 
@@ -443,31 +452,100 @@ def get_alert(session: Session, alert_id: int) -> Alert:
     return alert
 
 
+SEVERITIES = ("high", "medium", "low")
+
+
+def _alert_filter(
+    *,
+    status: str | None = None,
+    typology: str | None = None,
+    severity: str | None = None,
+    assignee: str | None = None,
+    subject: str | None = None,
+) -> list[Any]:
+    """The WHERE clauses of a listing; raises AlertInputError on an unknown value."""
+    clauses: list[Any] = []
+    if status is not None:
+        clauses.append(Alert.status == _status(status).value)
+    if typology is not None:
+        try:
+            known = typology if typology == RISK_TYPOLOGY else Typology(typology).value
+        except ValueError:
+            raise AlertInputError(f"unknown typology {typology!r}", field="typology") from None
+        clauses.append(Alert.typology == known)
+    if severity is not None:
+        if severity not in SEVERITIES:
+            choices = ", ".join(SEVERITIES)
+            raise AlertInputError(f"severity must be one of {choices}", field="severity")
+        clauses.append(Alert.severity == severity)
+    if assignee is not None:
+        clauses.append(Alert.assignee == _officer(assignee, "assignee"))
+    if subject is not None:
+        if not 1 <= len(subject) <= 100:
+            raise AlertInputError("subject: 1-100 characters", field="subject")
+        clauses.append(Alert.subject.contains(subject, autoescape=True))
+    return clauses
+
+
 def list_alerts(
     session: Session,
     *,
     status: str | None = None,
     typology: str | None = None,
     limit: int = 100,
+    severity: str | None = None,
+    assignee: str | None = None,
+    subject: str | None = None,
+    offset: int = 0,
 ) -> list[Alert]:
-    """Alerts, strongest first.
+    """Alerts, strongest first; ``subject`` matches part of the subject, the other
+    filters match exactly; ``offset`` skips that many (for pages).
 
     Raises:
-        AlertInputError: an unknown status or typology, or a limit outside 1-1000.
+        AlertInputError: an unknown status, typology or severity, a bad assignee id, a
+            limit outside 1-1000 or a negative offset.
     """
-    query = select(Alert)
-    if status is not None:
-        query = query.where(Alert.status == _status(status).value)
-    if typology is not None:
-        try:
-            known = typology if typology == RISK_TYPOLOGY else Typology(typology).value
-            query = query.where(Alert.typology == known)
-        except ValueError:
-            raise AlertInputError(f"unknown typology {typology!r}", field="typology") from None
+    clauses = _alert_filter(
+        status=status, typology=typology, severity=severity, assignee=assignee, subject=subject
+    )
     if not 1 <= limit <= 1000:
         raise AlertInputError("limit must be between 1 and 1000", field="limit")
-    query = query.order_by(Alert.score.desc(), Alert.id).limit(limit)
+    if offset < 0:
+        raise AlertInputError("offset must not be negative", field="offset")
+    query = (
+        select(Alert)
+        .where(*clauses)
+        .order_by(Alert.score.desc(), Alert.id)
+        .offset(offset)
+        .limit(limit)
+    )
     return list(session.scalars(query))
+
+
+def count_alerts(
+    session: Session,
+    *,
+    status: str | None = None,
+    typology: str | None = None,
+    severity: str | None = None,
+    assignee: str | None = None,
+    subject: str | None = None,
+) -> dict[tuple[str, str], int]:
+    """How many alerts match, by (severity, status); the filters are those of
+    :func:`list_alerts`.
+
+    Raises:
+        AlertInputError: as :func:`list_alerts`.
+    """
+    clauses = _alert_filter(
+        status=status, typology=typology, severity=severity, assignee=assignee, subject=subject
+    )
+    rows = session.execute(
+        select(Alert.severity, Alert.status, func.count())
+        .where(*clauses)
+        .group_by(Alert.severity, Alert.status)
+    )
+    return {(severity_, status_): int(n) for severity_, status_, n in rows}
 
 
 def notes_of(session: Session, alert: Alert) -> list[AlertNote]:
@@ -543,6 +621,84 @@ def decide(
         )
     session.flush()
     return alert
+
+
+def note_alert(
+    session: Session, ledger: Ledger, alert_id: int, note: str, *, officer: str, now: datetime
+) -> AlertNote:
+    """Add an officer's note to an alert, whatever its status, without changing it.
+
+    Raises:
+        AlertNotFoundError: no such alert.
+        AlertInputError: a bad officer id or a note that is empty or too long (nothing
+            written).
+    """
+    _officer(officer, "officer")
+    text = note.strip()
+    if not 1 <= len(text) <= MAX_NOTE:
+        raise AlertInputError(f"note: 1-{MAX_NOTE} characters", field="note")
+    alert = get_alert(session, alert_id)
+    body = {
+        "key": alert.key,
+        "officer": officer,
+        "note_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+    }
+    [entry] = ledger.append_as_platform(
+        session, [ledger.statement(NOTE_TYPE, body, now=now)], now=now
+    )
+    alert.last_seq = entry.seq
+    row = AlertNote(alert_id=alert.id, at=now, author=officer, text=text, seq=entry.seq)
+    session.add(row)
+    session.flush()
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class AlertStep:
+    """One ledger entry about an alert: its opening, a decision or a note."""
+
+    seq: int
+    at: datetime
+    type: str
+    status: str | None
+    officer: str | None
+    assignee: str | None
+
+
+def alert_history(session: Session, alert: Alert) -> list[AlertStep]:
+    """The alert's ledger entries, oldest first, read back from the ledger.
+
+    Every entry about an alert lies between its opening and ``last_seq``, so only that
+    range is read.
+    """
+    rows = session.scalars(
+        select(LedgerEntry.record)
+        .where(
+            LedgerEntry.seq >= alert.opened_seq,
+            LedgerEntry.seq <= alert.last_seq,
+            LedgerEntry.type.in_([OPEN_TYPE, DECIDE_TYPE, NOTE_TYPE]),
+        )
+        .order_by(LedgerEntry.seq)
+    )
+    steps = []
+    for raw in rows:
+        record = decode_record(raw)
+        statement = record.statement
+        body = statement.body
+        if body.get("key") != alert.key:
+            continue
+        status = AlertStatus.NEW.value if statement.type == OPEN_TYPE else body.get("status")
+        steps.append(
+            AlertStep(
+                seq=record.seq,
+                at=statement.time,
+                type=statement.type,
+                status=status,
+                officer=body.get("officer"),
+                assignee=body.get("assignee"),
+            )
+        )
+    return steps
 
 
 def alert_json(
