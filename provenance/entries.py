@@ -360,10 +360,12 @@ def decode_signature(value: Any) -> bytes:
     if not isinstance(value, str):
         raise EntryFormatError("sig must be a base64 string", field="sig")
     try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as e:
+        encoded = value.encode("ascii")
+        raw = binascii.a2b_base64(encoded, strict_mode=True)
+    except ValueError as e:  # binascii.Error and UnicodeEncodeError are ValueErrors
         raise EntryFormatError("sig is not valid base64", field="sig") from e
-    if len(raw) != 64 or base64.b64encode(raw).decode("ascii") != value:
+    # One spelling per signature: the padded standard alphabet, no stray bits.
+    if len(raw) != 64 or binascii.b2a_base64(raw, newline=False) != encoded:
         raise EntryFormatError("sig must be the base64 of a 64-byte Ed25519 signature", field="sig")
     return raw
 
