@@ -375,13 +375,15 @@ const b = (s) => proof.base64ToBytes(s);
 const out = [];
 for (const c of cases.inclusion) {
   try {
-    await proof.verifyInclusion(b(c.leaf), BigInt(c.index), BigInt(c.size), c.proof.map(b), b(c.root));
+    await proof.verifyInclusion(
+      b(c.leaf), BigInt(c.index), BigInt(c.size), c.proof.map(b), b(c.root));
     out.push(true);
   } catch (e) { if (!(e instanceof proof.ProofError)) throw e; out.push(false); }
 }
 for (const c of cases.consistency) {
   try {
-    await proof.verifyConsistency(BigInt(c.old), BigInt(c.new), b(c.old_root), b(c.new_root), c.proof.map(b));
+    await proof.verifyConsistency(
+      BigInt(c.old), BigInt(c.new), b(c.old_root), b(c.new_root), c.proof.map(b));
     out.push(true);
   } catch (e) { if (!(e instanceof proof.ProofError)) throw e; out.push(false); }
 }
@@ -442,7 +444,7 @@ def test_proof_js_agrees_with_the_python_verifier(tmp_path: Path) -> None:
             old_root = root_from_leaves(leaves[:old])
             good = {"old": old, "new": n, "old_root": old_root, "new_root": root, "proof": path}
             consistency.append(good)
-            consistency.append({**good, "new_root": root_from_leaves(leaves[: n - 1] + [flip])})
+            consistency.append({**good, "new_root": root_from_leaves([*leaves[: n - 1], flip])})
             if path:
                 consistency.append({**good, "proof": path[:-1]})
                 consistency.append({**good, "proof": [*path, leaves[0]]})
