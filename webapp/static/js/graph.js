@@ -64,7 +64,7 @@
     var parts = [labels.edges[edge.kind] || edge.kind || ''];
     if (typeof edge.amount === 'number') { parts.push(numbers.format(edge.amount)); }
     if (edge.time || edge.at) { parts.push(formatTime(edge.time || edge.at)); }
-    return parts.filter(Boolean).join(' · ');
+    return parts.filter(Boolean).join('\n');
   }
 
   function elementsOf(evidence, labels, subject) {
@@ -140,7 +140,6 @@
     var cy = window.cytoscape({
       container: container,
       elements: elements,
-      wheelSensitivity: 0.3,
       style: [
         {
           selector: 'node',
@@ -171,7 +170,7 @@
             'label': 'data(label)',
             'font-size': 8,
             'color': '#475467',
-            'text-rotation': 'autorotate',
+            'text-wrap': 'wrap',
             'text-background-color': '#fbfcfe',
             'text-background-opacity': 1,
             'text-background-padding': 1
@@ -179,7 +178,11 @@
         },
         { selector: 'edge:selected', style: { 'line-color': '#1f5fbf', 'target-arrow-color': '#1f5fbf', 'width': 3 } }
       ],
-      layout: { name: elements.length > 600 ? 'grid' : 'cose', animate: false, padding: 20 }
+      // Evidence is a flow (merchant, code, buyer, what paid, what was used): drawn top-down
+      // from where it starts; a very large subgraph as a grid, which stays fast.
+      layout: elements.length > 600
+        ? { name: 'grid', padding: 20 }
+        : { name: 'breadthfirst', directed: true, padding: 30, spacingFactor: 1.3, animate: false }
     });
     cy.on('tap', 'node', function (event) {
       var node = event.target;
