@@ -226,3 +226,17 @@ def test_the_administrator_sees_figures_without_officers_links(
     page = signed_in(accounts, Role.ADMINISTRATOR).get("/dashboard").get_data(as_text=True)
     assert ids_in(section(page, "review-queue")) == [office.submitted, office.in_review]
     assert 'href="/applications' not in page and 'href="/alerts' not in page
+
+
+def test_figures_ages_and_dates_follow_the_language(accounts: Accounts, office: Office) -> None:
+    client = signed_in(accounts, Role.REVIEWER)
+    token = csrf_token(client, "/dashboard")
+    client.post("/language", data={"csrf_token": token, "language": "zh_CN", "next": "/"})
+    page = client.get("/dashboard").get_data(as_text=True)
+    age = format_timedelta(LATER - NOW, granularity="minute", locale="zh_CN")
+    assert f">{age}<" in section(page, "review-queue")
+    with accounts.app.app_context():
+        checkpoint = current_runtime().ledger.latest_checkpoint(accounts.session)
+    assert checkpoint is not None
+    signed = format_datetime(checkpoint.issued_at, locale="zh_CN")
+    assert f'id="checkpoint-time">{signed}<' in page

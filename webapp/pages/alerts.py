@@ -98,6 +98,7 @@ NODE_KIND_LABELS = {
     NodeKind.PRODUCT.value: _l("Product"),
     NodeKind.BATCH.value: _l("Batch"),
     NodeKind.CODE.value: _l("Card code"),
+    "serial": _l("Card serial"),
 }
 EDGE_KIND_LABELS = {
     "sold": _l("sold"),
