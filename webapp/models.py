@@ -14,6 +14,7 @@ import provenance.parties
 import provenance.partners.models
 import provenance.risk
 import webapp.accounts.models
+import webapp.task_runs
 from provenance.db import Base
 
 metadata = Base.metadata

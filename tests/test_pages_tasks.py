@@ -1,0 +1,170 @@
+# ruff: noqa: F811 (pytest fixtures imported from the support module)
+"""Pages: progress of long operations. The analysis run as a task, its progress page and
+JSON, who may see a task, a failed task, and a run queued for a real worker."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from tests.codes_support import build_chain
+from tests.test_accounts_support import (  # noqa: F401 (fixtures)
+    PASSWORD,
+    SHOP,
+    Accounts,
+    accounts,
+    csrf_token,
+    enrol,
+    web,
+)
+from tests.test_pages_rules import other_client, post, sign_in
+from webapp.accounts.roles import Role
+from webapp.runtime import current_runtime
+from webapp.task_runs import RunKind, TaskRun, create_run, rule_backtest
+
+RUN_RE = re.compile(r"/tasks/([0-9a-f]{32})$")
+
+
+def run_count(accounts: Accounts) -> int:
+    return int(accounts.session.scalar(select(func.count()).select_from(TaskRun)) or 0)
+
+
+def queued_run(accounts: Accounts, username: str, **params: object) -> str:
+    with accounts.app.app_context():
+        run = create_run(
+            accounts.session,
+            RunKind.BACKTEST,
+            started_by=username,
+            params=dict(params),
+            now=accounts.clock(),
+        )
+        accounts.session.flush()
+        return run.id
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_only_analysts_start_an_analysis_run(
+    accounts: Accounts, web: FlaskClient, role: Role
+) -> None:
+    sign_in(accounts, web, role)
+    allowed = role is Role.ANALYST
+    assert web.get("/tasks/analysis").status_code == (200 if allowed else 403)
+    started = post(web, "/tasks/analysis", {})
+    assert started.status_code == (303 if allowed else 403)
+    assert run_count(accounts) == (1 if allowed else 0)
+
+
+def test_an_analysis_run_shows_its_progress_and_result(
+    accounts: Accounts, web: FlaskClient
+) -> None:
+    with accounts.app.app_context():
+        build_chain(accounts.session, current_runtime().ledger)
+    sign_in(accounts, web, Role.ANALYST)
+    form = web.get("/tasks/analysis").get_data(as_text=True)
+    assert 'id="analysis-form"' in form and 'id="run-analysis"' in form
+    started = post(web, "/tasks/analysis", {})
+    match = RUN_RE.search(started.headers["Location"])
+    assert match
+    run_id = match.group(1)
+
+    status = web.get(f"/tasks/{run_id}.json")
+    assert status.headers["Cache-Control"] == "no-store"
+    body = status.get_json()
+    assert body["state"] == "done" and body["finished"] is True
+    assert (body["done"], body["total"], body["percent"]) == (1, 1, 100)
+    assert body["result_url"] == "/tasks/analysis" and body["message"] == "Done."
+
+    page = web.get(f"/tasks/{run_id}").get_data(as_text=True)
+    assert f'data-status-url="/tasks/{run_id}.json"' in page
+    assert 'src="/static/js/progress.js"' in page and "<script>" not in page
+    assert 'id="task-state"' in page and "Finished" in page
+
+    run = accounts.session.get(TaskRun, run_id)
+    assert run is not None and run.started_by == "analyst.one"
+    outcome = run.outcome()
+    assert outcome is not None and outcome["entries_read"] > 0
+    listing = web.get("/tasks/analysis").get_data(as_text=True)
+    assert 'id="analysis-runs"' in listing and f"/tasks/{run_id}" in listing
+
+
+def test_a_task_is_seen_only_by_whoever_started_it_or_an_administrator(
+    accounts: Accounts, web: FlaskClient
+) -> None:
+    owner = sign_in(accounts, web, Role.ANALYST)
+    run_id = queued_run(accounts, owner, rule="burst-buyer", version=0)
+    assert web.get(f"/tasks/{run_id}").status_code == 200
+    assert web.get(f"/tasks/{run_id}.json").status_code == 200
+    for role in (Role.ANALYST, Role.APPROVER, Role.AUDITOR, Role.REVIEWER):
+        other = other_client(accounts, role, "other")
+        assert other.get(f"/tasks/{run_id}").status_code == 404
+        assert other.get(f"/tasks/{run_id}.json").status_code == 404
+    admin = other_client(accounts, Role.ADMINISTRATOR, "boss")
+    assert admin.get(f"/tasks/{run_id}.json").status_code == 200
+    merchant = other_client(accounts, Role.MERCHANT, "shop")
+    assert merchant.get(f"/tasks/{run_id}.json").status_code == 403
+
+
+def test_an_unknown_task_is_not_found(accounts: Accounts, web: FlaskClient) -> None:
+    sign_in(accounts, web, Role.ANALYST)
+    for run_id in ("0" * 32, "nope", "x" * 200):
+        assert web.get(f"/tasks/{run_id}").status_code == 404
+        assert web.get(f"/tasks/{run_id}.json").status_code == 404
+
+
+def test_nobody_signed_in_is_sent_to_sign_in(accounts: Accounts, web: FlaskClient) -> None:
+    run_id = queued_run(accounts, "analyst.one", rule="burst-buyer", version=0)
+    response = web.get(f"/tasks/{run_id}.json")
+    assert response.status_code == 302 and "/sign-in" in response.headers["Location"]
+
+
+def test_a_queued_task_shows_it_waits(accounts: Accounts, web: FlaskClient) -> None:
+    owner = sign_in(accounts, web, Role.ANALYST)
+    run_id = queued_run(accounts, owner, rule="burst-buyer", version=0)
+    body = web.get(f"/tasks/{run_id}.json").get_json()
+    assert (body["state"], body["finished"], body["done"], body["total"]) == (
+        "queued",
+        False,
+        0,
+        None,
+    )
+    assert body["result_url"] is None and body["message"] == "Waiting for a worker."
+    page = web.get(f"/tasks/{run_id}").get_data(as_text=True)
+    assert 'data-state="queued"' in page and "Queued" in page
+
+
+def test_a_failed_task_says_so_and_a_redelivery_changes_nothing(
+    accounts: Accounts, web: FlaskClient
+) -> None:
+    owner = sign_in(accounts, web, Role.ANALYST)
+    run_id = queued_run(accounts, owner, rule="burst-buyer", version=7)
+    with accounts.app.app_context():
+        rule_backtest.apply((run_id,), task_id=run_id)
+    body = web.get(f"/tasks/{run_id}.json").get_json()
+    assert (body["state"], body["failure"]) == ("failed", "not-found")
+    assert body["failure_message"] == "What the task was asked for no longer exists."
+    assert body["result_url"] is None
+    assert web.get(f"/rules/backtests/{run_id}").status_code == 302
+    with accounts.app.app_context():
+        rule_backtest.apply((run_id,), task_id=run_id)
+    assert web.get(f"/tasks/{run_id}.json").get_json() == body
+
+
+def test_with_a_worker_the_run_is_queued_and_its_page_polls(
+    accounts: Accounts, web: FlaskClient
+) -> None:
+    celery = accounts.app.extensions["celery"]
+    sign_in(accounts, web, Role.ANALYST)
+    celery.conf.task_always_eager = False
+    try:
+        started = post(web, "/tasks/analysis", {})
+    finally:
+        celery.conf.task_always_eager = True
+    match = RUN_RE.search(started.headers["Location"])
+    assert match
+    body = web.get(f"/tasks/{match.group(1)}.json").get_json()
+    assert body["state"] == "queued" and body["finished"] is False
+    page = web.get(f"/tasks/{match.group(1)}").get_data(as_text=True)
+    assert 'data-state="queued"' in page and 'src="/static/js/progress.js"' in page
