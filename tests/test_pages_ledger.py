@@ -231,6 +231,19 @@ def test_an_entry_after_the_latest_checkpoint_has_no_proof_yet(
     assert 'id="pending"' in page and 'id="proof-data"' not in page
 
 
+def test_the_entry_pages_link_their_neighbours_only(auditor: FlaskClient, session: Session) -> None:
+    first = auditor.get("/ledger/entries/0").get_data(as_text=True)
+    assert "Previous entry<" not in first and 'href="/ledger/entries/1"' in first
+    last = size(session) - 1
+    page = auditor.get(f"/ledger/entries/{last}").get_data(as_text=True)
+    assert f'href="/ledger/entries/{last - 1}"' in page and "Next entry<" not in page
+
+
+def test_entry_rows_link_to_their_type_and_actor(auditor: FlaskClient) -> None:
+    page = auditor.get("/ledger").get_data(as_text=True)
+    assert 'href="/ledger?type=party.status"' in page and 'href="/ledger?actor=' in page
+
+
 def test_an_unknown_entry_is_not_found(auditor: FlaskClient, session: Session) -> None:
     for seq in (size(session), 2**60):
         response = auditor.get(f"/ledger/entries/{seq}")

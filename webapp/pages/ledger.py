@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from provenance.entries import PARTY_ID_RE, TYPE_RE
 from provenance.errors import NotFoundError
-from provenance.ledger import LedgerEntry, StoredCheckpoint
+from provenance.ledger import LedgerEntry, LedgerHead, StoredCheckpoint
 from provenance.merkle import ProofError
 from webapp.accounts.web import login_required
 from webapp.pages.common import STAFF, page
@@ -211,7 +211,8 @@ def entry(seq: int) -> Response:
         pretty=pretty,
         signature=_b64(record.signed.signature),
         leaf_hash=record.leaf_hash.hex(),
-        prev=record.prev.hex() if isinstance(record.prev, bytes) else str(record.prev),
+        prev=record.prev.hex(),
+        last=session.scalar(select(LedgerHead.size).where(LedgerHead.id == 1)),
         checkpoint=checkpoint,
         proof_data=proof_data,
     )
