@@ -246,7 +246,12 @@ def test_the_list_filters_by_status_typology_severity_assignee_and_subject(
     assert listed(client, "?severity=high") == [seeded.high]
     assert listed(client, "?severity=medium&status=new") == []
     assert listed(client, "?assignee=wang.analyst") == [seeded.medium]
+    post_decision(client, seeded.low, status="triaged", assignee="analyst.one")
+    page = client.get("/alerts").get_data(as_text=True)
+    assert 'href="/alerts?assignee=analyst.one" id="alerts-mine"' in page
+    assert listed(client, "?assignee=analyst.one") == [seeded.low]
     assert listed(client, f"?subject={OTHER_BUYER[:6]}") == [seeded.low]
+    assert listed(client, "?status=new") == [seeded.high]
     assert listed(client, "?subject=&status=&typology=") == [seeded.high, seeded.medium, seeded.low]
 
 

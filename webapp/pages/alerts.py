@@ -263,6 +263,9 @@ def alerts() -> ResponseReturnValue:
             pages=format_decimal(listing.pages),
         ),
         severity_url=lambda s: _severity_url(filters, s),
+        mine_url=url_for("pages_alerts.alerts", assignee=current_user().username)
+        if _may_act()
+        else None,
         **_context(),
     )
 
