@@ -12,6 +12,7 @@ Analysts and approvers write, try, backtest and approve; the auditor reads.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -96,6 +97,8 @@ FIELD_ERRORS = {
     "until": _l("Give the day after the last as a date (YYYY-MM-DD), after the first day."),
 }
 SAMPLE_PREFIX = "sample."
+# The word the checker's position starts (a feature or function name), marked whole.
+_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
 def _writer() -> None:
@@ -131,8 +134,10 @@ def _marked_source(condition: str, line: int, column: int) -> tuple[SourceLine, 
     for number, text in enumerate(condition.split("\n"), start=1):
         if number == line:
             at = max(0, min(column - 1, len(text)))
-            marked = text[at : at + 1] or " "
-            lines.append(SourceLine(number, text[:at], marked, text[at + 1 :]))
+            token = _TOKEN.match(text, at)
+            end = token.end() if token else at + 1
+            marked = text[at:end] or " "
+            lines.append(SourceLine(number, text[:at], marked, text[end:]))
         else:
             lines.append(SourceLine(number, text, "", ""))
     return tuple(lines)
