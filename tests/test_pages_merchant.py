@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from merchant_onboarding.documents import MAX_DOCUMENT_BYTES
 from merchant_onboarding.models import Application, Blob, Document, Question
 from merchant_onboarding.workflow import Recommendation
 from provenance.ledger import LedgerEntry
@@ -333,6 +334,18 @@ def test_a_file_disguised_as_a_pdf_is_refused_and_nothing_stored(
     assert 'id="action-error"' in page and XSS_SCRIPT not in page
     if content:
         assert "not its name" in page
+    assert counts(accounts.session) == before
+
+
+def test_a_document_over_the_limit_is_refused_and_nothing_stored(
+    accounts: Accounts, merchant: FlaskClient
+) -> None:
+    app_id = created_id(create(merchant))
+    before = counts(accounts.session)
+    big = pdf() + b"\0" * MAX_DOCUMENT_BYTES
+    response = upload(merchant, app_id, big, "big.pdf")
+    assert response.status_code == 413
+    assert 'data-code="document-too-large"' in response.get_data(as_text=True)
     assert counts(accounts.session) == before
 
 
