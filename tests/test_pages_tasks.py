@@ -4,12 +4,14 @@ JSON, who may see a task, a failed task, and a run queued for a real worker."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from provenance.ledger import LedgerEntry
 from tests.codes_support import build_chain
 from tests.test_accounts_support import (  # noqa: F401 (fixtures)
     PASSWORD,
@@ -168,3 +170,118 @@ def test_with_a_worker_the_run_is_queued_and_its_page_polls(
     assert body["state"] == "queued" and body["finished"] is False
     page = web.get(f"/tasks/{match.group(1)}").get_data(as_text=True)
     assert 'data-state="queued"' in page and 'src="/static/js/progress.js"' in page
+
+
+# --- evidence export ---------------------------------------------------------------------
+
+
+def build_a_case(accounts: Accounts) -> int:
+    from tests.cases_support import build_case
+
+    with accounts.app.app_context():
+        return build_case(accounts.session, current_runtime().ledger).id
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_only_analysts_export_evidence_from_the_pages(
+    accounts: Accounts, web: FlaskClient, role: Role
+) -> None:
+    sign_in(accounts, web, role)
+    allowed = role is Role.ANALYST
+    assert web.get("/tasks/evidence").status_code == (200 if allowed else 403)
+    refused = post(web, "/tasks/evidence", {"case": "1", "recipient": "x", "lang": "en"})
+    assert refused.status_code == (422 if allowed else 403)  # no case 1 here
+    assert run_count(accounts) == 0
+
+
+def test_an_evidence_export_runs_with_progress_and_its_archive_downloads(
+    accounts: Accounts, web: FlaskClient
+) -> None:
+    from provenance.ledger import LedgerEntry
+
+    case_id = build_a_case(accounts)
+    owner = sign_in(accounts, web, Role.ANALYST)
+    form = web.get("/tasks/evidence").get_data(as_text=True)
+    assert 'id="evidence-form"' in form
+    started = post(
+        web, "/tasks/evidence", {"case": str(case_id), "recipient": "某市公安局", "lang": "zh"}
+    )
+    assert started.status_code == 303
+    match = RUN_RE.search(started.headers["Location"])
+    assert match
+    run_id = match.group(1)
+    body = web.get(f"/tasks/{run_id}.json").get_json()
+    assert (body["state"], body["done"], body["total"]) == ("done", 2, 2)
+    assert body["result_url"] == f"/tasks/{run_id}/archive"
+    archive = web.get(f"/tasks/{run_id}/archive")
+    assert archive.status_code == 200 and archive.mimetype == "application/zip"
+    assert archive.data[:2] == b"PK"
+    run = accounts.session.get(TaskRun, run_id)
+    assert run is not None
+    outcome = run.outcome()
+    assert outcome is not None
+    entry = accounts.session.scalars(
+        select(LedgerEntry).where(LedgerEntry.seq == outcome["custody_seq"])
+    ).one()
+    body_on_ledger = json.loads(entry.record)["entry"]["body"]
+    assert entry.type == "case.export" and body_on_ledger["by"] == owner
+    assert body_on_ledger["recipient"] == "某市公安局" and body_on_ledger["case"] == case_id
+    assert archive.headers["X-Package-SHA256"] == body_on_ledger["package_sha256"]
+    other = other_client(accounts, Role.ANALYST, "other")
+    assert other.get(f"/tasks/{run_id}/archive").status_code == 404
+    listing = web.get("/tasks/evidence").get_data(as_text=True)
+    assert 'id="evidence-runs"' in listing and f"/tasks/{run_id}/archive" in listing
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"case": "abc"}, "case"),
+        ({"case": "999999"}, "case"),
+        ({"recipient": ""}, "recipient"),
+        ({"recipient": "two\nlines"}, "recipient"),
+        ({"lang": "fr"}, "lang"),
+    ],
+)
+def test_a_bad_export_request_is_refused_and_nothing_starts(
+    accounts: Accounts, web: FlaskClient, fields: dict[str, str], field: str
+) -> None:
+    case_id = build_a_case(accounts)
+    sign_in(accounts, web, Role.ANALYST)
+    before = accounts.session.scalar(select(func.count()).select_from(LedgerEntry)) or 0
+    data = {"case": str(case_id), "recipient": "partner", "lang": "en"} | fields
+    response = post(web, "/tasks/evidence", data)
+    assert response.status_code == 422
+    assert f'id="error-{field}"' in response.get_data(as_text=True)
+    assert run_count(accounts) == 0
+    assert accounts.session.scalar(select(func.count()).select_from(LedgerEntry)) == before
+
+
+def test_a_running_export_shows_the_step_its_status_names(
+    accounts: Accounts, web: FlaskClient
+) -> None:
+    from webapp.api_cases import ExportState, evidence_exports
+
+    owner = sign_in(accounts, web, Role.ANALYST)
+    with accounts.app.app_context():
+        exports = evidence_exports()
+        export = exports.create(
+            7, officer=owner, recipient="partner", language="en", now=accounts.clock()
+        )
+        export.steps[0].state, export.steps[1].state = "done", "running"
+        export.state = ExportState.RUNNING
+        exports.write(export)
+        run = create_run(
+            accounts.session,
+            RunKind.EXPORT,
+            started_by=owner,
+            params={"export": export.id, "case": 7},
+            now=accounts.clock(),
+        )
+        run.state, run.total = "running", 2
+        accounts.session.flush()
+        run_id = run.id
+    body = web.get(f"/tasks/{run_id}.json").get_json()
+    assert (body["state"], body["done"], body["total"], body["percent"]) == ("running", 1, 2, 50)
+    assert body["message"] == "Zipping the package for download."
+    assert web.get(f"/tasks/{run_id}/archive").status_code == 404

@@ -7,8 +7,10 @@ whether the task runs in-process (the embedded default, Celery eager) or on a wo
 (``CARDTRACE_BROKER_URL`` set); the run's id is the Celery task's id.
 
 The tasks take the run's id, re-read what it asks for, and call one service: a rule's
-backtest (:func:`provenance.risk.backtest`, as the risk API and CLI call it) or one
-ledger analysis run (:func:`webapp.analysis.analyse_ledger`, as the periodic task does).
+backtest (:func:`provenance.risk.backtest`, as the risk API and CLI call it), one
+ledger analysis run (:func:`webapp.analysis.analyse_ledger`, as the periodic task does),
+or a case's evidence export (the ``cardtrace.export_evidence`` task of the cases API,
+whose own status file says which step runs: the run reads it for its progress).
 A run already finished or failed is left alone, so a redelivered task does nothing.
 """
 
@@ -38,6 +40,7 @@ RUN_ID_LENGTH = 32
 class RunKind(StrEnum):
     BACKTEST = "backtest"
     ANALYSIS = "analysis"
+    EXPORT = "evidence-export"
 
 
 class RunState(StrEnum):
@@ -58,6 +61,8 @@ class RunStep(StrEnum):
     COUNTING = "counting-sales"
     REPLAYING = "replaying-sales"
     ANALYSING = "analysing-ledger"
+    PACKAGING = "writing-package"
+    ARCHIVING = "zipping-package"
     FINISHED = "finished"
     FAILED = "failed"
 
@@ -324,4 +329,50 @@ def analysis_run(run_id: str) -> dict[str, Any]:
     return _analysis(run_id)
 
 
-TASKS: dict[RunKind, Task] = {RunKind.BACKTEST: rule_backtest, RunKind.ANALYSIS: analysis_run}
+# --- the evidence export -------------------------------------------------------------------
+
+
+def _export(run_id: str) -> dict[str, Any]:
+    from webapp.api_cases import ExportState, evidence_exports
+    from webapp.tasks import export_evidence
+
+    run = _claim(run_id)
+    if run is None:
+        return {}
+    export_id = str(run.parameters()["export"])
+    db_session().rollback()
+    _update(run_id, state=RunState.RUNNING, step=RunStep.PACKAGING, total=2)
+    try:
+        export_evidence(export_id)  # records its own failure on its status, never raises
+        status = evidence_exports().read(export_id)
+    except Exception as e:  # recorded on the run; an in-process run must not fail its page
+        _fail(run_id, e)
+        return {"state": RunState.FAILED.value}
+    if status.state is not ExportState.DONE:
+        code = status.failure.code if status.failure else "internal-error"
+        _update(run_id, state=RunState.FAILED, step=RunStep.FAILED, failure=code[:64])
+        return {"state": RunState.FAILED.value}
+    result = {
+        "export": export_id,
+        "case": status.case,
+        "archive_name": status.archive_name,
+        "archive_sha256": status.archive_sha256,
+        "package_sha256": status.package_sha256,
+        "size": status.size,
+        "custody_seq": status.custody_seq,
+    }
+    _finish(run_id, result, 2, 2)
+    return {"state": RunState.DONE.value}
+
+
+@shared_task(name="cardtrace.evidence_export_run", acks_late=True)  # type: ignore[untyped-decorator]
+def evidence_export_run(run_id: str) -> dict[str, Any]:
+    """A case's evidence export started from the pages (see the cases API's export)."""
+    return _export(run_id)
+
+
+TASKS: dict[RunKind, Task] = {
+    RunKind.BACKTEST: rule_backtest,
+    RunKind.ANALYSIS: analysis_run,
+    RunKind.EXPORT: evidence_export_run,
+}
