@@ -292,6 +292,13 @@ def test_an_unknown_application_is_404(accounts: Accounts, reviewer: FlaskClient
     token = token_of(reviewer, "/applications")
     response = reviewer.post("/applications/999999/review", data={"csrf_token": token})
     assert response.status_code == 404
+    app_id = in_review(accounts)
+    response = reviewer.post(
+        f"/applications/{app_id}/hits/999999/decision",
+        data={"csrf_token": token, "decision": "clear", "reasons": "x"},
+    )
+    assert response.status_code == 404
+    assert "No such screening hit" in response.get_data(as_text=True)
 
 
 # --- the file ---------------------------------------------------------------------------------
@@ -317,6 +324,8 @@ def test_the_file_shows_facts_masked_checks_risk_documents_and_timeline(
 
     assert sha256(pdf(SHOP)).hexdigest() in page
     assert re.findall(r'data-action="([a-z_]+)"', page) == ["create", "submit"]
+    seqs = [h.seq for h in history(accounts.session, app_id)]
+    assert all(f'href="/ledger/entries/{seq}"' in page for seq in seqs)
 
 
 def test_the_file_never_shows_a_clear_id_number(accounts: Accounts, reviewer: FlaskClient) -> None:

@@ -300,12 +300,11 @@ def refusal_status(error: CardtraceError) -> int:
 
 def not_found_page(error: NotFoundError) -> Response:
     """Unknown application or hit, or another merchant's: the same 404 page."""
-    return page(
-        "accounts/error.html",
-        404,
-        code="not-found",
-        message=str(_l("No such application.")),
+    hit = error.code == "hit-not-found"
+    message = (
+        _l("No such screening hit on this application.") if hit else _l("No such application.")
     )
+    return page("accounts/error.html", 404, code="not-found", message=str(message))
 
 
 bp.errorhandler(NotFoundError)(not_found_page)
