@@ -68,7 +68,11 @@ def test_a_code_lookup_shows_a_block_verdict_with_reasons_in_both_languages(
         chinese = page.locator(f"#reasons li[data-code={DOUBLE_SALE}]").inner_text()
         assert CJK.search(chinese), chinese
         assert chinese != english
+        assert page.locator("#verdict .decision").text_content() == "拦截"
         assert "卡密查询" in page.inner_text("header")
+        page.click("#verify-proofs")
+        page.wait_for_selector("#proof-summary[data-result=verified]")
+        assert CJK.search(page.inner_text("#proof-summary"))
         browse.shot(page, "verdict-zh")
     finally:
         switch_language(page, "en")
