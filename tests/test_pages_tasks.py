@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import uuid
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from provenance.db import write_transaction
 from provenance.ledger import LedgerEntry
 from tests.codes_support import build_chain
+from tests.processes import cardtrace_command, clean_env, run, stop
+from tests.services import redis_url
 from tests.test_accounts_support import (  # noqa: F401 (fixtures)
     PASSWORD,
     SHOP,
@@ -23,9 +29,11 @@ from tests.test_accounts_support import (  # noqa: F401 (fixtures)
     web,
 )
 from tests.test_pages_rules import other_client, post, sign_in
+from webapp import create_app
 from webapp.accounts.roles import Role
-from webapp.runtime import current_runtime
-from webapp.task_runs import RunKind, TaskRun, create_run, rule_backtest
+from webapp.pages.tasks import status_json
+from webapp.runtime import current_runtime, db_session
+from webapp.task_runs import RunKind, TaskRun, create_run, get_run, rule_backtest
 
 RUN_RE = re.compile(r"/tasks/([0-9a-f]{32})$")
 
@@ -285,3 +293,54 @@ def test_a_running_export_shows_the_step_its_status_names(
     assert (body["state"], body["done"], body["total"], body["percent"]) == ("running", 1, 2, 50)
     assert body["message"] == "Zipping the package for download."
     assert web.get(f"/tasks/{run_id}/archive").status_code == 404
+
+
+# --- a real worker -------------------------------------------------------------------------
+
+
+def test_a_run_on_a_real_worker_shows_its_progress_to_the_web_app(tmp_path: Path) -> None:
+    """The worker (on Redis) writes the run's progress; the web app, another process,
+    reads it from the database as its progress page does."""
+    broker = redis_url()
+    env = {"CARDTRACE_BROKER_URL": broker, "CARDTRACE_INSTANCE": str(tmp_path / "instance")}
+    assert run(["init"], tmp_path, **env).returncode == 0
+    queue = f"cardtrace-test-{uuid.uuid4().hex[:8]}"
+    worker = subprocess.Popen(
+        [
+            *cardtrace_command(),
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=tmp_path,
+        env=clean_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        app = create_app({"broker_url": broker, "instance_path": tmp_path / "instance"})
+        with app.app_context():
+            session = db_session()
+            with write_transaction(session):
+                run_id = create_run(
+                    session,
+                    RunKind.ANALYSIS,
+                    started_by="analyst.one",
+                    params={},
+                    now=current_runtime().now(),
+                ).id
+            session.close()
+            app.extensions["celery"].send_task(
+                "cardtrace.analysis_run", args=[run_id], task_id=run_id, queue=queue
+            ).get(timeout=150)
+            with app.test_request_context():
+                status = status_json(get_run(db_session(), run_id, viewer="analyst.one"))
+    finally:
+        stop(worker)
+    assert (status["state"], status["done"], status["total"]) == ("done", 1, 1)
+    assert status["result_url"] == "/tasks/analysis"
