@@ -61,6 +61,8 @@ class DemoAccount:
     role: str
     password: str
     secret: str | None
+    # The merchant account's party.
+    party: str | None = None
     # The last TOTP time step used: the server accepts each step once.
     last_step: int | None = None
 
@@ -158,6 +160,9 @@ def site(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         seen["role"]: DemoAccount(name, seen["role"], seen["password"], seen.get("secret"))
         for name, seen in shown.items()
     }
+    bound = re.search(r"^  demo\.merchant +merchant of (\S+)$", demo.stdout, re.MULTILINE)
+    if bound and "merchant" in accounts:
+        accounts["merchant"].party = bound.group(1)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{base_url}/healthz", server, timeout=90)
@@ -221,12 +226,24 @@ class Browsing:
         with page.expect_navigation():
             page.click("main form button[type=submit]")
         if account.secret is not None:
-            assert page.url.endswith("/sign-in/code"), page.url
+            self._refused(page, account, "/sign-in/code")
             page.fill("#code", account.totp())
             with page.expect_navigation():
                 page.click("main form button[type=submit]")
-        assert "/sign-in" not in page.url, f"{account.username} did not get in: {page.url}"
+        self._refused(page, account, None)
         self.site.signed_in[role] = page.context.storage_state()
+
+    @staticmethod
+    def _refused(page: Page, account: DemoAccount, expected: str | None) -> None:
+        """Fail with what the sign-in page says, if it refused (a wrong code, or the
+        sign-in rate limit: 10 posts a minute from one address)."""
+        if expected is not None and page.url.endswith(expected):
+            return
+        if expected is None and "/sign-in" not in page.url:
+            return
+        alert = page.locator("main [role=alert]")
+        said = alert.inner_text() if alert.count() else "(nothing)"
+        raise AssertionError(f"{account.username} was refused at {page.url}: {said}")
 
     def page_as(self, role: str) -> Page:
         """A page signed in as the demo's ``role``: with the cookies of an earlier sign-in
