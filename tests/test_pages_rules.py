@@ -256,6 +256,9 @@ def test_a_valid_version_waits_until_a_different_officer_approves_it(
     assert (row.status, row.approved_by) == ("active", "analyst.second")
     in_force = {s.id: s.version for s in active_specs(accounts.session)}
     assert in_force["instrument-many-buyers"] == 1
+    listed = second.get("/rules").get_data(as_text=True).split('id="active-rules"')[1]
+    row = listed.split('href="/rules/instrument-many-buyers/versions"')[1].split("</tr>")[0]
+    assert f"<td>{author}</td>" in row and "analyst.second" in row
     again = post(second, "/rules/instrument-many-buyers/versions/1/approve", {})
     assert again.status_code == 409
 

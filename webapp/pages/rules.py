@@ -272,6 +272,7 @@ def _index(status: int = 200, error: str | None = None) -> Response:
         status=status,
         active=active_specs(session),
         pending=[v for v in all_versions if v.status == "pending"],
+        in_force={v.rule: v for v in all_versions if v.status == "active"},
         shadow_hits=_shadow_hits(),
         can_write=current_role() in WRITE,
         me=current_user().username,
