@@ -1,8 +1,18 @@
-"""Who acts on the officer APIs: ``Authorization: Bearer <token>``, and its two answers.
+"""Who acts on the officer APIs, and its two answers.
 
-Onboarding, risk rules and alerts share it: the acting officer (or applicant) comes only
-from the token, never from a request field; a missing or unknown token is a 401 with a
-``WWW-Authenticate`` challenge, a known one without the role a 403.
+Onboarding, risk rules, alerts and cases share it. The acting officer (or applicant)
+comes only from the credential, never from a request field:
+
+- ``Authorization: Bearer <token>``: an officer's token (``cardtrace onboarding officer
+  add``) or an application's applicant token;
+- or a signed-in web session (its CSRF token in ``X-CSRFToken`` on unsafe methods,
+  checked before the view runs): the user's role decides, per API, what it may read and
+  what it may change (:data:`SESSION_ROLES`); a merchant acts as the applicant of its
+  own applications only.
+
+Never both: a request with a token and a signed-in session is refused. A missing or
+unknown credential is a 401 with a ``WWW-Authenticate`` challenge, a known one without
+the role a 403, another merchant's application a 404.
 """
 
 from __future__ import annotations
@@ -11,24 +21,88 @@ import os
 import sys
 
 import click
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request, session
 
-from merchant_onboarding.errors import AuthenticationError, PermissionDeniedError
-from merchant_onboarding.officers import Actor, authenticate
+from merchant_onboarding.applications import get_application
+from merchant_onboarding.errors import (
+    ApplicationNotFoundError,
+    AuthenticationError,
+    PermissionDeniedError,
+)
+from merchant_onboarding.officers import Actor, ActorKind, authenticate
+from merchant_onboarding.officers import Role as OfficerRole
+from webapp.accounts.roles import Role
+from webapp.accounts.web import SID, current_session, hit_limit
 from webapp.errors import Problem, problem_response
 from webapp.runtime import db_session
 
+_READERS = frozenset({Role.REVIEWER, Role.APPROVER, Role.ANALYST, Role.AUDITOR})
+
+# Per API blueprint: the staff roles that may read (GET) and that may change (any other
+# method) through a signed-in session. The services then apply their own rules (a
+# reviewer recommends, an approver decides, four eyes).
+SESSION_ROLES: dict[str, tuple[frozenset[Role], frozenset[Role]]] = {
+    "onboarding_api": (_READERS, frozenset({Role.REVIEWER, Role.APPROVER})),
+    "analysis_api": (_READERS, frozenset({Role.ANALYST})),
+    "cases_api": (frozenset({Role.ANALYST, Role.AUDITOR}), frozenset({Role.ANALYST})),
+    "risk_api": (
+        frozenset({Role.ANALYST, Role.APPROVER, Role.AUDITOR}),
+        frozenset({Role.ANALYST, Role.APPROVER}),
+    ),
+}
+
+_ONBOARDING_ROLES = {
+    Role.REVIEWER: frozenset({OfficerRole.REVIEWER}),
+    Role.APPROVER: frozenset({OfficerRole.APPROVER}),
+}
+
 
 def bearer_actor() -> Actor:
-    """The actor the request's bearer token belongs to.
+    """The actor the request's bearer token, or its signed-in session, belongs to.
 
     Raises:
-        AuthenticationError: no bearer token, or one nobody holds.
+        AuthenticationError: neither a bearer token nor a signed-in session, an unknown
+            token, or both a token and a session.
+        PermissionDeniedError: the signed-in role may not use this API this way.
+        ApplicationNotFoundError: a merchant asked for an application not its own.
     """
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    header = request.headers.get("Authorization", "")
+    signed_in = isinstance(session.get(SID), str)
+    if not header and signed_in:
+        return _session_actor()
+    if header and signed_in:
+        raise AuthenticationError("send either a bearer token or a signed-in session, not both")
+    scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("send 'Authorization: Bearer <token>'")
+        raise AuthenticationError("send 'Authorization: Bearer <token>' or sign in")
     return authenticate(db_session(), token.strip())
+
+
+def _session_actor() -> Actor:
+    """The signed-in user as the services name an actor (see :data:`SESSION_ROLES`)."""
+    live = current_session()
+    if live is None:
+        raise AuthenticationError("the session has ended; sign in again")
+    hit_limit(current_app.config["ACCOUNTS_API_SESSION_LIMIT"], "api-user", str(live.user.id))
+    role = Role(live.user.role)
+    if role is Role.MERCHANT:
+        return _applicant_of_own(live.user.party)
+    readers, writers = SESSION_ROLES.get(request.blueprint or "", (frozenset(), frozenset()))
+    allowed = readers if request.method in ("GET", "HEAD") else writers
+    if role not in allowed:
+        raise PermissionDeniedError(f"the {role.value} role may not do this through the API")
+    return Actor(ActorKind.OFFICER, live.user.username, _ONBOARDING_ROLES.get(role, frozenset()))
+
+
+def _applicant_of_own(party: str | None) -> Actor:
+    """A merchant acts as the applicant of the application in the path, if it is its own."""
+    application_id = (request.view_args or {}).get("application_id")
+    if request.blueprint != "onboarding_api" or not isinstance(application_id, int):
+        raise PermissionDeniedError("a merchant account may act only on its own applications")
+    application = get_application(db_session(), application_id)
+    if party is None or application.merchant != party:
+        raise ApplicationNotFoundError(f"no application {application_id}")
+    return Actor.applicant(application_id)
 
 
 def bearer_officer(purpose: str) -> Actor:
