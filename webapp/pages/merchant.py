@@ -13,6 +13,8 @@ a watch list would tip them off.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pydantic
@@ -35,7 +37,15 @@ from merchant_onboarding.documents import MAX_DOCUMENT_BYTES, DocumentKind, chec
 from merchant_onboarding.errors import ApplicationNotFoundError, PermissionDeniedError
 from merchant_onboarding.models import Application, Owner
 from merchant_onboarding.officers import Actor
-from merchant_onboarding.workflow import FINAL_STATES, Action, State, documents, history, questions
+from merchant_onboarding.workflow import (
+    FINAL_STATES,
+    Action,
+    Onboarding,
+    State,
+    documents,
+    history,
+    questions,
+)
 from provenance.db import write_transaction
 from provenance.errors import CardtraceError, NotFoundError, ValidationError
 from webapp.accounts.errors import AccountsError, ForbiddenError
@@ -82,8 +92,11 @@ OWNER_ROWS = 3
 MERCHANT_TIMELINE = frozenset(a.value for a in Action)
 EDITABLE = (State.DRAFT, State.NEEDS_INFORMATION)
 
+# One applicant step: the service, the request's session, the applicant, the time.
+Applicant = Callable[[Onboarding, Session, Actor, datetime], object]
 
-def _service_now() -> tuple[Any, Session, Any]:
+
+def _service_now() -> tuple[Onboarding, Session, datetime]:
     return onboarding_service(), db_session(), current_runtime().now()
 
 
@@ -327,7 +340,7 @@ def save_application(application_id: int) -> ResponseReturnValue:
 # --- documents, submission, answers ---------------------------------------------------------
 
 
-def _step(application_id: int, run: Any, done: Any) -> ResponseReturnValue:
+def _step(application_id: int, run: Applicant, done: Any) -> ResponseReturnValue:
     service, session, now = _service_now()
     try:
         with write_transaction(session):
