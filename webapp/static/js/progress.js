@@ -24,11 +24,11 @@
     var bar = document.getElementById("task-bar");
     if (bar) { bar.value = status.percent; bar.textContent = status.percent_label; }
     text("task-percent", status.percent_label);
-    var template = document.getElementById("task-count-template");
-    if (template && status.total !== null) {
-      text("task-count", template.textContent
-        .replace("{done}", status.done_label).replace("{total}", status.total_label));
-      show("task-count", true);
+    var count = document.getElementById("task-count");
+    if (count && status.total !== null) {
+      count.textContent = (count.getAttribute("data-template") || "{done} / {total}")
+        .replace("{done}", status.done_label).replace("{total}", status.total_label);
+      count.hidden = false;
     }
     text("task-message", status.message);
     if (status.failure_message) {
