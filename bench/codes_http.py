@@ -7,7 +7,8 @@ whose ``fingerprint.key`` is the one the store was built with (``tests.keys``), 
 
 Measured: requests/s and latency of ``POST /api/v1/codes/verify`` (one raw code per
 request, drawn in the mix of ``bench.codes_verify``: 80% allowed, 10% sold, 10%
-unknown or with a wrong PIN; answers carry custody and inclusion proofs) against
+unknown or with a wrong PIN; answers carry custody and inclusion proofs; each request
+carries the platform sale system's API key, as verify requires) against
 ``GET /problems/not-found``, a trivial JSON route of the same app, with the same
 gunicorn, the same load generator and the same number of connections. The two
 alternate, ``--rounds`` times each, so both see the same machine load. Target: verify
@@ -36,7 +37,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from bench._codes_common import (
     DEFAULT_BATCH_SIZE,
@@ -62,7 +66,11 @@ from bench._common import (
     server_version,
     table,
 )
+from provenance.db import write_transaction
+from provenance.parties import PLATFORM_PARTY
 from tests.keys import write_key_dir
+from webapp.accounts.apikeys import MAX_RATE_PER_MINUTE, create_key
+from webapp.accounts.roles import Scope
 from webapp.cli import default_workers
 
 MODULE = "bench.codes_http"
@@ -143,11 +151,31 @@ def serve(db: Database, folder: Path, workers: int | None) -> Iterator[str]:
         log.close()
 
 
+# The platform's sale system's API key (``codes:verify``), made for each store by
+# :func:`sale_system_key`: verify needs one, the trivial route none.
+AUTHORIZATION: dict[str, str] = {}
+
+
+def sale_system_key(db: Database) -> None:
+    """Issue the platform an API key allowed to verify, as an administrator would."""
+    with Session(db.engine) as session, write_transaction(session):
+        issued = create_key(
+            session,
+            "bench sale system",
+            PLATFORM_PARTY,
+            frozenset({Scope.CODES_VERIFY}),
+            now=datetime.now(UTC),
+            actor="bench",
+            rate_per_minute=MAX_RATE_PER_MINUTE,
+        )
+    AUTHORIZATION["Authorization"] = f"Bearer {issued.token}"
+
+
 def request(base: str, method: str, path: str, body: str | None = None) -> tuple[int, bytes]:
     host, port = base.split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {"Content-Type": "application/json", **AUTHORIZATION} if body is not None else {}
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
         return response.status, response.read()
@@ -209,6 +237,7 @@ def wrk_script(folder: Path, bodies: list[str]) -> Path:
 local i = 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "{AUTHORIZATION["Authorization"]}"
 function init(args)
   i = tonumber(args[1] or "0")
 end
@@ -284,7 +313,7 @@ def run_python(base: str, path: str, bodies: list[str] | None, args: argparse.Na
                         "POST",
                         path,
                         body=bodies[n % len(bodies)],
-                        headers={"Content-Type": "application/json"},
+                        headers={"Content-Type": "application/json", **AUTHORIZATION},
                     )
                 response = conn.getresponse()
                 response.read()
@@ -326,6 +355,7 @@ def measure(
     db: Database, setup: StoreReport, args: argparse.Namespace, folder: Path
 ) -> DatabaseResult:
     layout = Layout(args.codes, args.batch_size)
+    sale_system_key(db)
     db.engine.dispose()
     chosen = samples(layout, args.bodies, seed=5)
     bodies = [verify_body(s) for s in chosen]

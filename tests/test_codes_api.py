@@ -19,6 +19,7 @@ from provenance.entries import format_time
 from provenance.issuance import IssuerSigner, issue_codes
 from provenance.ledger import LedgerEntry
 from provenance.merkle import verify_inclusion
+from tests.api_support import api_key, machine_client
 from tests.codes_support import (
     DIST,
     ISSUER,
@@ -43,6 +44,12 @@ from webapp import create_app
 from webapp.api_codes import codes_state
 from webapp.database import make_engine, upgrade
 from webapp.runtime import current_runtime
+
+
+@pytest.fixture()
+def client(app: Flask, session: Session) -> FlaskClient:
+    """The platform's sale system: an API key with every scope."""
+    return machine_client(app, session)
 
 
 @pytest.fixture()
@@ -398,6 +405,77 @@ def test_non_json_body_is_refused(chain: Chain, client: FlaskClient) -> None:
     assert response.status_code == 415
     response = client.post("/api/v1/codes/verify", data="{", content_type="application/json")
     assert response.status_code == 422
+
+
+# --- who may call the codes API ---------------------------------------------------
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/v1/codes/verify"),
+        ("POST", "/api/v1/codes/verify-batch"),
+        ("GET", "/api/v1/codes/" + "00" * 32),
+        ("POST", "/api/v1/entries"),
+    ],
+)
+def test_the_codes_api_needs_a_credential(
+    app: Flask, session: Session, chain: Chain, method: str, path: str
+) -> None:
+    stranger = app.test_client()
+    body = {"merchant": SHOP, "code": raw(1)}
+    response = stranger.open(path, method=method, json=body if method == "POST" else None)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    wrong = stranger.open(
+        path, method=method, json=body if method == "POST" else None, headers=_bearer("ctk_x_y")
+    )
+    assert wrong.status_code == 401
+
+
+def test_a_key_verifies_only_with_its_scope(app: Flask, session: Session, chain: Chain) -> None:
+    from webapp.accounts.roles import Scope
+
+    appender = api_key(app, session, scopes=frozenset({Scope.ENTRIES_APPEND}))
+    client = app.test_client()
+    body = {"merchant": SHOP, "code": raw(1)}
+    refused = client.post("/api/v1/codes/verify", json=body, headers=_bearer(appender))
+    assert refused.status_code == 403 and refused.get_json()["code"] == "scope-denied"
+    verifier = api_key(app, session, scopes=frozenset({Scope.CODES_VERIFY}))
+    allowed = client.post("/api/v1/codes/verify", json=body, headers=_bearer(verifier))
+    assert allowed.status_code == 200
+    before = session.scalar(select(func.count()).select_from(LedgerEntry))
+    append = client.post("/api/v1/entries", json={"entries": []}, headers=_bearer(verifier))
+    assert append.status_code == 403
+    assert session.scalar(select(func.count()).select_from(LedgerEntry)) == before
+
+
+def test_a_merchant_key_verifies_its_own_sales_only(
+    app: Flask, session: Session, chain: Chain
+) -> None:
+    from webapp.accounts.roles import Scope
+
+    own = api_key(app, session, party=SHOP, scopes=frozenset({Scope.CODES_VERIFY}))
+    client = app.test_client()
+    mine = client.post(
+        "/api/v1/codes/verify", json={"merchant": SHOP, "code": raw(1)}, headers=_bearer(own)
+    )
+    assert mine.status_code == 200 and mine.get_json()["decision"] == "allow"
+    for other in (PENDING_SHOP, SUSPENDED_SHOP):
+        theirs = client.post(
+            "/api/v1/codes/verify", json={"merchant": other, "code": raw(1)}, headers=_bearer(own)
+        )
+        assert theirs.status_code == 403 and theirs.get_json()["code"] == "scope-denied"
+        batch = client.post(
+            "/api/v1/codes/verify-batch",
+            json={"merchant": other, "items": [{"code": raw(1)}]},
+            headers=_bearer(own),
+        )
+        assert batch.status_code == 403
 
 
 # --- custody events through the API -----------------------------------------------

@@ -17,6 +17,7 @@ from merchant_onboarding.documents import MAX_DOCUMENT_BYTES
 from merchant_onboarding.models import Application, Blob, Document
 from merchant_onboarding.officers import Role, add_officer
 from provenance.ledger import LedgerEntry
+from tests.api_support import api_key
 from tests.codes_support import SHOP, build_chain, serial
 from tests.codes_support import pin as code_pin
 from tests.ledger_support import NOW
@@ -512,10 +513,14 @@ def test_the_queue_lists_waiting_applications_with_their_age(
 # --- suspension reaches verify-before-sale at once ----------------------------------------
 
 
-def _verify(client: FlaskClient) -> dict[str, Any]:
+def _verify(client: FlaskClient, key: str) -> dict[str, Any]:
     code = {"issuer": "acme-cards", "product": "acme-cards.game-100", "serial": serial(0)}
     code["pin"] = code_pin(0)
-    response = client.post("/api/v1/codes/verify", json={"merchant": SHOP, "code": code})
+    response = client.post(
+        "/api/v1/codes/verify",
+        json={"merchant": SHOP, "code": code},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert response.status_code == 200, response.get_json()
     result: dict[str, Any] = response.get_json()
     return result
@@ -528,7 +533,8 @@ def test_a_suspended_merchant_is_blocked_by_verify_in_the_same_request_cycle(
         build_chain(session, current_runtime().ledger)
         session.flush()
     app_id = approved(client, session, tokens, merchant=SHOP)
-    assert _verify(client)["decision"] == "allow"
+    sale_system = api_key(app, session)
+    assert _verify(client, sale_system)["decision"] == "allow"
     response = post(
         client,
         f"/applications/{app_id}/suspend",
@@ -536,7 +542,7 @@ def test_a_suspended_merchant_is_blocked_by_verify_in_the_same_request_cycle(
         json={"reasons": ["alert"]},
     )
     assert response.status_code == 200
-    verdict = _verify(client)
+    verdict = _verify(client, sale_system)
     assert verdict["decision"] == "block"
     assert "merchant-suspended" in {r["code"] for r in verdict["reasons"]}
 

@@ -21,6 +21,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from sqlalchemy.orm import Session
 
 from merchant_onboarding.officers import Role, add_officer
+from tests.api_support import machine_client
 from tests.codes_support import ISSUER, PRODUCT, SHOP, build_chain, pin, serial
 from tests.ledger_support import NOW
 from tests.onboarding_support import ApplicationPayload
@@ -97,12 +98,11 @@ def _conforms(document: dict[str, Any], model: str, answer: Any) -> None:
     Draft202012Validator(schema).validate(answer)
 
 
-def test_a_real_verdict_and_code_status_match_their_schemas(
-    app: Flask, client: FlaskClient, session: Session
-) -> None:
+def test_a_real_verdict_and_code_status_match_their_schemas(app: Flask, session: Session) -> None:
     with app.app_context():
         build_chain(session, current_runtime().ledger)
         session.flush()
+    client = machine_client(app, session)
     document = client.get(DOCUMENT).get_json()
     code = {"issuer": ISSUER, "product": PRODUCT, "serial": serial(1), "pin": pin(1)}
     single = client.post("/api/v1/codes/verify", json={"merchant": SHOP, "code": code})

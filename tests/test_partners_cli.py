@@ -23,6 +23,7 @@ from provenance.partners.notices import MAX_NOTICE_BYTES
 from provenance.partners.policy import SharingPolicy, Tlp
 from provenance.partners.service import set_policy
 from provenance.partners.stix_out import validate_bundle
+from tests.api_support import machine_client
 from tests.cli_support import fresh_instance, run
 from tests.codes_support import (
     ISSUER,
@@ -195,6 +196,12 @@ def test_policy_set_needs_an_officer_and_shows_what_it_set(instance: Path) -> No
 
 
 @pytest.fixture()
+def client(app: Flask, session: Session) -> FlaskClient:
+    """The platform's sale system: an API key with every scope (notices carry their own)."""
+    return machine_client(app, session)
+
+
+@pytest.fixture()
 def chain(app: Flask, session: Session) -> Chain:
     with app.app_context():
         built = build_chain(session, current_runtime().ledger)
@@ -237,7 +244,9 @@ def post(
     if signature is not None:
         body["signature"] = base64.b64encode(signature).decode()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return client.post(f"/api/v1/partners/{partner}/notices", json=body, headers=headers)
+    # The partner's own system, not the sale system's client (and its key).
+    partner_system = client.application.test_client()
+    return partner_system.post(f"/api/v1/partners/{partner}/notices", json=body, headers=headers)
 
 
 def test_a_notice_posted_over_http_blocks_the_code_on_the_next_verify(

@@ -79,6 +79,11 @@ def _exercise(folder: Path, env: dict[str, str]) -> bytes:
         stdin=PLANTED[1] + "\n",
     )
     assert result.returncode == 0, result.stderr
+    created = cmd(
+        ["apikeys", "create", "--party", "platform", "--scope", "codes:verify", "--name", "till"]
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
     # The JSON API under gunicorn, with its access log on.
     port = free_port()
     server = subprocess.Popen(
@@ -98,7 +103,7 @@ def _exercise(folder: Path, env: dict[str, str]) -> bytes:
             request = urllib.request.Request(
                 f"http://127.0.0.1:{port}/api/v1/codes/verify",
                 data=json.dumps(body).encode(),
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
                 method="POST",
             )
             try:

@@ -26,6 +26,7 @@ from provenance.ledger import LedgerEntry
 from provenance.risk import MemoryStore, rebuild_state
 from provenance.risk.rules import approve_rule, propose_rule
 from provenance.risk.store import RiskSale, RiskShadowHit
+from tests.api_support import machine_client
 from tests.codes_support import (
     ISSUER,
     PARTNER,
@@ -75,8 +76,9 @@ def chain(risk_app: Flask, session: Session) -> Chain:
 
 
 @pytest.fixture()
-def web(risk_app: Flask) -> FlaskClient:
-    return risk_app.test_client()
+def web(risk_app: Flask, session: Session) -> FlaskClient:
+    """The platform's sale system: an API key with every scope."""
+    return machine_client(risk_app, session)
 
 
 def context(

@@ -30,6 +30,7 @@ from provenance.codes import get_code, require_product
 from provenance.db import write_transaction
 from provenance.entries import SignedStatement, format_time
 from provenance.errors import ValidationError
+from provenance.parties import PLATFORM_PARTY
 from provenance.risk import RiskAssessment, RiskReason, SaleContext
 from provenance.risk.errors import SaleContextError
 from provenance.risk.live import LiveRisk, RiskHit, decision_of, hits_of
@@ -42,9 +43,13 @@ from provenance.verdict import (
     VerifyResult,
     verify_codes,
 )
+from webapp.accounts import Scope, api_actor, current_api_actor
+from webapp.accounts.errors import ScopeError
 from webapp.api_risk import live_risk
 from webapp.database import make_engine
 from webapp.openapi import (
+    API_KEY,
+    SESSION,
     AppendAnswer,
     CodeStatusAnswer,
     VerifyAnswer,
@@ -484,12 +489,26 @@ def verify_for_sale(
     return answer
 
 
+def _may_sell_for(merchant: str) -> None:
+    """A merchant's key or account verifies its own sales only; the platform's keys and
+    staff verify for any merchant.
+
+    Raises:
+        ScopeError: the credential acts for another party.
+    """
+    party = current_api_actor().party
+    if party is not None and party not in (PLATFORM_PARTY, merchant):
+        raise ScopeError(f"this credential acts for {party}; it may verify only its own sales")
+
+
 @bp.post("/codes/verify")
-@api_doc(body=VerifyRequest, responses={200: VerifyAnswer})
+@api_doc(body=VerifyRequest, auth=[API_KEY, SESSION], responses={200: VerifyAnswer})
+@api_actor(Scope.CODES_VERIFY)
 def verify() -> Response:
     """Verify one code before sale. Without a context it writes nothing; with one, the
     risk step holds the sale in the risk state."""
     body = parse_body(VerifyRequest)
+    _may_sell_for(body.merchant)
     context = parse_context(body.context)
     key = current_runtime().secrets.fingerprint_key
     query = _query(body, key, codes_state().products)
@@ -497,11 +516,13 @@ def verify() -> Response:
 
 
 @bp.post("/codes/verify-batch")
-@api_doc(body=VerifyBatchRequest, responses={200: VerifyBatchAnswer})
+@api_doc(body=VerifyBatchRequest, auth=[API_KEY, SESSION], responses={200: VerifyBatchAnswer})
+@api_actor(Scope.CODES_VERIFY)
 def verify_batch() -> Response:
     """Verify up to 10,000 codes before sale; each item with a context (its own or the
     batch's) is one sale to that buyer, assessed in the items' order."""
     body = parse_body(VerifyBatchRequest)
+    _may_sell_for(body.merchant)
     shared = parse_context(body.context)
     contexts = [
         parse_context(item.context, f"items.{i}.context") if item.context is not None else shared
@@ -514,7 +535,8 @@ def verify_batch() -> Response:
 
 
 @bp.get("/codes/<fingerprint>")
-@api_doc(responses={200: CodeStatusAnswer})
+@api_doc(auth=[API_KEY, SESSION], responses={200: CodeStatusAnswer})
+@api_actor(Scope.CODES_VERIFY)
 def code_status(fingerprint: str) -> Response:
     """A code's current state and custody chain, by fingerprint (hex or base64url)."""
     session = db_session()
@@ -534,7 +556,8 @@ def code_status(fingerprint: str) -> Response:
 
 
 @bp.post("/entries")
-@api_doc(body=EntriesRequest, responses={201: AppendAnswer})
+@api_doc(body=EntriesRequest, auth=[API_KEY, SESSION], responses={201: AppendAnswer})
+@api_actor(Scope.ENTRIES_APPEND)
 def append_entries() -> tuple[Response, int]:
     """Append entries that their actors signed (up to 1,000, all or none)."""
     body = parse_body(EntriesRequest)
