@@ -101,7 +101,8 @@ def test_each_role_gets_exactly_the_rules_pages_it_may(
     backtest = post(web, "/rules/backtest", {"rule": "burst-buyer", "version": "0"})
     assert backtest.status_code == (303 if writes else 403)
     approve = post(web, "/rules/instrument-many-buyers/versions/1/approve", {})
-    assert approve.status_code == (409 if writes else 403)  # writers: their own version
+    # Only an approver approves (and never its own version); everyone else is refused.
+    assert approve.status_code == (409 if role is Role.APPROVER else 403)
 
 
 def test_the_auditor_reads_the_rules_without_any_action_form(
@@ -248,17 +249,19 @@ def test_a_valid_version_waits_until_a_different_officer_approves_it(
     accounts.session.expire_all()
     assert versions(accounts)[0].status == "pending"
 
-    second = other_client(accounts, Role.ANALYST, "second")
+    analyst = other_client(accounts, Role.ANALYST, "second")
+    assert post(analyst, "/rules/instrument-many-buyers/versions/1/approve", {}).status_code == 403
+    second = other_client(accounts, Role.APPROVER, "second")
     approved = post(second, "/rules/instrument-many-buyers/versions/1/approve", {})
     assert approved.status_code == 303
     accounts.session.expire_all()
     [row] = versions(accounts)
-    assert (row.status, row.approved_by) == ("active", "analyst.second")
+    assert (row.status, row.approved_by) == ("active", "approver.second")
     in_force = {s.id: s.version for s in active_specs(accounts.session)}
     assert in_force["instrument-many-buyers"] == 1
     listed = second.get("/rules").get_data(as_text=True).split('id="active-rules"')[1]
     row = listed.split('href="/rules/instrument-many-buyers/versions"')[1].split("</tr>")[0]
-    assert f"<td>{author}</td>" in row and "analyst.second" in row
+    assert f"<td>{author}</td>" in row and "approver.second" in row
     again = post(second, "/rules/instrument-many-buyers/versions/1/approve", {})
     assert again.status_code == 409
 

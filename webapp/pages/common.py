@@ -75,6 +75,8 @@ NAVIGATION: tuple[tuple[str, Any, tuple[Role, ...]], ...] = (
     ("pages_alerts.alerts", _l("Alerts"), READERS),
     ("pages_rules.rules", _l("Risk rules"), (Role.ANALYST, Role.APPROVER, Role.AUDITOR)),
     ("pages_ledger.entries", _l("Ledger"), STAFF),
+    ("pages_tasks.analysis", _l("Analysis runs"), (Role.ANALYST,)),
+    ("pages_tasks.evidence", _l("Evidence exports"), (Role.ANALYST,)),
 )
 
 

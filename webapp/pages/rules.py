@@ -107,6 +107,12 @@ def _writer() -> None:
         raise ForbiddenError("the auditor reads the rules; only analysts and approvers act")
 
 
+def _approver() -> None:
+    """Only an approver approves a rule version (as through the API), never its author."""
+    if current_role() is not Role.APPROVER:
+        raise ForbiddenError("only an approver may approve a rule version")
+
+
 # --- the condition's error, marked -------------------------------------------------------
 
 
@@ -275,6 +281,7 @@ def _index(status: int = 200, error: str | None = None) -> Response:
         in_force={v.rule: v for v in all_versions if v.status == "active"},
         shadow_hits=_shadow_hits(),
         can_write=current_role() in WRITE,
+        can_approve=current_role() is Role.APPROVER,
         me=current_user().username,
         error=error,
         labels=_labels(),
@@ -319,6 +326,7 @@ def _rule_page(rule: str, status: int = 200, error: str | None = None, **extra: 
         active=active,
         shadow_hits=_shadow_hits().get(rule, 0),
         can_write=current_role() in WRITE,
+        can_approve=current_role() is Role.APPROVER,
         me=current_user().username,
         error=error,
         labels=_labels(),
@@ -438,7 +446,7 @@ def propose() -> ResponseReturnValue:
 @bp.post("/rules/<rule>/versions/<int(max=2147483647):version>/approve")
 @login_required(*READ)
 def approve(rule: str, version: int) -> ResponseReturnValue:
-    _writer()
+    _approver()
     session, runtime = db_session(), current_runtime()
     session.rollback()
     try:
