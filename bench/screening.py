@@ -37,9 +37,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import random
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -48,6 +50,7 @@ from typing import Any
 from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from bench._common import (
@@ -68,7 +71,7 @@ from merchant_onboarding.names import key_hash, normalise_name
 from merchant_onboarding.screening import DEFAULT_THRESHOLD, import_watchlist, screen_name
 from merchant_onboarding.screening_models import Watchlist, WatchlistName
 from merchant_onboarding.watchlists import ListedName, ListedParty, NameRole, PartyKind
-from webapp.database import upgrade
+from webapp.database import make_engine, upgrade
 
 MODULE = "bench.screening"
 TARGET_MS = 100.0
@@ -425,6 +428,20 @@ def report_quality(
         )
 
 
+@contextmanager
+def _database(kind: str, args: argparse.Namespace) -> Iterator[Database | None]:
+    """A fresh database of ``kind``, or the PostgreSQL store given with --postgres-store."""
+    if kind == "postgres" and args.postgres_store:
+        engine = make_engine(make_url(args.postgres_store))
+        try:
+            yield Database("PostgreSQL", engine)
+        finally:
+            engine.dispose()
+        return
+    with open_database(kind, args) as db:
+        yield db
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog=f"python -m {MODULE}",
@@ -442,6 +459,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--quality-only", action="store_true", help="only precision and recall (no large list)"
+    )
+    parser.add_argument(
+        "--postgres-store",
+        metavar="URL",
+        help="a PostgreSQL database holding the list already (imported by this benchmark's "
+        "build with the same --size and --seed): measured as it is, not imported again",
     )
     add_database_options(parser)
     args = parser.parse_args(argv)
@@ -471,11 +494,15 @@ def main(argv: list[str] | None = None) -> None:
     results: list[LatencyResult] = []
     scan: Latency | None = None
     for kind in database_kinds(args):
-        with open_database(kind, args) as db:
+        with _database(kind, args) as db:
             if db is None:
                 continue
-            import_rate = build(db, args.size, args.seed, not args.no_analyze)
-            print(f"  {db.label}: imported at {rate(import_rate)}", flush=True)
+            if kind == "postgres" and args.postgres_store:
+                import_rate = float("nan")
+                print(f"  {db.label}: the list imported before, in {args.postgres_store}")
+            else:
+                import_rate = build(db, args.size, args.seed, not args.no_analyze)
+                print(f"  {db.label}: imported at {rate(import_rate)}", flush=True)
             results.append(measure(db, args.size, names, import_rate))
             print(f"  {db.label}: screening {results[-1].ours}", flush=True)
             if scan is None:
@@ -513,6 +540,7 @@ def main(argv: list[str] | None = None) -> None:
         [
             [f"{r.version}, import", rate(r.import_rate), "entries per second, one transaction"]
             for r in results
+            if not math.isnan(r.import_rate)
         ]
         + [
             [

@@ -19,6 +19,7 @@ from provenance.entries import format_time
 from provenance.issuance import IssuerSigner, issue_codes
 from provenance.ledger import LedgerEntry
 from provenance.merkle import verify_inclusion
+from provenance.parties import PLATFORM_PARTY
 from tests.api_support import api_key, machine_client
 from tests.codes_support import (
     DIST,
@@ -41,6 +42,7 @@ from tests.keys import FINGERPRINT_KEY
 from tests.ledger_support import NOW, make_ledger
 from tests.services import fresh_postgres_database
 from webapp import create_app
+from webapp.accounts.apikeys import create_key
 from webapp.api_codes import codes_state
 from webapp.database import make_engine, upgrade
 from webapp.runtime import current_runtime
@@ -657,6 +659,9 @@ def test_verify_on_postgresql_survives_the_server_dropping_its_connections(
         with Session(engine) as session, write_transaction(session):
             build_chain(session, ledger)
             ledger.issue_checkpoint(session, now=NOW)
+            token = create_key(
+                session, "till", PLATFORM_PARTY, "codes:verify", now=NOW, actor="tests"
+            ).token
         ledger.close()
         # The app makes its own sessions, as in production: verify reads in autocommit.
         app = create_app(
@@ -669,6 +674,7 @@ def test_verify_on_postgresql_survives_the_server_dropping_its_connections(
             }
         )
         client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         first = verify(client, 0)
         with engine.connect() as conn:
             dropped = conn.execute(
