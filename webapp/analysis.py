@@ -46,15 +46,26 @@ class SuspensionProposal:
     application_id: int | None = None
 
 
+def proposes_suspension(alert: Alert) -> bool:
+    """Whether an alert puts its subject's suspension before the officers: a high alert
+    about a party (a merchant, if it has an application)."""
+    return alert.subject_kind == NodeKind.PARTY.value and alert.severity == Severity.HIGH.value
+
+
+def latest_status(session: Session, merchant: str) -> Status | None:
+    """The onboarding status of the merchant's latest application, if it has one."""
+    return session.scalars(
+        select(Status).where(Status.merchant == merchant).order_by(Status.since.desc())
+    ).first()
+
+
 def propose_suspension(
     session: Session, service: Onboarding, alert: Alert, *, now: datetime
 ) -> SuspensionProposal:
     """Put the merchant an alert is about before the officers (see the module docstring)."""
-    if alert.subject_kind != NodeKind.PARTY.value or alert.severity != Severity.HIGH.value:
+    if not proposes_suspension(alert):
         return SuspensionProposal(alert.id, alert.subject, ProposalOutcome.NOT_A_MERCHANT_ALERT)
-    status = session.scalars(
-        select(Status).where(Status.merchant == alert.subject).order_by(Status.since.desc())
-    ).first()
+    status = latest_status(session, alert.subject)
     if status is None:
         return SuspensionProposal(alert.id, alert.subject, ProposalOutcome.NO_APPLICATION)
     state = State(status.state)

@@ -27,7 +27,6 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from merchant_onboarding.models import Status
 from provenance.analysis.alerts import (
     RISK_TYPOLOGY,
     SEVERITIES,
@@ -44,13 +43,13 @@ from provenance.analysis.alerts import (
     notes_of,
 )
 from provenance.analysis.findings import Typology
-from provenance.analysis.ledger_detectors import Severity
 from provenance.analysis.ledger_graph import NodeKind
 from provenance.analysis.models import Alert
 from provenance.db import write_transaction
 from webapp.accounts.models import AccountUser
 from webapp.accounts.roles import Role
 from webapp.accounts.web import login_required
+from webapp.analysis import latest_status, proposes_suspension
 from webapp.pages.common import READERS, current_role, current_user, page
 from webapp.runtime import current_runtime, db_session
 
@@ -283,12 +282,9 @@ class Proposal:
 
 
 def _proposal(session: Session, alert: Alert) -> Proposal | None:
-    # The rule webapp.analysis.propose_suspension applies when the analysis opens it.
-    if alert.subject_kind != NodeKind.PARTY.value or alert.severity != Severity.HIGH.value:
+    if not proposes_suspension(alert):
         return None
-    status = session.scalars(
-        select(Status).where(Status.merchant == alert.subject).order_by(Status.since.desc())
-    ).first()
+    status = latest_status(session, alert.subject)
     if status is None:
         return Proposal(alert.subject, None, None)
     return Proposal(alert.subject, status.application_id, status.state)
