@@ -20,6 +20,7 @@ from tests.test_accounts_support import (  # noqa: F401 (fixtures)
     accounts,
     csrf_token,
     enrol,
+    sign_in_as,
     web,
 )
 from webapp.accounts.apikeys import create_key
@@ -255,15 +256,7 @@ def test_a_users_language_follows_them(accounts: Accounts, web: FlaskClient) -> 
 
 def _sign_in_as(accounts: Accounts, client: FlaskClient, role: Role) -> str:
     username = f"{role.value}.one"
-    if role is Role.MERCHANT:
-        accounts.create(username, role, party=SHOP)
-        client.post(
-            "/sign-in",
-            data={"csrf_token": csrf_token(client), "username": username, "password": PASSWORD},
-        )
-    else:
-        accounts.create(username, role)
-        enrol(client, username, accounts.clock())
+    sign_in_as(accounts, client, role, username)
     return username
 
 

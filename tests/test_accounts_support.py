@@ -134,3 +134,23 @@ def code_step(client: FlaskClient, code: str) -> Response:
     token = CSRF_RE.search(page)
     assert token, page
     return client.post("/sign-in/code", data={"csrf_token": token.group(1), "code": code})
+
+
+def sign_in_as(
+    accounts: Accounts,
+    client: FlaskClient,
+    role: Role,
+    username: str | None = None,
+    party: str = SHOP,
+) -> str:
+    """Create an account of ``role`` and sign ``client`` in as it: a merchant (of
+    ``party``) with its password, staff with the password and a second factor enrolled
+    on the way. Returns the username."""
+    username = username or f"{role.value}.one"
+    if role is Role.MERCHANT:
+        accounts.create(username, role, party=party)
+        password_step(client, username)
+    else:
+        accounts.create(username, role)
+        enrol(client, username, accounts.clock())
+    return username

@@ -31,6 +31,7 @@ from tests.test_accounts_support import (  # noqa: F401 (fixtures)
     accounts,
     csrf_token,
     enrol,
+    sign_in_as,
     web,
 )
 from webapp.accounts.roles import Role
@@ -50,15 +51,7 @@ def signed_in(accounts: Accounts, role: Role) -> FlaskClient:
     """A new client signed in as a new account of ``role`` (staff enrol a second factor)."""
     client = accounts.app.test_client()
     username = f"{role.value}.one"
-    if role is Role.MERCHANT:
-        accounts.create(username, role, party=SHOP)
-        client.post(
-            "/sign-in",
-            data={"csrf_token": csrf_token(client), "username": username, "password": PASSWORD},
-        )
-    else:
-        accounts.create(username, role)
-        enrol(client, username, accounts.clock())
+    sign_in_as(accounts, client, role, username)
     return client
 
 

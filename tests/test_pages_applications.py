@@ -36,6 +36,7 @@ from tests.test_accounts_support import (  # noqa: F401 (fixtures)
     csrf_token,
     enrol,
     password_step,
+    sign_in_as,
     totp_at,
     web,
 )
@@ -64,15 +65,7 @@ def signed_in(accounts: Accounts, role: Role, username: str | None = None) -> Fl
     """A new client signed in as a new account of ``role`` (staff enrol a second factor)."""
     client = accounts.app.test_client()
     username = username or f"{role.value}.one"
-    if role is Role.MERCHANT:
-        accounts.create(username, role, party=SHOP)
-        client.post(
-            "/sign-in",
-            data={"csrf_token": csrf_token(client), "username": username, "password": PASSWORD},
-        )
-    else:
-        accounts.create(username, role)
-        enrol(client, username, accounts.clock())
+    sign_in_as(accounts, client, role, username)
     return client
 
 

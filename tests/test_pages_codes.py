@@ -36,6 +36,7 @@ from tests.test_accounts_support import (  # noqa: F401 (fixtures)
     accounts,
     csrf_token,
     enrol,
+    sign_in_as,
     web,
 )
 from webapp.accounts.roles import Role
@@ -63,15 +64,7 @@ def checkpoint(accounts: Accounts, session: Session) -> None:
 
 def sign_in(accounts: Accounts, client: FlaskClient, role: Role, party: str = SHOP) -> None:
     username = f"{role.value}.one"
-    if role is Role.MERCHANT:
-        accounts.create(username, role, party=party)
-        client.post(
-            "/sign-in",
-            data={"csrf_token": csrf_token(client), "username": username, "password": PASSWORD},
-        )
-    else:
-        accounts.create(username, role)
-        enrol(client, username, accounts.clock())
+    sign_in_as(accounts, client, role, username, party=party)
 
 
 def raw(i: int, **overrides: str) -> dict[str, str]:

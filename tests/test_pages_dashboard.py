@@ -30,6 +30,7 @@ from tests.test_accounts_support import (  # noqa: F401 (fixtures)
     accounts,
     csrf_token,
     enrol,
+    sign_in_as,
     web,
 )
 from tests.test_pages_alerts import finding
@@ -47,15 +48,7 @@ STAFF_ROLES = [r for r in Role if r.is_staff]
 def signed_in(accounts: Accounts, role: Role) -> FlaskClient:
     client = accounts.app.test_client()
     username = f"{role.value}.one"
-    if role is Role.MERCHANT:
-        accounts.create(username, role, party=SHOP)
-        client.post(
-            "/sign-in",
-            data={"csrf_token": csrf_token(client), "username": username, "password": PASSWORD},
-        )
-    else:
-        accounts.create(username, role)
-        enrol(client, username, accounts.clock())
+    sign_in_as(accounts, client, role, username)
     return client
 
 

@@ -22,6 +22,7 @@ from tests.test_accounts_support import (  # noqa: F401 (fixtures)
     accounts,
     csrf_token,
     enrol,
+    sign_in_as,
     web,
 )
 from webapp.accounts.roles import Role
@@ -33,15 +34,7 @@ RUN_RE = re.compile(r"/tasks/([0-9a-f]{32})$")
 
 def sign_in(accounts: Accounts, client: FlaskClient, role: Role, name: str = "one") -> str:
     username = f"{role.value}.{name}"
-    if role is Role.MERCHANT:
-        accounts.create(username, role, party=SHOP)
-        client.post(
-            "/sign-in",
-            data={"csrf_token": csrf_token(client), "username": username, "password": PASSWORD},
-        )
-    else:
-        accounts.create(username, role)
-        enrol(client, username, accounts.clock())
+    sign_in_as(accounts, client, role, username)
     return username
 
 

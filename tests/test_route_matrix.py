@@ -35,6 +35,7 @@ from tests.test_accounts_support import (  # noqa: F401 (fixtures)
     accounts,
     csrf_token,
     enrol,
+    sign_in_as,
     web,
 )
 from webapp.accounts.roles import Role
@@ -199,15 +200,7 @@ def _sign_in(accounts: Accounts, client: FlaskClient, role: Role | None) -> None
     if role is None:
         return
     username = f"{role.value}.matrix"
-    if role is Role.MERCHANT:
-        accounts.create(username, role, party=SHOP)
-        client.post(
-            "/sign-in",
-            data={"csrf_token": csrf_token(client), "username": username, "password": PASSWORD},
-        )
-    else:
-        accounts.create(username, role)
-        enrol(client, username, accounts.clock())
+    sign_in_as(accounts, client, role, username)
 
 
 def _classify(status: int, location: str, signed_in: bool) -> str:
