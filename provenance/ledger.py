@@ -761,3 +761,73 @@ def rebuild_projections(session: Session, catalog: EntryCatalog) -> int:
     _project(session, catalog, batch)
     session.flush()
     return count
+
+
+# --- listing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    """An entry as a listing shows it."""
+
+    seq: int
+    type: str
+    time: datetime
+    actor: str
+    key_id: str
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPage:
+    """A page of entries and where the pages beside it start."""
+
+    rows: list[EntryRow]
+    newer: int | None  # the ``after`` of the newer page, if there is one
+    older: int | None  # the ``before`` of the older page, if there is one
+
+
+def entry_page(
+    session: Session,
+    *,
+    type_: str | None = None,
+    actor: str | None = None,
+    before: int | None = None,
+    after: int | None = None,
+    size: int = 50,
+) -> EntryPage:
+    """One page of ``size`` entries, newest first, of one type and actor if given: those
+    before ``before``, or the ones just after ``after`` (keyset on ``seq``, the primary
+    key: no OFFSET over a long log)."""
+    query = select(
+        LedgerEntry.seq,
+        LedgerEntry.type,
+        LedgerEntry.time,
+        LedgerEntry.actor,
+        LedgerEntry.key_id,
+        LedgerEntry.leaf_hash,
+    )
+    if type_:
+        query = query.where(LedgerEntry.type == type_)
+    if actor:
+        query = query.where(LedgerEntry.actor == actor)
+    if after is not None:
+        found = session.execute(
+            query.where(LedgerEntry.seq > after).order_by(LedgerEntry.seq).limit(size + 1)
+        ).all()
+        more_newer = len(found) > size
+        rows = [EntryRow(*r) for r in reversed(found[:size])]
+        return EntryPage(
+            rows,
+            newer=rows[0].seq if more_newer and rows else None,
+            older=rows[-1].seq if rows else after + 1,
+        )
+    if before is not None:
+        query = query.where(LedgerEntry.seq < before)
+    found = session.execute(query.order_by(LedgerEntry.seq.desc()).limit(size + 1)).all()
+    rows = [EntryRow(*r) for r in found[:size]]
+    return EntryPage(
+        rows,
+        newer=(rows[0].seq if rows else before - 1) if before is not None else None,
+        older=rows[-1].seq if len(found) > size else None,
+    )

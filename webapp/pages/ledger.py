@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, redirect, request, url_for
@@ -23,7 +21,7 @@ from sqlalchemy import select
 
 from provenance.entries import PARTY_ID_RE, TYPE_RE
 from provenance.errors import NotFoundError
-from provenance.ledger import LedgerEntry, LedgerHead, StoredCheckpoint
+from provenance.ledger import EntryPage, LedgerEntry, StoredCheckpoint, entry_page
 from provenance.merkle import ProofError
 from webapp.accounts.web import login_required
 from webapp.pages.common import STAFF, page
@@ -77,62 +75,6 @@ def _origin(note: str) -> str:
     return note.split("\n", 1)[0]
 
 
-@dataclass(frozen=True, slots=True)
-class EntryRow:
-    seq: int
-    type: str
-    time: datetime
-    actor: str
-    key_id: str
-    leaf_hash: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class EntryPage:
-    rows: list[EntryRow]
-    newer: int | None  # the ``after`` of the newer page, if there is one
-    older: int | None  # the ``before`` of the older page, if there is one
-
-
-def _entry_page(
-    type_: str | None, actor: str | None, before: int | None, after: int | None
-) -> EntryPage:
-    """One page of entries, newest first, by keyset on ``seq`` (the primary key)."""
-    query = select(
-        LedgerEntry.seq,
-        LedgerEntry.type,
-        LedgerEntry.time,
-        LedgerEntry.actor,
-        LedgerEntry.key_id,
-        LedgerEntry.leaf_hash,
-    )
-    if type_:
-        query = query.where(LedgerEntry.type == type_)
-    if actor:
-        query = query.where(LedgerEntry.actor == actor)
-    session = db_session()
-    if after is not None:
-        found = session.execute(
-            query.where(LedgerEntry.seq > after).order_by(LedgerEntry.seq).limit(PAGE_SIZE + 1)
-        ).all()
-        more_newer = len(found) > PAGE_SIZE
-        rows = [EntryRow(*r) for r in reversed(found[:PAGE_SIZE])]
-        return EntryPage(
-            rows,
-            newer=rows[0].seq if more_newer and rows else None,
-            older=rows[-1].seq if rows else after + 1,
-        )
-    if before is not None:
-        query = query.where(LedgerEntry.seq < before)
-    found = session.execute(query.order_by(LedgerEntry.seq.desc()).limit(PAGE_SIZE + 1)).all()
-    rows = [EntryRow(*r) for r in found[:PAGE_SIZE]]
-    return EntryPage(
-        rows,
-        newer=(rows[0].seq if rows else before - 1) if before is not None else None,
-        older=rows[-1].seq if len(found) > PAGE_SIZE else None,
-    )
-
-
 @bp.get("/ledger")
 @login_required(*STAFF)
 def entries() -> ResponseReturnValue:
@@ -149,7 +91,14 @@ def entries() -> ResponseReturnValue:
             raise LedgerInputError("type")
         if actor and not PARTY_ID_RE.fullmatch(actor):
             raise LedgerInputError("actor")
-        found = _entry_page(type_ or None, actor or None, _position("before"), _position("after"))
+        found = entry_page(
+            db_session(),
+            type_=type_ or None,
+            actor=actor or None,
+            before=_position("before"),
+            after=_position("after"),
+            size=PAGE_SIZE,
+        )
     except LedgerInputError as e:
         return page(
             "pages/ledger/entries.html",
@@ -212,7 +161,7 @@ def entry(seq: int) -> Response:
         signature=_b64(record.signed.signature),
         leaf_hash=record.leaf_hash.hex(),
         prev=record.prev.hex(),
-        last=session.scalar(select(LedgerHead.size).where(LedgerHead.id == 1)),
+        last=ledger.tree_head(session).size,
         checkpoint=checkpoint,
         proof_data=proof_data,
     )
