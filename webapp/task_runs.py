@@ -9,19 +9,24 @@ whether the task runs in-process (the embedded default, Celery eager) or on a wo
 The tasks take the run's id, re-read what it asks for, and call one service: a rule's
 backtest (:func:`provenance.risk.backtest`, as the risk API and CLI call it), one
 ledger analysis run (:func:`webapp.analysis.analyse_ledger`, as the periodic task does),
-or a case's evidence export (the ``cardtrace.export_evidence`` task of the cases API,
-whose own status file says which step runs: the run reads it for its progress).
+a case's evidence export (the ``cardtrace.export_evidence`` task of the cases API,
+whose own status file says which step runs: the run reads it for its progress), or a
+CSV import of issuance, transfers or sales (the :mod:`provenance.imports` functions
+the ``cardtrace codes import`` command calls, on a file uploaded to the instance folder).
 A run already finished or failed is left alone, so a redelivered task does nothing.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
+import re
 import secrets
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from celery import Task, shared_task
@@ -41,6 +46,7 @@ class RunKind(StrEnum):
     BACKTEST = "backtest"
     ANALYSIS = "analysis"
     EXPORT = "evidence-export"
+    IMPORT = "code-import"
 
 
 class RunState(StrEnum):
@@ -63,6 +69,8 @@ class RunStep(StrEnum):
     ANALYSING = "analysing-ledger"
     PACKAGING = "writing-package"
     ARCHIVING = "zipping-package"
+    READING = "counting-rows"
+    IMPORTING = "importing-rows"
     FINISHED = "finished"
     FAILED = "failed"
 
@@ -371,8 +379,187 @@ def evidence_export_run(run_id: str) -> dict[str, Any]:
     return _export(run_id)
 
 
+# --- the code import ------------------------------------------------------------------------
+
+# What each kind of file must hold in its header (as ``cardtrace codes import`` checks it):
+# transfers and sales also name each code, by fingerprint or issuer, product, serial, pin.
+IMPORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "issuance": ("batch", "product", "serial", "pin"),
+    "transfers": ("from", "to"),
+    "sales": ("merchant", "buyer", "amount", "currency"),
+}
+_UPLOAD_RE = re.compile(r"[0-9a-f]{32}")
+_NOT_CSV = "the line is not valid CSV (a field too long, or a stray quote)"
+
+
+def import_uploads() -> Path:
+    """Where uploaded import files wait for their run: ``<instance>/imports``. A worker
+    on another machine must share the instance folder, as it does for evidence exports."""
+    return Path(current_runtime().settings.instance_path) / "imports"
+
+
+def import_upload_path(upload: str) -> Path:
+    """The stored file of upload ``upload`` (a random id, never a name from the client).
+
+    Raises:
+        NotFoundError: ``upload`` is not an upload id.
+    """
+    if not _UPLOAD_RE.fullmatch(upload):
+        raise NotFoundError("no such upload")
+    return import_uploads() / f"{upload}.csv"
+
+
+class UploadMissingError(NotFoundError):
+    code = "upload-missing"
+    title = "The uploaded file is gone"
+
+
+def _csv_rows(reader: Any) -> Iterator[Any]:
+    """The reader's rows; a line the csv module cannot read is reported by its number
+    (the module's own message is not repeated: it may quote the line)."""
+    from provenance.imports import ImportFailedError, LineError
+
+    try:
+        yield from reader
+    except csv.Error as e:
+        raise ImportFailedError([LineError(reader.line_num, None, _NOT_CSV)], 1) from e
+
+
+def _count_rows(path: Path) -> int:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return max(sum(1 for _ in _csv_rows(csv.reader(f))) - 1, 0)
+
+
+def _masked(path: Path, errors: list[Any]) -> list[dict[str, Any]]:
+    """The report of the bad lines: line, column and message, with every value of the
+    line taken out of its message.
+
+    The import's messages name columns rather than repeat values, but a few quote the
+    batch or the product; on a shifted line that column may hold a PIN. So each value of
+    a reported line (four characters or more, as written and as normalised) is masked.
+    """
+    wanted = {error.line for error in errors}
+    values: dict[int, list[str]] = {}
+    if wanted - {1}:
+        last = max(wanted)
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f)
+            try:
+                for index, row in enumerate(reader):
+                    line = index + 1  # line 1 is the header, as the import numbers them
+                    if line > last:
+                        break
+                    if line in wanted:
+                        cells = {cell.strip() for cell in row}
+                        cells |= {re.sub(r"[\s-]", "", cell).upper() for cell in cells}
+                        values[line] = sorted((c for c in cells if len(c) >= 4), key=len)[::-1]
+            except csv.Error:
+                pass  # the bad line itself is reported with a fixed message
+    report = []
+    for error in errors:
+        message = str(error.message)
+        for value in values.get(error.line, ()):
+            message = message.replace(value, "…")
+        report.append({"line": error.line, "field": error.field, "message": message})
+    return report
+
+
+def _code_import(run_id: str) -> dict[str, Any]:
+    run = _claim(run_id)
+    if run is None:
+        return {}
+    params = run.parameters()
+    db_session().rollback()
+    try:
+        path = import_upload_path(str(params.get("upload", "")))
+    except NotFoundError as e:
+        _fail(run_id, e)
+        return {"state": RunState.FAILED.value}
+    try:
+        return _import_file(run_id, params, path)
+    finally:
+        # The file holds raw PINs: it goes as soon as the run has ended, either way.
+        path.unlink(missing_ok=True)
+
+
+def _import_file(run_id: str, params: dict[str, Any], path: Path) -> dict[str, Any]:
+    from provenance import imports
+    from webapp.api_risk import live_risk
+
+    kind = str(params["kind"])
+    run_import = {
+        "issuance": imports.import_issuance,
+        "transfers": imports.import_transfers,
+        "sales": imports.import_sales,
+    }[kind]
+    session, runtime = db_session(), current_runtime()
+    _update(run_id, state=RunState.RUNNING, step=RunStep.READING)
+    # On SQLite the import holds the one write lock until it commits: progress written
+    # from another connection would wait for it, so there the count moves at the end only.
+    live = session.get_bind().dialect.name != "sqlite"
+    try:
+        if not path.is_file():
+            raise UploadMissingError(f"the upload of task {run_id} is gone")
+        total = _count_rows(path)
+        _update(run_id, step=RunStep.IMPORTING, total=total)
+
+        def progress(rows: int) -> None:
+            if live:
+                _update(run_id, done=min(rows, total))
+
+        extra: dict[str, Any] = {}
+        if kind == "issuance" and params.get("expires"):
+            extra["expires_at"] = datetime.fromisoformat(str(params["expires"])).replace(tzinfo=UTC)
+        if kind == "sales":
+            extra["on_append"] = live_risk().entries_appended
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            imports.check_columns(reader.fieldnames, IMPORT_COLUMNS[kind])
+            with write_transaction(session):
+                report = run_import(
+                    session,
+                    runtime.ledger,
+                    _csv_rows(reader),
+                    fingerprint_key=runtime.secrets.fingerprint_key,
+                    signers=imports.Signers(runtime.ledger.platform),
+                    now=runtime.now(),
+                    progress=progress,
+                    **extra,
+                )
+    except imports.ImportFailedError as e:
+        result = {"kind": kind, "bad_lines": e.total, "errors": _masked(path, e.errors)}
+        _update(
+            run_id,
+            state=RunState.FAILED,
+            step=RunStep.FAILED,
+            failure=e.code,
+            result=json.dumps(result, sort_keys=True),
+        )
+        return {"state": RunState.FAILED.value}
+    except Exception as e:  # recorded on the run; an in-process run must not fail its page
+        _fail(run_id, e)
+        return {"state": RunState.FAILED.value}
+    result = {
+        "kind": kind,
+        "rows": report.rows,
+        "entries": report.entries,
+        "batches": report.batches,
+    }
+    _finish(run_id, result, report.rows, report.rows)
+    return {"state": RunState.DONE.value}
+
+
+@shared_task(name="cardtrace.code_import_run", acks_late=True)  # type: ignore[untyped-decorator]
+def code_import_run(run_id: str) -> dict[str, Any]:
+    """Import an uploaded CSV of issuance, transfers or sales, all or nothing, every
+    entry signed by the platform on its party's behalf (as ``cardtrace codes import``
+    signs for a party whose key it was not given)."""
+    return _code_import(run_id)
+
+
 TASKS: dict[RunKind, Task] = {
     RunKind.BACKTEST: rule_backtest,
     RunKind.ANALYSIS: analysis_run,
     RunKind.EXPORT: evidence_export_run,
+    RunKind.IMPORT: code_import_run,
 }

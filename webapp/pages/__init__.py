@@ -18,6 +18,7 @@ ledger          ``/ledger``... (the ledger explorer)     every staff role
 rules           ``/rules``... (real-time risk rules)     analyst, approver; auditor
                                                          read-only
 tasks           ``/tasks/<id>`` (progress of long work)  whoever started the task
+imports         ``/imports``... (CSV imports of codes)   administrator
 ==============  =======================================  ===============================
 """
 
@@ -30,7 +31,17 @@ from flask import Blueprint, Flask
 from webapp.accounts.web import AccountsState
 from webapp.pages.common import navigation
 
-MODULES = ("dashboard", "applications", "merchant", "codes", "alerts", "ledger", "rules", "tasks")
+MODULES = (
+    "dashboard",
+    "applications",
+    "merchant",
+    "codes",
+    "alerts",
+    "ledger",
+    "rules",
+    "tasks",
+    "imports",
+)
 
 
 def init_pages(app: Flask) -> None:

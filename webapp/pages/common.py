@@ -77,6 +77,7 @@ NAVIGATION: tuple[tuple[str, Any, tuple[Role, ...]], ...] = (
     ("pages_ledger.entries", _l("Ledger"), STAFF),
     ("pages_tasks.analysis", _l("Analysis runs"), (Role.ANALYST,)),
     ("pages_tasks.evidence", _l("Evidence exports"), (Role.ANALYST,)),
+    ("pages_imports.imports", _l("Code imports"), (Role.ADMINISTRATOR,)),
 )
 
 

@@ -32,6 +32,7 @@ KIND_LABELS = {
     RunKind.BACKTEST.value: _l("Rule backtest"),
     RunKind.ANALYSIS.value: _l("Ledger analysis run"),
     RunKind.EXPORT.value: _l("Evidence export"),
+    RunKind.IMPORT.value: _l("Code import"),
 }
 STATE_LABELS = {
     RunState.QUEUED.value: _l("Queued"),
@@ -46,6 +47,8 @@ STEP_LABELS = {
     "analysing-ledger": _l("Analysing the ledger's new entries."),
     "writing-package": _l("Writing the evidence package."),
     "zipping-package": _l("Zipping the package for download."),
+    "counting-rows": _l("Reading the file's rows."),
+    "importing-rows": _l("Importing the rows."),
     "finished": _l("Done."),
     "failed": _l("The task failed."),
 }
@@ -54,6 +57,8 @@ FAILURE_LABELS = {
     "not-queued": _l("The task could not be queued: the worker's broker is unreachable."),
     "internal-error": _l("The task failed; the server log says why."),
     "case-not-found": _l("The case no longer exists."),
+    "import-failed": _l("The file has bad lines: nothing was imported. The report names them."),
+    "upload-missing": _l("The uploaded file is gone; upload it again."),
 }
 LANGUAGE_CHOICES = (("zh", _l("Chinese")), ("en", _l("English")))
 
@@ -73,7 +78,9 @@ def visible_run(run_id: str) -> TaskRun:
 
 
 def result_url(run: TaskRun) -> str | None:
-    """Where a finished run's result is shown."""
+    """Where a finished run's result is shown (a code import's report, failed or not)."""
+    if run.kind == RunKind.IMPORT.value and run.result is not None:
+        return url_for("pages_imports.report", run_id=run.id)
     if run.run_state is not RunState.DONE:
         return None
     if run.kind == RunKind.BACKTEST.value:
