@@ -330,6 +330,7 @@ def verify_bundle(
     trusted_key: bytes | None = None,
     threads: int = 2,
     progress: Callable[[int], None] | None = None,
+    progress_every: int = _PROGRESS_EVERY,
 ) -> BundleReport:
     """Verify a bundle with no database and no network.
 
@@ -338,6 +339,8 @@ def verify_bundle(
         catalog: the entry types, for their bodies and signing rules.
         trusted_key: the platform's raw Ed25519 public key, from a source you trust. If
             ``None``, the key in the bundle is used, which proves only self-consistency.
+        progress: called with the number of entries verified so far, every
+            ``progress_every`` sequence numbers.
 
     Raises:
         VerificationError: naming the first bad entry (or line) and why.
@@ -453,8 +456,9 @@ def verify_bundle(
         threads=threads,
     )
     while verifier.size < stop:
-        # Up to the next multiple of 10,000 (when progress is reported) or the range's end.
-        want = min(stop, (verifier.size // _PROGRESS_EVERY + 1) * _PROGRESS_EVERY) - verifier.size
+        # Up to the next multiple of progress_every (when progress is reported) or the
+        # range's end.
+        want = min(stop, (verifier.size // progress_every + 1) * progress_every) - verifier.size
         before = verifier.size
         verifier.feed_all(lines.records(want))
         if verifier.size - before < want:
@@ -464,7 +468,7 @@ def verify_bundle(
                 code="entry-missing",
                 seq=verifier.size,
             )
-        if progress is not None and verifier.size % _PROGRESS_EVERY == 0:
+        if progress is not None and verifier.size % progress_every == 0:
             progress(verifier.size - first)
     verifier.finish()
     # Key changes after the range, up to the checkpoint: who could sign at its size.
