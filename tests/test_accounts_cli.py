@@ -127,3 +127,25 @@ def test_an_unknown_scope_is_refused(instance: Path) -> None:
         cli, ["apikeys", "create", "--party", "shop-one", "--scope", "codes:steal", "--name", "x"]
     )
     assert result.exit_code == 2 and "codes:steal" in result.output
+
+
+def test_a_personal_key_is_made_for_an_account_and_takes_no_party_or_scope(
+    instance: Path,
+) -> None:
+    run("accounts", "create", "rev.li", "--role", "reviewer", "--name", "Li", stdin=PASSWORD + "\n")
+    created = run("apikeys", "create", "--user", "rev.li", "--name", "laptop")
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("ctk_") and "personal key of rev.li" in created.output
+    [row] = json.loads(run("apikeys", "list", "--json").output)
+    assert row["personal"] is True and row["scopes"] == [] and key not in json.dumps(row)
+    for refused in (
+        ["--user", "rev.li", "--party", "shop-one", "--name", "x"],
+        ["--user", "rev.li", "--scope", "codes:verify", "--name", "x"],
+        ["--party", "shop-one", "--name", "x"],
+    ):
+        result = CliRunner().invoke(cli, ["apikeys", "create", *refused])
+        assert result.exit_code == 2, result.output
+    unknown = CliRunner().invoke(cli, ["apikeys", "create", "--user", "nobody", "--name", "x"])
+    assert unknown.exit_code != 0 and "nobody" in unknown.output
+    assert len(json.loads(run("apikeys", "list", "--json").output)) == 1

@@ -3,6 +3,10 @@
 Onboarding, risk rules, alerts and cases share it. The acting officer (or applicant)
 comes only from the credential, never from a request field:
 
+- ``Authorization: Bearer <API key>``: a personal API key (``cardtrace apikeys create
+  --user``), which acts exactly as its user's signed-in session would (below), with the
+  user's role at the time of the request; a machine's key (bound to a party, not a user)
+  is refused here with a 403;
 - ``Authorization: Bearer <token>``: an officer's token (``cardtrace onboarding officer
   add``) or an application's applicant token;
 - or a signed-in web session (its CSRF token in ``X-CSRFToken`` on unsafe methods,
@@ -31,6 +35,10 @@ from merchant_onboarding.errors import (
 )
 from merchant_onboarding.officers import Actor, ActorKind, authenticate
 from merchant_onboarding.officers import Role as OfficerRole
+from webapp.accounts.api import authenticate_bearer_key
+from webapp.accounts.apikeys import KEY_PREFIX
+from webapp.accounts.errors import UnauthenticatedError
+from webapp.accounts.models import AccountUser
 from webapp.accounts.roles import Role
 from webapp.accounts.web import SID, current_session, hit_limit
 from webapp.errors import Problem, problem_response
@@ -73,9 +81,26 @@ def bearer_actor() -> Actor:
     if header and signed_in:
         raise AuthenticationError("send either a bearer token or a signed-in session, not both")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("send 'Authorization: Bearer <token>' or sign in")
-    return authenticate(db_session(), token.strip())
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationError("send 'Authorization: Bearer <API key>' or sign in")
+    if token.startswith(KEY_PREFIX):
+        return _key_actor(token)
+    return authenticate(db_session(), token)
+
+
+def _key_actor(token: str) -> Actor:
+    """A personal key's user, as a signed-in session of that user would act."""
+    try:
+        key, user = authenticate_bearer_key(token)
+    except UnauthenticatedError as e:
+        raise AuthenticationError(e.message, code=e.code) from e
+    if user is None:
+        raise PermissionDeniedError(
+            f"API key {key.key_id} is a machine's key; this API takes a personal API key "
+            "or a signed-in session"
+        )
+    return _user_actor(user)
 
 
 def _session_actor() -> Actor:
@@ -84,14 +109,19 @@ def _session_actor() -> Actor:
     if live is None:
         raise AuthenticationError("the session has ended; sign in again")
     hit_limit(current_app.config["ACCOUNTS_API_SESSION_LIMIT"], "api-user", str(live.user.id))
-    role = Role(live.user.role)
+    return _user_actor(live.user)
+
+
+def _user_actor(user: AccountUser) -> Actor:
+    """What ``user`` may do on this API (see :data:`SESSION_ROLES`), as an actor."""
+    role = Role(user.role)
     if role is Role.MERCHANT:
-        return _applicant_of_own(live.user.party)
+        return _applicant_of_own(user.party)
     readers, writers = SESSION_ROLES.get(request.blueprint or "", (frozenset(), frozenset()))
     allowed = readers if request.method in ("GET", "HEAD") else writers
     if role not in allowed:
         raise PermissionDeniedError(f"the {role.value} role may not do this through the API")
-    return Actor(ActorKind.OFFICER, live.user.username, _ONBOARDING_ROLES.get(role, frozenset()))
+    return Actor(ActorKind.OFFICER, user.username, _ONBOARDING_ROLES.get(role, frozenset()))
 
 
 def _applicant_of_own(party: str | None) -> Actor:

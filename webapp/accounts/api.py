@@ -9,8 +9,11 @@ Other blueprints use these::
         ...
 
 An API key travels as ``Authorization: Bearer ctk_...``; a browser sends its session
-cookie and the page's CSRF token in ``X-CSRFToken``. A request carrying both is refused
-(``mixed-credentials``): which of the two acts would otherwise be a guess.
+cookie and the page's CSRF token in ``X-CSRFToken``. A personal key (one bound to a user
+account) acts exactly as its user signed in would: the user's current role gives its
+scopes (:data:`ROLE_SCOPES`) and the user's party its party; its own scopes are none.
+A request carrying both is refused (``mixed-credentials``): which of the two acts would
+otherwise be a guess.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from wtforms import ValidationError as WTFormsValidationError
 
-from webapp.accounts.apikeys import authenticate_key, key_scopes
+from webapp.accounts.apikeys import authenticate_key, key_scopes, key_user
 from webapp.accounts.errors import (
     ApiKeyInvalidError,
     CsrfTokenError,
@@ -35,7 +38,7 @@ from webapp.accounts.errors import (
     ScopeError,
     UnauthenticatedError,
 )
-from webapp.accounts.models import ApiKey
+from webapp.accounts.models import AccountUser, ApiKey
 from webapp.accounts.roles import ROLE_SCOPES, Role, Scope
 from webapp.accounts.web import (
     SID,
@@ -99,10 +102,23 @@ def _signed_in_cookie() -> bool:
     return isinstance(session.get(SID), str)
 
 
-def _from_key(token: str, scope: Scope) -> ApiActor:
+def authenticate_bearer_key(token: str) -> tuple[ApiKey, AccountUser | None]:
+    """The live key ``token`` is and, for a personal key, its (enabled) account, both
+    detached; counts the request against the key's rate limit and marks it used.
+
+    Raises:
+        UnauthenticatedError (or its ApiKey* subclasses): a bad, revoked or expired key,
+            or a personal key whose account is disabled or locked.
+        RateLimitedError: the key's (or, for failures, the address's) limit is reached.
+    """
     at = now()
+
+    def _read(aside: Session) -> tuple[ApiKey, AccountUser | None]:
+        key = authenticate_key(aside, token, now=at)
+        return key, key_user(aside, key, now=at)
+
     try:
-        key = read_aside(lambda aside: authenticate_key(aside, token, now=at))
+        key, user = read_aside(_read)
     except UnauthenticatedError:
         # Guessing keys costs a request each, and only so many a minute from one address.
         hit_limit(current_app.config["ACCOUNTS_API_FAILURE_LIMIT"], "api-fail", client_ip())
@@ -115,7 +131,16 @@ def _from_key(token: str, scope: Scope) -> ApiActor:
             aside.execute(update(ApiKey).where(ApiKey.id == key_pk).values(last_used_at=at))
 
         write_aside(_mark)
-    actor = ApiActor(ActorKind.API_KEY, key.key_id, key.party, key_scopes(key))
+    return key, user
+
+
+def _from_key(token: str, scope: Scope) -> ApiActor:
+    key, user = authenticate_bearer_key(token)
+    if user is None:
+        actor = ApiActor(ActorKind.API_KEY, key.key_id, key.party, key_scopes(key))
+    else:
+        role = Role(user.role)
+        actor = ApiActor(ActorKind.USER, user.username, user.party, ROLE_SCOPES[role], role)
     actor.require(scope)
     return actor
 

@@ -1,4 +1,5 @@
-"""API keys for machines: scoped to a party and a set of operations, stored hashed.
+"""API keys: a machine's, scoped to a party and a set of operations, or a person's,
+acting as its user account; stored hashed.
 
 A key reads ``ctk_<key id>_<secret>``: the 12-hex-digit key id finds the row, the SHA-256
 of the whole key is compared in constant time. The key is returned once, at creation and
@@ -17,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provenance.parties import Party
+from provenance.parties import PLATFORM_PARTY, Party
 from webapp.accounts.errors import (
     AccountNotFoundError,
     ApiKeyExpiredError,
@@ -25,9 +26,9 @@ from webapp.accounts.errors import (
     ApiKeyRevokedError,
     InvalidAccountInputError,
 )
-from webapp.accounts.models import ApiKey
+from webapp.accounts.models import AccountUser, ApiKey
 from webapp.accounts.roles import Scope, parse_scopes
-from webapp.accounts.service import EventKind, record
+from webapp.accounts.service import EventKind, get_user, record
 
 KEY_PREFIX = "ctk_"
 KEY_RE = re.compile(r"ctk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
@@ -49,6 +50,30 @@ class IssuedKey:
 
 def key_scopes(key: ApiKey) -> frozenset[Scope]:
     return frozenset(Scope(s) for s in key.scopes.split() if s)
+
+
+def _check_limits(
+    name: str, rate_per_minute: int, expires_at: datetime | None, now: datetime
+) -> str:
+    """The stripped name. Raises InvalidAccountInputError."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidAccountInputError("the key's name must be 1-200 characters", field="name")
+    if not 1 <= rate_per_minute <= MAX_RATE_PER_MINUTE:
+        raise InvalidAccountInputError(
+            f"the rate limit must be 1-{MAX_RATE_PER_MINUTE} requests a minute",
+            field="rate_per_minute",
+        )
+    if expires_at is not None and expires_at <= now:
+        raise InvalidAccountInputError("the expiry must be in the future", field="expires_at")
+    return name
+
+
+def _new_key_id(session: Session) -> str:
+    key_id = secrets.token_hex(6)
+    while session.scalars(select(ApiKey.id).where(ApiKey.key_id == key_id)).first():
+        key_id = secrets.token_hex(6)
+    return key_id
 
 
 def _new_secret(key_id: str) -> tuple[str, bytes]:
@@ -73,9 +98,7 @@ def create_key(
         InvalidAccountInputError: empty name, unknown party or scope, no scope, a rate out
             of range, or an expiry in the past.
     """
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise InvalidAccountInputError("the key's name must be 1-200 characters", field="name")
+    name = _check_limits(name, rate_per_minute, expires_at, now)
     if session.get(Party, party) is None:
         raise InvalidAccountInputError(f"no party {party!r} is registered", field="party")
     try:
@@ -84,16 +107,7 @@ def create_key(
         raise InvalidAccountInputError(str(e), field="scopes") from e
     if not chosen:
         raise InvalidAccountInputError("a key needs at least one scope", field="scopes")
-    if not 1 <= rate_per_minute <= MAX_RATE_PER_MINUTE:
-        raise InvalidAccountInputError(
-            f"the rate limit must be 1-{MAX_RATE_PER_MINUTE} requests a minute",
-            field="rate_per_minute",
-        )
-    if expires_at is not None and expires_at <= now:
-        raise InvalidAccountInputError("the expiry must be in the future", field="expires_at")
-    key_id = secrets.token_hex(6)
-    while session.scalars(select(ApiKey.id).where(ApiKey.key_id == key_id)).first():
-        key_id = secrets.token_hex(6)
+    key_id = _new_key_id(session)
     token, digest = _new_secret(key_id)
     key = ApiKey(
         key_id=key_id,
@@ -108,6 +122,7 @@ def create_key(
         rotated_at=None,
         revoked_at=None,
         last_used_at=None,
+        user_id=None,
     )
     session.add(key)
     session.flush()
@@ -120,6 +135,73 @@ def create_key(
     )
     session.flush()
     return IssuedKey(key, token)
+
+
+def create_personal_key(
+    session: Session,
+    name: str,
+    username: str,
+    *,
+    now: datetime,
+    actor: str,
+    expires_at: datetime | None = None,
+    rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
+) -> IssuedKey:
+    """Issue a personal key: it acts as the account ``username`` would through a signed-in
+    session, with the account's role at the time of each request. It carries no scopes of
+    its own; its party is the account's (the platform's for staff), for listing only.
+
+    Raises:
+        AccountNotFoundError: no such account.
+        InvalidAccountInputError: empty name, a rate out of range, or an expiry in the past.
+    """
+    name = _check_limits(name, rate_per_minute, expires_at, now)
+    user = get_user(session, username)
+    key_id = _new_key_id(session)
+    token, digest = _new_secret(key_id)
+    key = ApiKey(
+        key_id=key_id,
+        secret_hash=digest,
+        name=name,
+        party=user.party or PLATFORM_PARTY,
+        scopes="",
+        rate_per_minute=rate_per_minute,
+        created_at=now,
+        created_by=actor,
+        expires_at=expires_at,
+        rotated_at=None,
+        revoked_at=None,
+        last_used_at=None,
+        user_id=user.id,
+    )
+    session.add(key)
+    session.flush()
+    record(
+        session,
+        EventKind.API_KEY_CREATED,
+        now=now,
+        user=user,
+        actor=actor,
+        detail=f"personal key {key_id} for {username}",
+    )
+    session.flush()
+    return IssuedKey(key, token)
+
+
+def key_user(session: Session, key: ApiKey, *, now: datetime) -> AccountUser | None:
+    """The account a personal key acts as; None for a machine's key.
+
+    Raises:
+        ApiKeyInvalidError: the account is disabled or locked out (no secret or name said).
+    """
+    if key.user_id is None:
+        return None
+    user = session.get(AccountUser, key.user_id)
+    if user is None or user.disabled_at is not None:
+        raise ApiKeyInvalidError("the API key's account is disabled")
+    if user.locked_until is not None and user.locked_until > now:
+        raise ApiKeyInvalidError("the API key's account is locked")
+    return user
 
 
 def get_key(session: Session, key_id: str) -> ApiKey:

@@ -193,18 +193,23 @@ def accounts_list(as_json: bool) -> None:
 
 @click.group()
 def apikeys_group() -> None:
-    """API keys for machines: create, rotate, revoke, list."""
+    """API keys for machines (and personal keys of accounts): create, rotate, revoke, list."""
 
 
 @apikeys_group.command("create")
-@click.option("--party", required=True, help="The party the key acts for.")
+@click.option("--party", help="The party a machine's key acts for.")
 @click.option(
     "--scope",
     "scopes",
     multiple=True,
-    required=True,
     type=click.Choice([s.value for s in Scope]),
-    help="An operation the key may perform (repeatable).",
+    help="An operation a machine's key may perform (repeatable).",
+)
+@click.option(
+    "--user",
+    "username",
+    help="Make a personal key of this account instead: it acts as the account would "
+    "signed in, with its current role (no --party, no --scope).",
 )
 @click.option("--name", required=True, help="What the key is for (e.g. 'till system').")
 @click.option(
@@ -218,26 +223,48 @@ def apikeys_group() -> None:
     help="Requests a minute.",
 )
 def apikeys_create(
-    party: str, scopes: tuple[str, ...], name: str, expires: datetime | None, rate: int
+    party: str | None,
+    scopes: tuple[str, ...],
+    username: str | None,
+    name: str,
+    expires: datetime | None,
+    rate: int,
 ) -> None:
     """Create a key and print it once: store it now, it cannot be shown again."""
     from webapp.runtime import current_runtime, db_session
 
+    if username is not None and (party is not None or scopes):
+        raise click.UsageError("a personal key (--user) takes no --party and no --scope")
+    if username is None and (party is None or not scopes):
+        raise click.UsageError("a machine's key needs --party and at least one --scope")
     app = _app()
     with app.app_context():
         session = db_session()
+        expires_at = expires.replace(tzinfo=UTC) if expires else None
         with write_transaction(session):
-            issued = apikeys.create_key(
-                session,
-                name,
-                party,
-                list(scopes),
-                now=current_runtime().now(),
-                actor=_actor(),
-                expires_at=expires.replace(tzinfo=UTC) if expires else None,
-                rate_per_minute=rate,
-            )
-    click.echo(f"key {issued.key.key_id} for {party}: {issued.key.scopes}", err=True)
+            if username is not None:
+                issued = apikeys.create_personal_key(
+                    session,
+                    name,
+                    username,
+                    now=current_runtime().now(),
+                    actor=_actor(),
+                    expires_at=expires_at,
+                    rate_per_minute=rate,
+                )
+            else:
+                issued = apikeys.create_key(
+                    session,
+                    name,
+                    party or "",
+                    list(scopes),
+                    now=current_runtime().now(),
+                    actor=_actor(),
+                    expires_at=expires_at,
+                    rate_per_minute=rate,
+                )
+    whose = f"personal key of {username}" if username else f"for {party}: {issued.key.scopes}"
+    click.echo(f"key {issued.key.key_id} {whose}", err=True)
     click.echo(issued.token)
 
 
@@ -288,6 +315,7 @@ def apikeys_list(party: str | None, as_json: bool) -> None:
                 "name": k.name,
                 "party": k.party,
                 "scopes": k.scopes.split(),
+                "personal": k.user_id is not None,
                 "rate_per_minute": k.rate_per_minute,
                 "expires_at": k.expires_at.isoformat() if k.expires_at else None,
                 "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,

@@ -100,7 +100,11 @@ class AccountEvent(Base):
 
 
 class ApiKey(Base):
-    """A machine's key: ``ctk_<key_id>_<secret>``; we keep the id and the SHA-256 of all."""
+    """An API key: ``ctk_<key_id>_<secret>``; we keep the id and the SHA-256 of all.
+
+    A machine's key acts for its party within its scopes. A personal key (``user_id`` set)
+    acts as that user, with the user's current role; its party and scopes are unused.
+    """
 
     __tablename__ = "api_key"
 
@@ -118,3 +122,6 @@ class ApiKey(Base):
     rotated_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    user_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("account_user.id", ondelete="CASCADE"), index=True
+    )

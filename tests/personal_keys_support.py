@@ -1,0 +1,51 @@
+"""Personal API keys for the officer-API tests: an account of a role, and its key."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tests.ledger_support import NOW
+from webapp.accounts.apikeys import MAX_RATE_PER_MINUTE, create_personal_key
+from webapp.accounts.models import AccountUser
+from webapp.accounts.roles import Role
+from webapp.accounts.service import create_user
+from webapp.runtime import current_runtime
+
+PASSWORD = "correct horse battery staple"
+
+
+def personal_key(
+    app: Flask, session: Session, username: str, role: Role, party: str | None = None
+) -> str:
+    """A personal API key of the account ``username`` (created with ``role`` and, for a
+    merchant, ``party``, unless it exists)."""
+    with app.app_context():
+        current_runtime().ledger.ensure_genesis(session, name="test", now=NOW)
+        exists = session.scalars(
+            select(AccountUser.id).where(AccountUser.username == username)
+        ).first()
+        if exists is None:
+            create_user(session, username, username.title(), role, PASSWORD, now=NOW, party=party)
+        issued = create_personal_key(
+            session, "tests", username, now=NOW, actor="tests", rate_per_minute=MAX_RATE_PER_MINUTE
+        )
+        session.flush()
+    return issued.token
+
+
+def staff_keys(app: Flask, session: Session) -> dict[str, str]:
+    """Personal keys of the usual officers: two reviewers and an approver (four eyes need
+    two different people), an analyst, a second analyst and an auditor."""
+    return {
+        username: personal_key(app, session, username, role)
+        for username, role in (
+            ("li.reviewer", Role.REVIEWER),
+            ("zhao.reviewer", Role.REVIEWER),
+            ("wang.approver", Role.APPROVER),
+            ("sun.analyst", Role.ANALYST),
+            ("zhou.analyst", Role.ANALYST),
+            ("qian.auditor", Role.AUDITOR),
+        )
+    }
