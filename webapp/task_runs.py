@@ -436,8 +436,12 @@ def _masked(path: Path, errors: list[Any]) -> list[dict[str, Any]]:
 
     The import's messages name columns rather than repeat values, but a few quote the
     batch or the product; on a shifted line that column may hold a PIN. So each value of
-    a reported line (four characters or more, as written and as normalised) is masked.
+    a reported line (four characters or more, as written and as normalised) is masked,
+    but for the id of a registered product.
     """
+    from provenance.codes import Product
+
+    session = db_session()
     wanted = {error.line for error in errors}
     values: dict[int, list[str]] = {}
     if wanted - {1}:
@@ -455,11 +459,14 @@ def _masked(path: Path, errors: list[Any]) -> list[dict[str, Any]]:
                         values[line] = sorted((c for c in cells if len(c) >= 4), key=len)[::-1]
             except csv.Error:
                 pass  # the bad line itself is reported with a fixed message
+    products = {v for found in values.values() for v in found if session.get(Product, v)}
+    session.rollback()  # the read ends before the run's failure is written beside it
     report = []
     for error in errors:
         message = str(error.message)
         for value in values.get(error.line, ()):
-            message = message.replace(value, "…")
+            if value not in products:
+                message = message.replace(value, "…")
         report.append({"line": error.line, "field": error.field, "message": message})
     return report
 

@@ -79,8 +79,11 @@ def max_import_bytes() -> int:
     return int(current_app.config.get("IMPORT_MAX_BYTES", MAX_IMPORT_BYTES))
 
 
-def _megabytes(size: int) -> str:
-    return str(format_decimal(size / (1024 * 1024), format="#,##0.#"))
+def _size_label(size: int) -> str:
+    """A limit as people read it: "50 MB", "1 KB"."""
+    if size >= 1024 * 1024:
+        return f"{format_decimal(size / (1024 * 1024), format='#,##0.#')} MB"
+    return f"{format_decimal(max(size // 1024, 1), format='#,##0')} KB"
 
 
 @bp.url_value_preprocessor
@@ -95,8 +98,10 @@ def _upload_limit(endpoint: str | None, _values: dict[str, Any] | None) -> None:
 def _too_large(error: RequestEntityTooLarge) -> ResponseReturnValue:
     live = current_session()
     if live is None or Role(live.user.role) is not Role.ADMINISTRATOR:
-        return error
-    message = _("The file is larger than %(size)s MB.", size=_megabytes(max_import_bytes()))
+        return error.get_response()
+    message = _(
+        "The file is larger than the limit of %(size)s.", size=_size_label(max_import_bytes())
+    )
     return _form(413, {}, message, "file")
 
 
@@ -114,7 +119,7 @@ def _form(
         error=error,
         field=field,
         kinds=KIND_CHOICES,
-        max_mb=_megabytes(max_import_bytes()),
+        max_size=_size_label(max_import_bytes()),
         runs=[(run, status_json(run), run.parameters()) for run in runs],
     )
 
@@ -151,7 +156,10 @@ def _store(stream: IO[bytes], target: Path, limit: int) -> int:
                 size += len(chunk)
                 if size > limit:
                     raise UploadRefusedError(
-                        _("The file is larger than %(size)s MB.", size=_megabytes(limit)),
+                        _(
+                            "The file is larger than the limit of %(size)s.",
+                            size=_size_label(limit),
+                        ),
                         "file",
                         413,
                     )
