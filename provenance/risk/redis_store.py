@@ -3,10 +3,14 @@
 Keys (under a prefix, ``cardtrace:risk:`` by default), all holding pseudonyms only:
 
 - ``w:<scope>:<id>``: a sorted set per buyer, instrument, device, IP and merchant;
-  member ``<ref>|<units>``, score the sale's time in ms; trimmed to 24 h. Counts are
-  exact (``ZCOUNT``). Beside it, the hash ``w:<scope>:<id>#`` keeps each window's sum
-  and the boundary up to which sales that left the window were subtracted, so a sum
-  costs O(1) a sale (amortised) even for a shop selling all day.
+  member ``<ref>|<units>``, score the sale's time in ms; trimmed to 24 h. Beside it, the
+  string ``w:<scope>:<id>~`` keeps, for the 1 min, 1 h and 24 h windows, the boundary up
+  to which sales that left the window were taken out, the count and sum of the sales
+  after it, and the time the next of them leaves (the oldest one's; ``9e15`` if none):
+  ``b1 b2 b3 c1 c2 c3 s1 s2 s3 n1 n2 n3``, integers apart by one space. A window's sum
+  costs O(1) a sale (amortised) even for a shop selling all day, and the set is looked
+  up only when a sale has left the window. It expires with its set; without it (a new
+  key) the windows are counted from the set.
 - ``d:<set>:<owner>``: a sorted set of distinct members (instruments or buyers) with
   their last time; trimmed to 24 h.
 - ``bd:<buyer>`` (hash device -> last ms) and ``bp:<buyer>`` (hash n, u, max, region):
@@ -43,9 +47,13 @@ _DISTINCT = tuple(Distinct)
 # ARGV: 1 mode (read|hold|record|release), 2 time ms, 3 window member, 4 units,
 #       5 window presence "11011", 6 distinct presence "11011", 7-11 distinct members,
 #       12 device ("" if none), 13 instrument, 14 region
+# Numbers reach Redis commands as strings made once (ARGV[2], the constants below): a
+# Lua number given to redis.call is formatted anew each time, which costs more than the
+# command itself.
 _SCRIPT = """
 local mode = ARGV[1]
-local now = tonumber(ARGV[2])
+local at = ARGV[2]
+local now = tonumber(at)
 local member = ARGV[3]
 local units = tonumber(ARGV[4])
 local wpresent = ARGV[5]
@@ -54,69 +62,120 @@ local device = ARGV[12]
 local instrument = ARGV[13]
 local region = ARGV[14]
 local DAY = 86400000
-local HIST = @HISTORY_MS@
+local TTL = '@TTL_MS@'
+local HOLD_TTL = '@HOLD_TTL_MS@'
+local HIST = '@HISTORY_MS@'
 local WINDOWS = {60000, 3600000, DAY}
+local STATE = '>dddddddddddd'
+local NEVER = 9e15
+local PAGE, PAGE_ARG = 8, '8'
+local day_ago
+local function since_day()
+  if not day_ago then day_ago = string.format('%d', now - DAY) end
+  return day_ago
+end
 
 local function amount(m) return tonumber(string.match(m, '|(%d+)$')) end
 
--- Each window key k has a hash k#: for w = 1..3, b<w> (the boundary up to which sales
--- that left window w were taken out), c<w> and s<w> (the count and sum of the rest).
--- Each sale leaves each window once, so counts and sums cost O(1) a sale, amortised.
--- sign: 1 adds this sale, -1 takes it back, 0 only reads. Returns counts and sums.
+-- Take the sales in (b, nb], which have left a window, out of its count c and sum s.
+-- Returns the new count and sum and the time the next sale leaves (NEVER if none).
+local function depart(k, b, nb, c, s)
+  local after = '(' .. string.format('%d', b)
+  local page = redis.call('ZRANGEBYSCORE', k, after, '+inf', 'WITHSCORES', 'LIMIT', '0', PAGE_ARG)
+  for i = 1, #page, 2 do
+    local t = tonumber(page[i + 1])
+    if t > nb then return c, s, t end
+    c = c - 1
+    s = s - amount(page[i])
+  end
+  if #page < 2 * PAGE then return c, s, NEVER end
+  -- More left at once (after a quiet spell): the rest in one range, then the next one.
+  local upto = string.format('%d', nb)
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, after, upto, 'LIMIT', PAGE_ARG, '-1')) do
+    c = c - 1
+    s = s - amount(m)
+  end
+  local next = redis.call('ZRANGEBYSCORE', k, '(' .. upto, '+inf', 'WITHSCORES', 'LIMIT', '0', '1')
+  return c, s, tonumber(next[2]) or NEVER
+end
+
+-- Each window key k has a string k~ holding twelve numbers (big-endian doubles): for
+-- w = 1..3, b<w> (the boundary up to which sales that left window w were taken out),
+-- c<w> and s<w> (the count and sum of the sales after it) and n<w> (no sale after b<w>
+-- is older: the time the next one leaves). Each sale leaves each window once, so counts
+-- and sums cost O(1) a sale, amortised, and the set is read only when now - width
+-- reaches n<w>.
+-- sign: 1 adds this sale, -1 takes it back (both write the state), 0 only reads.
+-- Returns counts and sums.
 local function window(k, sign)
-  local sk = k .. '#'
-  local st = redis.call('HMGET', sk, 'b1', 'b2', 'b3', 'c1', 'c2', 'c3', 's1', 's2', 's3')
-  local counts, sums, bounds = {}, {}, {}
+  local sk = k .. '~'
+  local st = redis.call('GET', sk)
+  local b, c, s, n = {}, {}, {}, {}
   local behind = {}
   local expired = false
-  for w = 1, 3 do
-    local b = tonumber(st[w] or '0')
-    local c = tonumber(st[w + 3] or '0')
-    local s = tonumber(st[w + 6] or '0')
-    local nb = now - WINDOWS[w]
-    if nb >= b then
-      for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, '(' .. b, nb)) do
-        c = c - 1
-        s = s - amount(m)
-        if w == 3 then expired = true end
+  if st and #st == 96 then
+    b[1], b[2], b[3], c[1], c[2], c[3], s[1], s[2], s[3], n[1], n[2], n[3] =
+      struct.unpack(STATE, st)
+    for w = 1, 3 do
+      local nb = now - WINDOWS[w]
+      if nb >= b[w] then
+        if nb >= n[w] then
+          local before = c[w]
+          c[w], s[w], n[w] = depart(k, b[w], nb, c[w], s[w])
+          if w == 3 and c[w] ~= before then expired = true end
+        end
+        b[w] = nb
+      else
+        behind[w] = nb
       end
-      b = nb
-    else
-      behind[w] = nb
     end
-    counts[w], sums[w], bounds[w] = c, s, b
+  else
+    -- No state (a new key): count what the set holds in the last 24 h.
+    for w = 1, 3 do b[w], c[w], s[w], n[w] = now - WINDOWS[w], 0, 0, NEVER end
+    local held = redis.call('ZRANGEBYSCORE', k, '(' .. since_day(), '+inf', 'WITHSCORES')
+    for i = 1, #held, 2 do
+      local t, u = tonumber(held[i + 1]), amount(held[i])
+      for w = 1, 3 do
+        if t > b[w] then
+          c[w], s[w] = c[w] + 1, s[w] + u
+          if t < n[w] then n[w] = t end
+        end
+      end
+    end
   end
   if sign ~= 0 then
     local changed
     if sign > 0 then
-      changed = redis.call('ZADD', k, now, member)
+      changed = redis.call('ZADD', k, at, member)
     else
       changed = redis.call('ZREM', k, member)
     end
-    if changed == 1 then
-      for w = 1, 3 do
-        if now > bounds[w] then
-          counts[w] = counts[w] + sign
-          sums[w] = sums[w] + sign * units
+    for w = 1, 3 do
+      if now > b[w] then
+        if changed == 1 then
+          c[w] = c[w] + sign
+          s[w] = s[w] + sign * units
         end
+        if sign > 0 and now < n[w] then n[w] = now end
       end
     end
-    redis.call('PEXPIRE', k, DAY + 60000)
+    redis.call('PEXPIRE', k, TTL)
+    -- Sales leave the set when they leave the 24 h window (then, and only then).
+    if expired then redis.call('ZREMRANGEBYSCORE', k, '-inf', since_day()) end
+    redis.call('SET', sk, struct.pack(STATE, b[1], b[2], b[3], c[1], c[2], c[3],
+      s[1], s[2], s[3], n[1], n[2], n[3]), 'PX', TTL)
   end
-  -- Sales leave the set when they leave the 24 h window (then, and only then).
-  if expired then redis.call('ZREMRANGEBYSCORE', k, '-inf', now - DAY) end
-  redis.call('HSET', sk, 'b1', bounds[1], 'b2', bounds[2], 'b3', bounds[3],
-    'c1', counts[1], 'c2', counts[2], 'c3', counts[3], 's1', sums[1], 's2', sums[2], 's3', sums[3])
-  redis.call('PEXPIRE', sk, DAY + 60000)
+  -- A read writes nothing (so it trims nothing): the next write redoes its look-ups.
   for w, nb in pairs(behind) do
     -- A time before the boundary (concurrent sales, a replay): the stored figures cover
     -- (b, +inf]; add the sales in (nb, b], as few as the clocks are apart.
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, '(' .. nb, bounds[w])) do
-      counts[w] = counts[w] + 1
-      sums[w] = sums[w] + amount(m)
+    local from, to = '(' .. string.format('%d', nb), string.format('%d', b[w])
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, from, to)) do
+      c[w] = c[w] + 1
+      s[w] = s[w] + amount(m)
     end
   end
-  return {counts, sums}
+  return {c, s}
 end
 
 local results = {}
@@ -124,21 +183,20 @@ local function add()
   for i = 1, 5 do
     if string.sub(wpresent, i, i) == '1' then results[i] = window(KEYS[2 + i], 1) end
   end
-  local added = {}
+  local added = ''
   for i = 1, 5 do
     if string.sub(dpresent, i, i) == '1' then
       local k = KEYS[7 + i]
-      local m = ARGV[6 + i]
-      if redis.call('ZADD', k, now, m) == 1 then
-        added[#added + 1] = tostring(i)
+      if redis.call('ZADD', k, at, ARGV[6 + i]) == 1 then
+        added = added .. i
         -- The set grows only by a new member: members older than 24 h go then (counts
         -- read the last 24 h only, so a stale member is never counted meanwhile).
-        redis.call('ZREMRANGEBYSCORE', k, '-inf', now - DAY)
+        redis.call('ZREMRANGEBYSCORE', k, '-inf', since_day())
       end
-      redis.call('PEXPIRE', k, DAY + 60000)
+      redis.call('PEXPIRE', k, TTL)
     end
   end
-  return table.concat(added, ',')
+  return added
 end
 
 if mode == 'release' then
@@ -160,27 +218,35 @@ end
 if mode == 'record' then
   if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
   local hold = redis.call('GET', KEYS[1])
-  if not hold then add() end
-  if region == '' and hold then region = string.match(hold, '|(.*)$') or '' end
-  redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[2], '1', 'PX', DAY + 3600000)
-  redis.call('HINCRBY', KEYS[14], 'n', 1)
-  redis.call('HINCRBY', KEYS[14], 'u', units)
-  local top = tonumber(redis.call('HGET', KEYS[14], 'max') or '0')
-  if units > top then redis.call('HSET', KEYS[14], 'max', units) end
-  if region ~= '' then redis.call('HSET', KEYS[14], 'region', region) end
+  if hold then
+    if region == '' then region = string.match(hold, '|(.*)$') or '' end
+    redis.call('DEL', KEYS[1])
+  else
+    add()
+  end
+  redis.call('SET', KEYS[2], '1', 'PX', HOLD_TTL)
+  local p = redis.call('HMGET', KEYS[14], 'n', 'u', 'max')
+  local n = string.format('%d', tonumber(p[1] or '0') + 1)
+  local u = string.format('%d', tonumber(p[2] or '0') + units)
+  local top = p[3]
+  if not top or units > tonumber(top) then top = ARGV[4] end
+  if region ~= '' then
+    redis.call('HSET', KEYS[14], 'n', n, 'u', u, 'max', top, 'region', region)
+  else
+    redis.call('HSET', KEYS[14], 'n', n, 'u', u, 'max', top)
+  end
   redis.call('PEXPIRE', KEYS[14], HIST)
   if device ~= '' then
-    redis.call('HSET', KEYS[13], device, now)
+    redis.call('HSET', KEYS[13], device, at)
     redis.call('PEXPIRE', KEYS[13], HIST)
   end
   return 1
 end
 
-local known = redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1
+local known = redis.call('EXISTS', KEYS[1], KEYS[2]) > 0
 local held = 0
 if mode == 'hold' and not known then
-  redis.call('SET', KEYS[1], add() .. '|' .. region, 'PX', DAY + 3600000)
+  redis.call('SET', KEYS[1], add() .. '|' .. region, 'PX', HOLD_TTL)
   held = 1
 end
 local included = known or held == 1
@@ -208,7 +274,7 @@ end
 for i = 1, 5 do
   if string.sub(dpresent, i, i) == '1' then
     local k = KEYS[7 + i]
-    local n = redis.call('ZCOUNT', k, '(' .. (now - DAY), '+inf')
+    local n = redis.call('ZCOUNT', k, '(' .. since_day(), '+inf')
     if held == 0 then
       -- Not just added: count this sale's member if the set does not hold it (recently).
       local s = redis.call('ZSCORE', k, ARGV[6 + i])
@@ -228,7 +294,13 @@ out[#out + 1] = profile[4] or ''
 out[#out + 1] = (instrument ~= '' and redis.call('SISMEMBER', KEYS[15], instrument)) or 0
 out[#out + 1] = (device ~= '' and redis.call('SISMEMBER', KEYS[16], device)) or 0
 return out
-""".replace("@HISTORY_MS@", str(HISTORY_TTL_S * 1000))
+"""
+for _name, _value in (
+    ("@TTL_MS@", (DISTINCT_WINDOW_S + 60) * 1000),
+    ("@HOLD_TTL_MS@", (DISTINCT_WINDOW_S + 3600) * 1000),
+    ("@HISTORY_MS@", HISTORY_TTL_S * 1000),
+):
+    _SCRIPT = _SCRIPT.replace(_name, str(_value))
 
 assert DISTINCT_WINDOW_S == 86400
 
