@@ -217,6 +217,7 @@ def import_issuance(
         builder = None
 
     products: dict[str, Product | None] = {}
+    first_lines: dict[str, int] = {}
     batch_line = 2
     for line, row in _numbered(rows):
         report.rows += 1
@@ -227,21 +228,25 @@ def import_issuance(
                 products[product_id] = session.get(Product, product_id)
             product = products[product_id]
             if product is None:
-                raise ValidationError(f"no product {product_id!r} is registered", field="product")
+                # The file's values are not repeated: in a shifted line this cell could
+                # hold a PIN.
+                raise ValidationError("this line's product is not registered", field="product")
             if builder is not None and batch != builder.batch:
                 close_batch()
             if builder is None:
                 if batch in done:
                     raise ValidationError(
-                        f"batch {batch} appears again after other rows; keep a batch's rows "
-                        "together",
+                        f"this line's batch appears again after other rows (it started at "
+                        f"line {first_lines[batch]}); keep a batch's rows together",
                         field="batch",
                     )
                 builder = BatchBuilder(fingerprint_key, product, batch)
                 batch_line = line
+                first_lines[batch] = line
             elif product.id != builder.product.id:
                 raise ValidationError(
-                    f"batch {batch} holds {builder.product.id}; a batch has one product",
+                    f"this line's batch holds product {builder.product.id} (since line "
+                    f"{batch_line}); a batch has one product",
                     field="product",
                 )
             serial = normalise_part(_require(row, "serial"), "serial")

@@ -116,6 +116,28 @@ def test_batch_split_across_the_file_is_refused(session: Session, chain: Chain) 
     assert info.value.errors[0].field == "batch"
 
 
+def test_error_messages_never_repeat_a_cell_that_could_hold_a_pin(
+    session: Session, chain: Chain
+) -> None:
+    """A line shifted by one column puts its PIN where a product or batch belongs."""
+    text = issuance_csv("imp-8", 8300, 3) + "".join(
+        (
+            f"{pin(8400)},{PRODUCT},{serial(8400)},{pin(8401)}\n",  # PIN in the batch column
+            f"imp-8,{pin(8402)},{serial(8402)},{PRODUCT}\n",  # PIN in the product column
+            f"imp-8,{PRODUCT},{serial(8403)},{pin(8403)}\n",  # imp-8 again, after another batch
+        )
+    )
+    with pytest.raises(ImportFailedError) as info:
+        issue(session, chain, text)
+    messages = [str(e) for e in info.value.errors]
+    assert [(e.line, e.field) for e in info.value.errors] == [(6, "product"), (7, "batch")]
+    assert "this line's product is not registered" in messages[0]
+    assert "started at line 2" in messages[1]
+    for value in (pin(8400), pin(8401), pin(8402), pin(8403)):
+        assert value not in str(info.value)
+        assert all(value not in message for message in messages)
+
+
 def test_transfers_import_moves_codes_in_groups(session: Session, chain: Chain) -> None:
     text = "from,to,fingerprint\n" + "".join(
         f"{DIST},{SHOP},{fp(i).hex()}\n" for i in range(10, 15)

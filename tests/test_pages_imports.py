@@ -218,8 +218,8 @@ def test_a_bad_line_fails_the_run_with_its_number_and_nothing_is_written(
     caplog.set_level(logging.DEBUG)
     lines = issuance_csv("web-3", range(300, 306)).splitlines()
     lines[3] = f"web-3,{PRODUCT},{serial(302)},12"  # line 4: a PIN too short
-    # Line 6 shifted one column: its PIN lands in the product column, which the import's
-    # message quotes; the report masks it.
+    # Line 6 shifted one column: its PIN lands in the product column; neither the
+    # import's message nor the report repeats it.
     lines[5] = f"web-3,{pin(304)},{serial(304)},{PRODUCT}"
     before, codes = entries(accounts), accounts.session.scalar(select(func.count(Code.fingerprint)))
 
@@ -234,7 +234,8 @@ def test_a_bad_line_fails_the_run_with_its_number_and_nothing_is_written(
     assert outcome is not None and outcome["bad_lines"] == 2
     assert [(e["line"], e["field"]) for e in outcome["errors"]] == [(4, "pin"), (6, "product")]
     assert outcome["errors"][0]["message"] == f"pin must be 8-16 characters for {PRODUCT}"
-    assert outcome["errors"][1]["message"] == "no product '…' is registered"
+    assert outcome["errors"][1]["message"] == "this line's product is not registered"
+    assert pin(304) not in json.dumps(outcome)
     report = admin.get(f"/imports/{run_id}").get_data(as_text=True)
     assert 'id="import-errors"' in report and "<td>4</td>" in report and "<td>6</td>" in report
     assert "2 bad lines: nothing was imported." in report
