@@ -7,10 +7,13 @@ Keys (under a prefix, ``cardtrace:risk:`` by default), all holding pseudonyms on
   string ``w:<scope>:<id>~`` keeps, for the 1 min, 1 h and 24 h windows, the boundary up
   to which sales that left the window were taken out, the count and sum of the sales
   after it, and the time the next of them leaves (the oldest one's; ``9e15`` if none):
-  ``b1 b2 b3 c1 c2 c3 s1 s2 s3 n1 n2 n3``, integers apart by one space. A window's sum
-  costs O(1) a sale (amortised) even for a shop selling all day, and the set is looked
-  up only when a sale has left the window. It expires with its set; without it (a new
-  key) the windows are counted from the set.
+  ``b1 b2 b3 c1 c2 c3 s1 s2 s3 n1 n2 n3``, twelve big-endian doubles (96 bytes; exact
+  integers below 2**53; unpacked by ``struct`` in far less time than text is parsed). A
+  window's sum costs O(1) a sale (amortised) even for a shop selling all day, and the
+  set is looked up only when a sale has left the window. It expires with its set;
+  without it (a new key) the windows are counted from the set. Only this script may
+  write the sets: a sale added or taken out by anything else would be missing from (or
+  taken twice out of) the stored figures.
 - ``d:<set>:<owner>``: a sorted set of distinct members (instruments or buyers) with
   their last time; trimmed to 24 h.
 - ``bd:<buyer>`` (hash device -> last ms) and ``bp:<buyer>`` (hash n, u, max, region):
