@@ -234,49 +234,42 @@ def bare_pipeline(
         Scope.IP: k.ip,
         Scope.MERCHANT: merchant,
     }
-    windows = (60_000, 3_600_000, 86_400_000)
     pairs = {d: (o, m) for d, o, m in distinct_pairs(facts)}
+    state = bytes(96)  # a window's packed figures, as the script stores them
     with client.pipeline(transaction=False) as pipe:
         pipe.exists(f"{p}h:{ref}", f"{p}r:{ref}")
-        pipe.set(f"{p}h:{ref}", "", px=90_000_000)
         for scope in _SCOPES:
             key = f"{p}w:{scope.value}:{ids[scope]}"
-            for _ in range(2):  # settled when the sale is added, and when read
-                pipe.hmget(key + "#", ["b1", "b2", "b3", "s1", "s2", "s3"])
-                for w, width in enumerate(windows, 1):
-                    pipe.zrangebyscore(key, f"({now - width - 20}", now - width)
-                    pipe.hset(key + "#", mapping={f"b{w}": now - width, f"s{w}": 0})
+            pipe.get(key + "~")
+            # The look-up of the sales that left a window (the script does it only when
+            # one has: at most once a sale per window, amortised; counted here always).
+            pipe.zrangebyscore(key, f"({now - 86_400_000}", "+inf", start=0, num=8)
             pipe.zadd(key, {member: now})
-            for w in range(1, 4):
-                pipe.hincrby(key + "#", f"s{w}", facts.amount_units)
-            pipe.zremrangebyscore(key, "-inf", now - 86_400_000)
             pipe.pexpire(key, 86_460_000)
-            pipe.pexpire(key + "#", 86_460_000)
-            for width in windows:
-                pipe.zcount(key, f"({now - width}", "+inf")
+            pipe.set(key + "~", state, px=86_460_000)
         for distinct in _DISTINCT:
             if distinct in pairs:
                 owner, mine = pairs[distinct]
                 key = f"{p}d:{distinct.value}:{owner}"
-                pipe.zscore(key, mine)
                 pipe.zadd(key, {mine: now})
-                pipe.zremrangebyscore(key, "-inf", now - 86_400_000)
                 pipe.pexpire(key, 86_460_000)
-                pipe.zcount(key, now - 86_400_000, "+inf")
-                pipe.zscore(key, mine)
+                pipe.zcount(key, f"({now - 86_400_000}", "+inf")
+        pipe.set(f"{p}h:{ref}", "", px=90_000_000)
         pipe.hexists(f"{p}bd:{k.buyer}", k.device or "")
         pipe.hmget(f"{p}bp:{k.buyer}", ["n", "u", "max", "region"])
         pipe.sismember(f"{p}t:instrument", k.instrument or "")
         pipe.sismember(f"{p}t:device", k.device or "")
         pipe.execute()
     with client.pipeline(transaction=False) as pipe:
-        pipe.exists(f"{p}r:{ref}", f"{p}h:{ref}")
+        pipe.exists(f"{p}r:{ref}")
+        pipe.get(f"{p}h:{ref}")
         pipe.delete(f"{p}h:{ref}")
         pipe.set(f"{p}r:{ref}", "1", px=90_000_000)
-        pipe.hincrby(f"{p}bp:{k.buyer}", "n", 1)
-        pipe.hincrby(f"{p}bp:{k.buyer}", "u", facts.amount_units)
-        pipe.hget(f"{p}bp:{k.buyer}", "max")
-        pipe.hset(f"{p}bp:{k.buyer}", "region", facts.region or "")
+        pipe.hmget(f"{p}bp:{k.buyer}", ["n", "u", "max"])
+        pipe.hset(
+            f"{p}bp:{k.buyer}",
+            mapping={"n": 1, "u": facts.amount_units, "max": 1, "region": facts.region or ""},
+        )
         pipe.pexpire(f"{p}bp:{k.buyer}", 180 * 86_400_000)
         pipe.hset(f"{p}bd:{k.buyer}", k.device or "", now)
         pipe.pexpire(f"{p}bd:{k.buyer}", 180 * 86_400_000)
