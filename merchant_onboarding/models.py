@@ -30,7 +30,9 @@ from provenance.db import Base, intpk
 
 
 class Officer(Base):
-    """A compliance officer: roles, and the SHA-256 of their API token (never the token)."""
+    """Retired: officers are user accounts now (webapp.accounts), acting through a session
+    or a personal API key. The table is kept so that an existing database keeps its rows;
+    nothing reads or writes it."""
 
     __tablename__ = "onboarding_officer"
 
@@ -67,7 +69,8 @@ class Application(Base):
     bank_account_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     bank_account_masked: Mapped[str | None] = mapped_column(String(40))
     bank_account_lookup: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
-    applicant_token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    # Retired: applicants act through their merchant account. Older rows keep theirs.
+    applicant_token_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -22,7 +22,7 @@ same append, so verify-before-sale sees the change at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -66,11 +66,9 @@ from merchant_onboarding.models import (
 )
 from merchant_onboarding.officers import (
     APPLICANT,
-    APPLICANT_TOKEN_PREFIX,
     Actor,
     ActorKind,
     Role,
-    new_token,
 )
 from merchant_onboarding.protect import PersonalData, Purpose
 from merchant_onboarding.registries import Registries
@@ -428,7 +426,6 @@ class ReviewPolicy:
 @dataclass(frozen=True, slots=True)
 class Created:
     application: Application
-    applicant_token: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,7 +568,8 @@ class Onboarding:
     # --- applicant steps -----------------------------------------------------------------
 
     def create(self, session: Session, fields: ApplicationInput, *, now: datetime) -> Created:
-        """Open a draft application; the applicant's token is returned once.
+        """Open a draft application of ``fields.merchant`` (the caller checks that the
+        acting account is that merchant's).
 
         Raises:
             InvalidApplicationError: the merchant id belongs to a party that is no merchant.
@@ -581,13 +579,12 @@ class Onboarding:
         check_not_duplicate(
             session, credit_code=fields.credit_code, merchant=fields.merchant, own_id=None
         )
-        token, hashed = new_token(APPLICANT_TOKEN_PREFIX)
         application = Application(
             merchant=fields.merchant,
             legal_name=fields.legal_name,
             credit_code=fields.credit_code,
             live_credit_code=fields.credit_code,
-            applicant_token_hash=hashed,
+            applicant_token_hash=None,
             created_by=APPLICANT,
             created_at=now,
             updated_at=now,
@@ -617,7 +614,7 @@ class Onboarding:
         self.ledger.append_as_platform(
             session, [self.ledger.statement(TRANSITION_TYPE, body, now=now)], now=now
         )
-        return Created(application, token)
+        return Created(application)
 
     def update(
         self,

@@ -24,7 +24,19 @@ def fresh_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def run(*args: str, token: str | None = None) -> Any:
-    """Run ``cardtrace ARGS``, as an officer when ``token`` is given."""
-    env = {"CARDTRACE_OFFICER_TOKEN": token} if token else {}
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+PASSWORD = "correct horse battery staple"
+
+
+def run(*args: str, as_user: str | None = None, stdin: str | None = None) -> Any:
+    """Run ``cardtrace ARGS``, as the account ``as_user`` when given (``CARDTRACE_AS``)."""
+    env = {"CARDTRACE_AS": as_user} if as_user else {}
+    return CliRunner().invoke(cli, list(args), env=env, input=stdin, catch_exceptions=False)
+
+
+def add_account(username: str, role: str) -> str:
+    """Create a staff account of ``role`` with ``cardtrace accounts create``."""
+    result = run(
+        "accounts", "create", username, "--role", role, "--name", username, stdin=PASSWORD + "\n"
+    )
+    assert result.exit_code == 0, result.output
+    return username

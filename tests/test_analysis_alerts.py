@@ -227,10 +227,11 @@ def test_a_low_alert_or_one_about_a_buyer_proposes_nothing(
 # --- the API ---------------------------------------------------------------------------------
 
 
-def _token(session: Session) -> str:
-    from merchant_onboarding.officers import Role, add_officer
+def _token(client: FlaskClient, session: Session) -> str:
+    from tests.personal_keys_support import personal_key
+    from webapp.accounts.roles import Role
 
-    return add_officer(session, "li.reviewer", "Li", {Role.REVIEWER}, now=NOW).token
+    return personal_key(client.application, session, "li.analyst", Role.ANALYST)
 
 
 def _api_alert(client: FlaskClient, session: Session) -> tuple[int, dict[str, str]]:
@@ -241,7 +242,7 @@ def _api_alert(client: FlaskClient, session: Session) -> tuple[int, dict[str, st
         ledger.ensure_genesis(session, name="test", now=NOW)
         record_findings(session, ledger, [finding("shop-x")], now=NOW)
     [alert] = list_alerts(session)
-    return alert.id, {"Authorization": f"Bearer {_token(session)}"}
+    return alert.id, {"Authorization": f"Bearer {_token(client, session)}"}
 
 
 def test_api_lists_shows_and_decides(client: FlaskClient, session: Session) -> None:
@@ -258,7 +259,7 @@ def test_api_lists_shows_and_decides(client: FlaskClient, session: Session) -> N
     )
     assert decided.status_code == 200, decided.get_json()
     body: dict[str, Any] = decided.get_json()
-    assert body["status"] == "triaged" and body["notes"][0]["author"] == "li.reviewer"
+    assert body["status"] == "triaged" and body["notes"][0]["author"] == "li.analyst"
 
 
 def test_api_refuses_without_a_token_and_bad_decisions(

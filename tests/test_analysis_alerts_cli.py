@@ -1,5 +1,5 @@
 """``cardtrace analyze ledger`` and ``cardtrace alerts``: a run on an empty ledger, then
-decisions by token, bad ones refused with nothing written."""
+decisions as a named account, bad ones refused with nothing written."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from provenance.analysis.alerts import record_findings
-from tests.cli_support import fresh_instance, run
+from tests.cli_support import add_account, fresh_instance, run
 from tests.test_analysis_alerts import finding
 
 
@@ -41,27 +41,29 @@ def test_analyze_without_edges_or_a_subcommand_is_a_usage_error(instance: Path) 
     assert done.exit_code == 2 and "--edges" in done.output
 
 
-def test_alerts_list_show_and_triage_by_token(instance: Path) -> None:
-    added = run("onboarding", "officer", "add", "li.reviewer", "--name", "Li", "--role", "reviewer")
-    token = added.output.strip().splitlines()[-1]
+def test_alerts_list_show_and_triage_as_an_analyst(instance: Path) -> None:
+    token = add_account("li.analyst", "analyst")
     _alert()
     listed = json.loads(run("alerts", "list", "--json").output)
     assert [a["subject"] for a in listed] == ["shop-x"]
     alert_id = str(listed[0]["id"])
     shown = json.loads(run("alerts", "show", alert_id).output)
     assert shown["evidence"]["nodes"]
-    done = run("alerts", "triage", alert_id, "--note", "checking", token=token)
+    done = run("alerts", "triage", alert_id, "--note", "checking", as_user=token)
     assert done.exit_code == 0, done.output
-    refused = run("alerts", "triage", alert_id, token=token)
+    refused = run("alerts", "triage", alert_id, as_user=token)
     assert refused.exit_code == 2 and "alert-transition" not in refused.output
     assert "cannot be triaged" in refused.output
     assert json.loads(run("alerts", "show", alert_id).output)["status"] == "triaged"
 
 
-def test_alert_decisions_need_an_officers_token(instance: Path) -> None:
+def test_alert_decisions_need_an_analysts_account(instance: Path) -> None:
     _alert()
-    done = run("alerts", "dismiss", "1", token="not-a-token")
-    assert done.exit_code == 2
+    done = run("alerts", "dismiss", "1", as_user="nobody")
+    assert done.exit_code == 2 and "no active account" in done.output
+    add_account("li.reviewer", "reviewer")
+    refused = run("alerts", "dismiss", "1", as_user="li.reviewer")
+    assert refused.exit_code == 2 and "the reviewer role may not" in refused.output
     assert json.loads(run("alerts", "show", "1").output)["status"] == "new"
 
 

@@ -10,17 +10,17 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from tests.codes_support import SHOP, build_chain
-from tests.ledger_support import NOW
 from tests.test_analysis_alerts import entries
 
 
 def _setup(client: FlaskClient, session: Session) -> dict[str, str]:
-    from merchant_onboarding.officers import Role, add_officer
+    from tests.personal_keys_support import personal_key
+    from webapp.accounts.roles import Role
     from webapp.runtime import current_runtime
 
     with client.application.app_context():
         build_chain(session, current_runtime().ledger)
-    token = add_officer(session, "li.investigator", "Li", {Role.REVIEWER}, now=NOW).token
+    token = personal_key(client.application, session, "li.investigator", Role.ANALYST)
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -19,21 +19,21 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from merchant_onboarding.officers import Role, add_officer
 from provenance.evidence import verify_package
 from provenance.ledger import LedgerEntry
 from tests.cases_support import build_case
-from tests.ledger_support import NOW
-from tests.onboarding_support import ApplicationPayload
+from tests.ledger_support import NOW, register_party
+from tests.personal_keys_support import personal_key
 from tests.test_analysis_alerts import entries
+from webapp.accounts.roles import Role
 from webapp.runtime import current_runtime
 
 PROBLEM = "application/problem+json"
 RECIPIENT = "某市公安局 economic crime unit"
 
 
-def _officer(session: Session, officer_id: str = "li.investigator") -> dict[str, str]:
-    token = add_officer(session, officer_id, "Li", {Role.REVIEWER}, now=NOW).token
+def _officer(client: FlaskClient, session: Session) -> dict[str, str]:
+    token = personal_key(client.application, session, "li.investigator", Role.ANALYST)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -70,7 +70,7 @@ def _finished(client: FlaskClient, status_url: str, auth: dict[str, str]) -> dic
 
 @pytest.fixture()
 def exported(client: FlaskClient, session: Session) -> dict[str, Any]:
-    auth = _officer(session)
+    auth = _officer(client, session)
     case_id = _case(client, session)
     started = _export(client, case_id, auth)
     assert started.status_code == 202, started.get_json()
@@ -143,7 +143,7 @@ def test_an_export_leaves_the_working_directory_alone(
 ) -> None:
     # A threaded server's other requests would see a changed cwd while the export runs,
     # even if it is put back afterwards: so it must not change at all.
-    auth = _officer(session)
+    auth = _officer(client, session)
     case_id = _case(client, session)
     before = os.getcwd()
     changes: list[str] = []
@@ -175,7 +175,7 @@ def test_an_export_leaves_the_working_directory_alone(
 def test_bad_input_is_a_422_problem_that_writes_nothing(
     client: FlaskClient, session: Session, body: dict[str, Any]
 ) -> None:
-    auth = _officer(session)
+    auth = _officer(client, session)
     case_id = _case(client, session)
     size = entries(session)
     response = client.post(f"/api/v1/cases/{case_id}/evidence", json=body, headers=auth)
@@ -187,7 +187,7 @@ def test_bad_input_is_a_422_problem_that_writes_nothing(
 def test_an_unknown_case_is_a_404_problem_that_writes_nothing(
     client: FlaskClient, session: Session
 ) -> None:
-    auth = _officer(session)
+    auth = _officer(client, session)
     _case(client, session)
     size = entries(session)
     response = _export(client, 99999, auth)
@@ -211,18 +211,23 @@ def test_another_cases_export_id_is_not_found(
         assert response.status_code == 404, bad
 
 
-def test_without_an_officers_token_nothing_is_exported_or_shown(
+def test_without_an_investigators_credential_nothing_is_exported_or_shown(
     client: FlaskClient, session: Session, exported: dict[str, Any]
 ) -> None:
     case_id, status_url = exported["case"], exported["body"]["status_url"]
     written, size = _written(client), entries(session)
-    applicant = client.post("/api/v1/onboarding/applications", json=ApplicationPayload())
-    applicant_auth = {"Authorization": f"Bearer {applicant.get_json()['applicant_token']}"}
+    with client.application.app_context():
+        register_party(session, current_runtime().ledger, "shop-evidence", kind="merchant")
+        session.flush()
+    merchant = personal_key(
+        client.application, session, "shop.owner", Role.MERCHANT, party="shop-evidence"
+    )
+    auditor = personal_key(client.application, session, "qian.auditor", Role.AUDITOR)
     size = entries(session)
     for headers, status in (
         ({}, 401),
         ({"Authorization": "Bearer not-a-token"}, 401),
-        (applicant_auth, 403),
+        ({"Authorization": f"Bearer {merchant}"}, 403),
     ):
         for response in (
             _export(client, case_id, headers),
@@ -232,6 +237,9 @@ def test_without_an_officers_token_nothing_is_exported_or_shown(
             assert response.status_code == status and response.mimetype == PROBLEM
             if status == 401:
                 assert "Bearer" in response.headers["WWW-Authenticate"]
+    # An auditor reads cases but may not export evidence.
+    refused = _export(client, case_id, {"Authorization": f"Bearer {auditor}"})
+    assert refused.status_code == 403 and refused.mimetype == PROBLEM
     assert entries(session) == size and _written(client) == written
 
 

@@ -1,6 +1,6 @@
-"""``cardtrace cases`` and ``cardtrace evidence``: a case worked by token, exported as a
-package that ``evidence verify`` accepts with the platform key; a changed file fails
-naming it."""
+"""``cardtrace cases`` and ``cardtrace evidence``: a case worked as an analyst's account,
+exported as a package that ``evidence verify`` accepts with the platform key; a changed
+file fails naming it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_support import fresh_instance, run
+from tests.cli_support import add_account, fresh_instance, run
 from webapp.config import load_settings
 
 
@@ -19,35 +19,31 @@ def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _officer() -> str:
-    added = run(
-        "onboarding", "officer", "add", "li.investigator", "--name", "Li", "--role", "reviewer"
-    )
-    token: str = added.output.strip().splitlines()[-1]
-    return token
+    return add_account("li.investigator", "analyst")
 
 
 def _case(token: str) -> int:
     """A case made through the commands (on the platform's real clock)."""
-    number = int(run("cases", "new", "Stolen-card sales", token=token).output.split()[-1])
-    run("cases", "add", str(number), "--buyer", "ab" * 16, token=token)
-    run("cases", "note", str(number), "buyer paid with a reported card", token=token)
+    number = int(run("cases", "new", "Stolen-card sales", as_user=token).output.split()[-1])
+    run("cases", "add", str(number), "--buyer", "ab" * 16, as_user=token)
+    run("cases", "note", str(number), "buyer paid with a reported card", as_user=token)
     return number
 
 
-def test_cases_commands_work_a_case_by_token(instance: Path) -> None:
+def test_cases_commands_work_a_case_as_an_analyst(instance: Path) -> None:
     token = _officer()
-    opened = run("cases", "new", "Refund fraud ring", token=token)
+    opened = run("cases", "new", "Refund fraud ring", as_user=token)
     assert opened.exit_code == 0, opened.output
     number = opened.output.strip().splitlines()[-1]
-    assert run("cases", "add", number, "--buyer", "ab" * 16, token=token).exit_code == 0
-    assert run("cases", "assign", number, "wang.analyst", token=token).exit_code == 0
-    assert run("cases", "note", number, "first look", token=token).exit_code == 0
+    assert run("cases", "add", number, "--buyer", "ab" * 16, as_user=token).exit_code == 0
+    assert run("cases", "assign", number, "wang.analyst", as_user=token).exit_code == 0
+    assert run("cases", "note", number, "first look", as_user=token).exit_code == 0
     receipt = instance / "receipt.txt"
     receipt.write_text("paid 100")
-    attached = run("cases", "attach", number, str(receipt), token=token)
+    attached = run("cases", "attach", number, str(receipt), as_user=token)
     assert attached.exit_code == 0 and "receipt.txt" in attached.output
-    assert run("cases", "status", number, "under_investigation", token=token).exit_code == 0
-    refused = run("cases", "status", number, "closed", token=token)
+    assert run("cases", "status", number, "under_investigation", as_user=token).exit_code == 0
+    refused = run("cases", "status", number, "closed", as_user=token)
     assert refused.exit_code == 2 and "outcome" in refused.output
     shown = json.loads(run("cases", "show", number).output)
     assert shown["assignee"] == "wang.analyst" and shown["status"] == "under_investigation"
@@ -63,9 +59,12 @@ def test_cases_commands_work_a_case_by_token(instance: Path) -> None:
     assert f"CASE-{number}" in listed.output
 
 
-def test_case_commands_need_an_officers_token(instance: Path) -> None:
-    done = run("cases", "new", "x", token="not-a-token")
-    assert done.exit_code == 2
+def test_case_commands_need_an_analysts_account(instance: Path) -> None:
+    done = run("cases", "new", "x", as_user="nobody")
+    assert done.exit_code == 2 and "no active account" in done.output
+    add_account("qian.auditor", "auditor")
+    refused = run("cases", "new", "x", as_user="qian.auditor")
+    assert refused.exit_code == 2 and "the auditor role may not" in refused.output
     assert json.loads(run("cases", "list", "--json").output) == []
 
 
@@ -83,7 +82,7 @@ def test_evidence_export_then_verify_then_tamper(instance: Path) -> None:
         "en",
         "--for",
         "PSB",
-        token=token,
+        as_user=token,
     )
     assert exported.exit_code == 0, exported.output
     assert "cardtrace evidence verify" in exported.output
@@ -105,5 +104,5 @@ def test_evidence_export_refuses_a_full_directory(instance: Path) -> None:
     number = _case(token)
     (instance / "full").mkdir()
     (instance / "full" / "x").write_text("x")
-    done = run("evidence", "export", str(number), "-o", str(instance / "full"), token=token)
+    done = run("evidence", "export", str(number), "-o", str(instance / "full"), as_user=token)
     assert done.exit_code == 2 and "not an empty directory" in done.output

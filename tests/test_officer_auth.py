@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from tests.onboarding_support import make_officers
+from tests.personal_keys_support import personal_key
+from webapp.accounts.roles import Role
 
 QUEUES = [
     ("/api/v1/onboarding/queue", "cardtrace onboarding"),
@@ -32,9 +34,9 @@ def test_no_valid_token_is_challenged_with_the_area_realm(
 
 
 @pytest.mark.parametrize(("path", "realm"), QUEUES, ids=["onboarding", "risk", "alerts"])
-def test_an_officer_token_is_let_in(
-    client: FlaskClient, session: Session, genesis: None, path: str, realm: str
+def test_a_personal_key_of_a_reading_role_is_let_in(
+    app: Flask, client: FlaskClient, session: Session, path: str, realm: str
 ) -> None:
-    token = make_officers(session).tokens["chen.both"]
+    token = personal_key(app, session, "qian.auditor", Role.AUDITOR)
     response = client.get(path, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.get_json()

@@ -1,5 +1,6 @@
 """The onboarding API: bad input refused by field with nothing written, identities from
-tokens only, four eyes through every endpoint, and suspension seen by verify at once."""
+the credential only (a personal API key or a session), four eyes through every endpoint,
+and suspension seen by verify at once."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from merchant_onboarding.documents import MAX_DOCUMENT_BYTES
 from merchant_onboarding.models import Application, Blob, Document
-from merchant_onboarding.officers import Role, add_officer
 from provenance.ledger import LedgerEntry
+from provenance.parties import Party
 from tests.api_support import api_key
 from tests.codes_support import SHOP, build_chain, serial
 from tests.codes_support import pin as code_pin
-from tests.ledger_support import NOW
+from tests.ledger_support import NOW, register_party
 from tests.onboarding_support import (
     BANK_ACCOUNT,
     ApplicationPayload,
@@ -31,7 +32,10 @@ from tests.onboarding_support import (
     registered,
     wrong_check_digit,
 )
+from tests.personal_keys_support import personal_key
 from tests.screening_support import import_csv
+from webapp.accounts.roles import Role
+from webapp.accounts.service import change_role
 from webapp.runtime import current_runtime
 
 PROBLEM = "application/problem+json"
@@ -46,15 +50,35 @@ def genesis(app: Flask, session: Session) -> None:
 
 
 @pytest.fixture()
-def tokens(session: Session, genesis: None) -> dict[str, str]:
-    result = {}
-    for officer_id, roles in (
-        ("li.reviewer", {Role.REVIEWER}),
-        ("wang.approver", {Role.APPROVER}),
-        ("chen.both", {Role.REVIEWER, Role.APPROVER}),
-    ):
-        result[officer_id] = add_officer(session, officer_id, officer_id, roles, now=NOW).token
-    return result
+def tokens(app: Flask, session: Session, genesis: None) -> dict[str, str]:
+    """Personal API keys of two reviewers and an approver. ``chen.officer`` starts as a
+    reviewer and may be made an approver (:func:`promote`): four eyes are one person's."""
+    return {
+        username: personal_key(app, session, username, role)
+        for username, role in (
+            ("li.reviewer", Role.REVIEWER),
+            ("wang.approver", Role.APPROVER),
+            ("chen.officer", Role.REVIEWER),
+        )
+    }
+
+
+def promote(session: Session, username: str = "chen.officer") -> None:
+    """Make a reviewer an approver; the role counts from the next request."""
+    change_role(session, username, Role.APPROVER, now=NOW, actor="tests")
+    session.flush()
+
+
+def merchant_key(client: FlaskClient, session: Session, merchant: str) -> str:
+    """A personal key of an account of ``merchant`` (registered as a merchant party)."""
+    app = client.application
+    with app.app_context():
+        ledger = current_runtime().ledger
+        ledger.ensure_genesis(session, name="test", now=NOW)
+        if session.get(Party, merchant) is None:
+            register_party(session, ledger, merchant, kind="merchant")
+            session.flush()
+    return personal_key(app, session, f"owner.{merchant}", Role.MERCHANT, party=merchant)
 
 
 def auth(token: str | None) -> dict[str, str]:
@@ -72,11 +96,19 @@ def counts(session: Session) -> tuple[int, int, int, int]:
     )
 
 
-def create(client: FlaskClient, **overrides: Any) -> tuple[int, str]:
-    response = post(client, "/applications", json=ApplicationPayload(**overrides))
+def open_draft(client: FlaskClient, session: Session, payload: dict[str, Any]) -> Any:
+    """Post ``payload`` as its merchant's account (through a personal key)."""
+    token = merchant_key(client, session, payload["merchant"])
+    return post(client, "/applications", token, json=payload)
+
+
+def create(client: FlaskClient, session: Session, **overrides: Any) -> tuple[int, str]:
+    """A draft, and the personal key of its merchant's account."""
+    payload = ApplicationPayload(**overrides)
+    token = merchant_key(client, session, payload["merchant"])
+    response = post(client, "/applications", token, json=payload)
     assert response.status_code == 201, response.get_json()
-    body = response.get_json()
-    return body["id"], body["applicant_token"]
+    return response.get_json()["id"], token
 
 
 def upload(
@@ -100,8 +132,7 @@ def submitted(client: FlaskClient, session: Session, **overrides: Any) -> tuple[
     payload = ApplicationPayload(**overrides)
     registered(session, payload)
     session.flush()
-    response = post(client, "/applications", json=payload)
-    app_id, token = response.get_json()["id"], response.get_json()["applicant_token"]
+    app_id, token = create(client, session, **payload)
     assert upload(client, app_id, token, pdf(payload["merchant"])).status_code == 201
     answer = post(client, f"/applications/{app_id}/submit", token)
     assert answer.status_code == 200, answer.get_json()
@@ -124,15 +155,14 @@ def approved(client: FlaskClient, session: Session, tokens: dict[str, str], **kw
 # --- applications in, masked out ----------------------------------------------------------
 
 
-def test_creating_an_application_returns_it_masked_with_the_applicant_token(
+def test_creating_an_application_returns_it_masked_and_the_merchants_own(
     client: FlaskClient, session: Session, genesis: None
 ) -> None:
     payload = ApplicationPayload()
-    response = post(client, "/applications", json=payload)
+    response = open_draft(client, session, payload)
     assert response.status_code == 201
     body = response.get_json()
-    assert body["status"]["state"] == "draft"
-    assert body["applicant_token"].startswith("cta_")
+    assert body["status"]["state"] == "draft" and "applicant_token" not in body
     assert body["entity"]["legal_rep_id_number"] == (
         payload["legal_rep_id_number"][:3] + "*" * 11 + payload["legal_rep_id_number"][-4:]
     )
@@ -142,7 +172,7 @@ def test_creating_an_application_returns_it_masked_with_the_applicant_token(
     row = session.get(Application, body["id"])
     assert row is not None and row.bank_account_sealed is not None
     assert BANK_ACCOUNT.encode() not in row.bank_account_sealed
-    assert body["applicant_token"].encode() not in row.applicant_token_hash
+    assert row.merchant == payload["merchant"]
 
 
 @pytest.mark.parametrize(
@@ -168,9 +198,10 @@ def test_creating_an_application_returns_it_masked_with_the_applicant_token(
 def test_bad_input_names_the_field_and_writes_nothing(
     client: FlaskClient, session: Session, genesis: None, overrides: dict[str, Any], field: str
 ) -> None:
+    token = merchant_key(client, session, "shop-bad-input")
     before = counts(session)
     payload = ApplicationPayload(**overrides)
-    response = post(client, "/applications", json=payload)
+    response = post(client, "/applications", token, json=payload)
     assert response.status_code == 422
     assert response.mimetype == PROBLEM
     body = response.get_json()
@@ -182,10 +213,10 @@ def test_bad_input_names_the_field_and_writes_nothing(
 
 
 def test_a_wrong_check_digit_is_called_a_wrong_check_digit(
-    client: FlaskClient, genesis: None
+    client: FlaskClient, session: Session, genesis: None
 ) -> None:
     payload = ApplicationPayload(credit_code=wrong_check_digit(credit_code()))
-    detail = post(client, "/applications", json=payload).get_json()["detail"]
+    detail = open_draft(client, session, payload).get_json()["detail"]
     assert "check digit is wrong" in detail
 
 
@@ -193,9 +224,11 @@ def test_a_duplicate_credit_code_is_refused_and_writes_nothing(
     client: FlaskClient, session: Session, genesis: None
 ) -> None:
     code = credit_code()
-    create(client, credit_code=code)
+    create(client, session, credit_code=code)
+    payload = ApplicationPayload(credit_code=code)
+    token = merchant_key(client, session, payload["merchant"])
     before = counts(session)
-    response = post(client, "/applications", json=ApplicationPayload(credit_code=code))
+    response = post(client, "/applications", token, json=payload)
     assert response.status_code == 409
     body = response.get_json()
     assert body["code"] == "duplicate-credit-code" and body["field"] == "credit_code"
@@ -221,7 +254,7 @@ def test_a_credit_code_may_apply_again_after_a_rejection(
         json={"decision": "reject", "reasons": ["fake licence"]},
     )
     assert response.get_json()["status"]["state"] == "rejected"
-    create(client, credit_code=code)
+    create(client, session, credit_code=code)
 
 
 # --- documents --------------------------------------------------------------------------
@@ -230,7 +263,7 @@ def test_a_credit_code_may_apply_again_after_a_rejection(
 def test_an_oversized_document_is_refused_and_writes_nothing(
     client: FlaskClient, session: Session, genesis: None
 ) -> None:
-    app_id, token = create(client)
+    app_id, token = create(client, session)
     before = counts(session)
     big = pdf() + b"0" * MAX_DOCUMENT_BYTES
     response = upload(client, app_id, token, big)
@@ -252,7 +285,7 @@ def test_an_oversized_document_is_refused_and_writes_nothing(
 def test_a_disguised_document_is_refused_whatever_its_name(
     client: FlaskClient, session: Session, genesis: None, content: bytes
 ) -> None:
-    app_id, token = create(client)
+    app_id, token = create(client, session)
     before = counts(session)
     response = upload(client, app_id, token, content, name="business-licence.pdf")
     assert response.status_code == 422
@@ -262,11 +295,11 @@ def test_a_disguised_document_is_refused_whatever_its_name(
 
 
 def test_a_document_is_stored_by_sha256_with_the_type_its_bytes_prove(
-    client: FlaskClient, genesis: None
+    client: FlaskClient, session: Session, genesis: None
 ) -> None:
     import hashlib
 
-    app_id, token = create(client)
+    app_id, token = create(client, session)
     content = png()
     response = upload(client, app_id, token, content, name="scan.pdf", kind="id_scan")
     assert response.status_code == 201
@@ -277,9 +310,9 @@ def test_a_document_is_stored_by_sha256_with_the_type_its_bytes_prove(
 
 
 def test_a_document_form_with_an_unknown_field_is_refused(
-    client: FlaskClient, genesis: None
+    client: FlaskClient, session: Session, genesis: None
 ) -> None:
-    app_id, token = create(client)
+    app_id, token = create(client, session)
     response = post(
         client,
         f"/applications/{app_id}/documents",
@@ -293,7 +326,7 @@ def test_a_document_form_with_an_unknown_field_is_refused(
 def test_a_document_form_with_a_nameless_part_is_refused_and_writes_nothing(
     client: FlaskClient, session: Session, genesis: None
 ) -> None:
-    app_id, token = create(client)
+    app_id, token = create(client, session)
     before = counts(session)
     body = (
         b"--B\r\nContent-Disposition: form-data\r\n\r\nx\r\n"
@@ -313,15 +346,32 @@ def test_a_document_form_with_a_nameless_part_is_refused_and_writes_nothing(
 # --- who acts ---------------------------------------------------------------------------
 
 
-def test_officer_steps_need_a_token(client: FlaskClient, session: Session, genesis: None) -> None:
+def test_officer_steps_need_a_credential(
+    client: FlaskClient, session: Session, genesis: None
+) -> None:
     app_id, _ = submitted(client, session)
+    before = counts(session)
     response = post(client, f"/applications/{app_id}/review")
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert post(client, f"/applications/{app_id}/review", "cto_forged").status_code == 401
+    assert counts(session) == before
 
 
-def test_an_applicant_token_cannot_do_an_officers_step(
+def test_creating_needs_a_merchant_account_of_the_applying_party(
+    client: FlaskClient, session: Session, tokens: dict[str, str]
+) -> None:
+    payload = ApplicationPayload()
+    other_shop = merchant_key(client, session, "shop-someone-else")
+    before = counts(session)
+    assert post(client, "/applications", json=payload).status_code == 401
+    assert post(client, "/applications", tokens["li.reviewer"], json=payload).status_code == 403
+    refused = post(client, "/applications", other_shop, json=payload)
+    assert refused.status_code == 403 and refused.get_json()["code"] == "forbidden"
+    assert counts(session) == before
+
+
+def test_a_merchant_cannot_do_an_officers_step(
     client: FlaskClient, session: Session, tokens: dict[str, str]
 ) -> None:
     app_id, applicant = submitted(client, session)
@@ -336,14 +386,34 @@ def test_an_applicant_token_cannot_do_an_officers_step(
     assert client.get(f"{BASE}/queue", headers=auth(applicant)).status_code == 403
 
 
-def test_an_applicant_token_opens_only_its_own_application(
-    client: FlaskClient, genesis: None
+def test_a_merchant_reaches_no_other_merchants_application_by_any_path(
+    client: FlaskClient, session: Session, genesis: None
 ) -> None:
-    mine, token = create(client)
-    theirs, _ = create(client)
+    mine, token = create(client, session)
+    theirs, _ = create(client, session)
     assert client.get(f"{BASE}/applications/{mine}", headers=auth(token)).status_code == 200
-    assert client.get(f"{BASE}/applications/{theirs}", headers=auth(token)).status_code == 403
-    assert post(client, f"/applications/{theirs}/submit", token).status_code == 403
+    before = counts(session)
+    document = {"kind": "id_scan", "file": (io.BytesIO(png()), "a.png")}
+    answers = {"answers": {"1": "x"}}
+    for method, path, kw in (
+        ("GET", "", {}),
+        ("PATCH", "", {"json": {"registered_address": "北京市海淀区"}}),
+        ("POST", "/documents", {"data": document, "content_type": "multipart/form-data"}),
+        ("POST", "/submit", {}),
+        ("POST", "/answers", {"json": answers}),
+        ("POST", "/checks", {}),
+        ("GET", "/hits", {}),
+        ("POST", "/hits/1/decision", {"json": {"decision": "clear", "reasons": ["x"]}}),
+        ("POST", "/review", {}),
+        ("POST", "/suspend", {"json": {"reasons": ["x"]}}),
+    ):
+        response = client.open(
+            f"{BASE}/applications/{theirs}{path}", method=method, headers=auth(token), **kw
+        )
+        assert response.status_code == 404, (method, path, response.get_json())
+        assert response.get_json()["code"] == "application-not-found"
+        assert str(theirs) in response.get_json()["detail"]
+    assert counts(session) == before
 
 
 def test_no_request_field_can_name_the_acting_officer(
@@ -371,7 +441,7 @@ def test_four_eyes_through_the_api(
     client: FlaskClient, session: Session, tokens: dict[str, str]
 ) -> None:
     app_id, _ = submitted(client, session)
-    both = tokens["chen.both"]
+    both = tokens["chen.officer"]
     post(client, f"/applications/{app_id}/review", both)
     post(
         client,
@@ -379,6 +449,7 @@ def test_four_eyes_through_the_api(
         both,
         json={"recommendation": "approve", "reasons": ["ok"]},
     )
+    promote(session)  # the reviewer who recommended is now an approver
     before = counts(session)
     response = post(
         client,
@@ -408,7 +479,7 @@ def test_an_officer_who_amended_an_application_cannot_approve_it(
     client: FlaskClient, session: Session, tokens: dict[str, str]
 ) -> None:
     app_id, _ = submitted(client, session)
-    both = tokens["chen.both"]
+    both = tokens["chen.officer"]
     post(client, f"/applications/{app_id}/review", tokens["li.reviewer"])
     amended = client.patch(
         f"{BASE}/applications/{app_id}",
@@ -422,6 +493,7 @@ def test_an_officer_who_amended_an_application_cannot_approve_it(
         tokens["li.reviewer"],
         json={"recommendation": "approve", "reasons": ["ok"]},
     )
+    promote(session)  # the reviewer who amended is now an approver
     response = post(
         client,
         f"/applications/{app_id}/decision",
@@ -435,7 +507,7 @@ def test_reinstatement_through_the_api_needs_two_officers(
     client: FlaskClient, session: Session, tokens: dict[str, str]
 ) -> None:
     app_id = approved(client, session, tokens)
-    both = tokens["chen.both"]
+    both = tokens["chen.officer"]
     post(client, f"/applications/{app_id}/suspend", both, json={"reasons": ["alert 9"]})
     post(
         client,
@@ -443,6 +515,7 @@ def test_reinstatement_through_the_api_needs_two_officers(
         both,
         json={"recommendation": "reinstate", "reasons": ["cleared"]},
     )
+    promote(session)  # the reviewer who recommended is now an approver
     alone = post(client, f"/applications/{app_id}/reinstate", both, json={"reasons": ["cleared"]})
     assert alone.status_code == 409 and alone.get_json()["code"] == "four-eyes"
     second = post(
@@ -457,7 +530,7 @@ def test_reinstatement_through_the_api_needs_two_officers(
 def test_an_invalid_transition_is_a_conflict(
     client: FlaskClient, session: Session, tokens: dict[str, str]
 ) -> None:
-    app_id, _ = create(client)
+    app_id, _ = create(client, session)
     response = post(client, f"/applications/{app_id}/review", tokens["li.reviewer"])
     assert response.status_code == 409
     assert response.get_json()["code"] == "invalid-transition"
@@ -552,8 +625,8 @@ def test_no_secret_reaches_the_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     payload = ApplicationPayload()
-    response = post(client, "/applications", json=payload)
-    token = response.get_json()["applicant_token"]
-    post(client, "/applications", json={**payload, "credit_code": credit_code()})
+    token = merchant_key(client, session, payload["merchant"])
+    post(client, "/applications", token, json=payload)
+    post(client, "/applications", token, json={**payload, "credit_code": credit_code()})
     for secret in (payload["legal_rep_id_number"], BANK_ACCOUNT, token, *tokens.values()):
         assert secret not in caplog.text

@@ -1,4 +1,5 @@
-"""The onboarding CLI (officers act by token, four eyes hold) and the re-review beat task."""
+"""The onboarding CLI (staff act as a named account, four eyes hold) and the re-review beat
+task."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from merchant_onboarding.applications import ApplicationInput
 from merchant_onboarding.documents import DocumentKind, check_document
-from merchant_onboarding.officers import Actor, Role, add_officer, authenticate
+from merchant_onboarding.officers import Actor, ActorKind, Role
 from merchant_onboarding.workflow import Recommendation
 from provenance.db import write_transaction
-from tests.cli_support import fresh_instance, run
+from tests.cli_support import add_account, fresh_instance, run
 from tests.ledger_support import NOW
 from tests.onboarding_support import (
     BANK_ACCOUNT,
@@ -33,14 +34,6 @@ from webapp.runtime import current_runtime, db_session
 @pytest.fixture()
 def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return fresh_instance(tmp_path, monkeypatch)
-
-
-def add(officer_id: str, *roles: str) -> str:
-    options = [part for role in roles for part in ("--role", role)]
-    result = run("onboarding", "officer", "add", officer_id, "--name", officer_id, *options)
-    assert result.exit_code == 0, result.output
-    token: str = result.output.strip().splitlines()[-1]
-    return token
 
 
 def submitted_application(payload: dict[str, Any]) -> int:
@@ -65,11 +58,10 @@ def submitted_application(payload: dict[str, Any]) -> int:
 
 def test_officers_decide_through_the_cli_with_four_eyes(instance: Path) -> None:
     reviewer, approver, both = (
-        add("li", "reviewer"),
-        add("wang", "approver"),
-        add("chen", "reviewer", "approver"),
+        add_account("li", "reviewer"),
+        add_account("wang", "approver"),
+        add_account("chen", "reviewer"),
     )
-    assert reviewer.startswith("cto_")
     payload = ApplicationPayload()
     extract = instance / "enterprises.json"
     extract.write_bytes(enterprise_extract(enterprise_record(payload)))
@@ -78,13 +70,19 @@ def test_officers_decide_through_the_cli_with_four_eyes(instance: Path) -> None:
     app_id = submitted_application(payload)
 
     assert f"#{app_id}" in run("onboarding", "queue").output
-    assert "in_review" in run("onboarding", "review", str(app_id), token=reviewer).output
-    run("onboarding", "recommend", str(app_id), "approve", "--reason", "ok", token=both)
-    alone = run("onboarding", "decide", str(app_id), "approve", "--reason", "ok", token=both)
+    assert "in_review" in run("onboarding", "review", str(app_id), as_user=reviewer).output
+    run("onboarding", "recommend", str(app_id), "approve", "--reason", "ok", as_user=both)
+    # The reviewer who recommended becomes an approver: still not the one who decides.
+    assert run("accounts", "role", both, "approver").exit_code == 0
+    alone = run("onboarding", "decide", str(app_id), "approve", "--reason", "ok", as_user=both)
     assert alone.exit_code == 2 and "a different officer must approve" in alone.output
-    no_role = run("onboarding", "decide", str(app_id), "approve", "--reason", "ok", token=reviewer)
+    no_role = run(
+        "onboarding", "decide", str(app_id), "approve", "--reason", "ok", as_user=reviewer
+    )
     assert no_role.exit_code == 2 and "approver role" in no_role.output
-    decided = run("onboarding", "decide", str(app_id), "approve", "--reason", "ok", token=approver)
+    decided = run(
+        "onboarding", "decide", str(app_id), "approve", "--reason", "ok", as_user=approver
+    )
     assert decided.exit_code == 0 and "approved (by wang)" in decided.output
 
     shown = json.loads(run("onboarding", "show", str(app_id)).output)
@@ -93,9 +91,21 @@ def test_officers_decide_through_the_cli_with_four_eyes(instance: Path) -> None:
     assert BANK_ACCOUNT not in json.dumps(shown)
 
 
-def test_a_forged_token_does_nothing(instance: Path) -> None:
-    result = run("onboarding", "review", "1", token="cto_forged")
-    assert result.exit_code == 2 and "not valid" in result.output
+def test_an_unknown_or_missing_account_does_nothing(instance: Path) -> None:
+    unknown = run("onboarding", "review", "1", as_user="nobody")
+    assert unknown.exit_code == 2 and "no active account 'nobody'" in unknown.output
+    missing = run("onboarding", "review", "1")
+    assert missing.exit_code == 2 and "--as USERNAME" in missing.output
+
+
+def test_an_account_whose_role_may_not_act_does_nothing(instance: Path) -> None:
+    add_account("zhou", "auditor")
+    result = run("onboarding", "suspend", "1", "--reason", "x", as_user="zhou")
+    assert result.exit_code == 2 and "the auditor role may not" in result.output
+    add_account("li", "reviewer")
+    assert run("accounts", "lock", "li").exit_code == 0
+    locked = run("onboarding", "review", "1", as_user="li")
+    assert locked.exit_code == 2 and "no active account 'li'" in locked.output
 
 
 def test_a_bad_registry_line_is_named(instance: Path) -> None:
@@ -115,12 +125,8 @@ def test_the_beat_task_starts_due_re_reviews_once(app: Flask, session: Session) 
         long_ago = NOW - timedelta(days=181)
         current_runtime().ledger.ensure_genesis(session, name="test", now=long_ago)
         service = onboarding_service()
-        officer_r = authenticate(
-            session, add_officer(session, "li", "li", {Role.REVIEWER}, now=NOW).token
-        )
-        officer_a = authenticate(
-            session, add_officer(session, "wang", "wang", {Role.APPROVER}, now=NOW).token
-        )
+        officer_r = Actor(ActorKind.OFFICER, "li", frozenset({Role.REVIEWER}))
+        officer_a = Actor(ActorKind.OFFICER, "wang", frozenset({Role.APPROVER}))
         created = service.create(
             session, ApplicationInput.model_validate(ApplicationPayload()), now=long_ago
         )

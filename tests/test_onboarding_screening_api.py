@@ -11,12 +11,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from merchant_onboarding.models import HitDecision
-from merchant_onboarding.officers import Role, add_officer
 from provenance.ledger import LedgerEntry
 from tests.ledger_support import NOW
 from tests.onboarding_support import id_number
+from tests.personal_keys_support import personal_key
 from tests.screening_support import import_csv
-from tests.test_onboarding_api import BASE, PROBLEM, auth, post, submitted
+from tests.test_onboarding_api import BASE, PROBLEM, auth, post, promote, submitted
+from webapp.accounts.roles import Role
 from webapp.runtime import current_runtime
 
 WATCHLIST = """id,name,kind,aliases,countries,note
@@ -35,14 +36,15 @@ def tokens(app: Flask, session: Session) -> dict[str, str]:
     with app.app_context():
         current_runtime().ledger.ensure_genesis(session, name="test", now=NOW)
         session.flush()
-    result = {}
-    for officer_id, roles in (
-        ("li.reviewer", {Role.REVIEWER}),
-        ("wang.approver", {Role.APPROVER}),
-        ("chen.both", {Role.REVIEWER, Role.APPROVER}),
-    ):
-        result[officer_id] = add_officer(session, officer_id, officer_id, roles, now=NOW).token
-    return result
+    # chen.officer starts as a reviewer and may be made an approver (promote).
+    return {
+        username: personal_key(app, session, username, role)
+        for username, role in (
+            ("li.reviewer", Role.REVIEWER),
+            ("wang.approver", Role.APPROVER),
+            ("chen.officer", Role.REVIEWER),
+        )
+    }
 
 
 def counts(session: Session) -> tuple[int, int]:
@@ -126,17 +128,18 @@ def test_a_reviewer_clears_hits_and_another_officer_approves(
         response = post(
             client,
             f"/applications/{in_review}/hits/{hit['id']}/decision",
-            tokens["chen.both"],
+            tokens["chen.officer"],
             json={"decision": "clear", "reasons": ["different person: other ID number"]},
         )
         assert response.status_code == 200, response.get_json()
     shown = hits(client, in_review, tokens["li.reviewer"])
     assert {h["status"] for h in shown.values()} == {"cleared"}
-    assert shown["P1"]["decision"]["by"] == "chen.both"
+    assert shown["P1"]["decision"]["by"] == "chen.officer"
+    promote(session)  # the reviewer who cleared the hits is now an approver
     own = post(
         client,
         f"/applications/{in_review}/decision",
-        tokens["chen.both"],
+        tokens["chen.officer"],
         json={"decision": "approve", "reasons": ["ok"]},
     )
     assert own.status_code == 409 and own.get_json()["code"] == "own-clearance"
@@ -250,7 +253,9 @@ def test_a_decided_hit_is_not_decided_again(
         == 200
     )
     before = counts(session)
-    again = post(client, path, tokens["chen.both"], json={"decision": "confirm", "reasons": ["y"]})
+    again = post(
+        client, path, tokens["chen.officer"], json={"decision": "confirm", "reasons": ["y"]}
+    )
     assert again.status_code == 409 and again.get_json()["code"] == "hit-decided"
     assert counts(session) == before
 

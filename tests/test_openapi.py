@@ -20,14 +20,14 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from sqlalchemy.orm import Session
 
-from merchant_onboarding.officers import Role, add_officer
 from tests.api_support import machine_client
 from tests.codes_support import ISSUER, PRODUCT, SHOP, build_chain, pin, serial
-from tests.ledger_support import NOW
+from tests.ledger_support import NOW, register_party
 from tests.onboarding_support import ApplicationPayload
+from tests.personal_keys_support import personal_key
 from webapp.accounts.apikeys import create_key
-from webapp.accounts.roles import Scope
-from webapp.openapi import API_KEY, OFFICER, api_rules, build_document
+from webapp.accounts.roles import Role, Scope
+from webapp.openapi import API_KEY, CSRF, SECURITY_SCHEMES, SESSION, api_rules, build_document
 from webapp.runtime import current_runtime
 
 DOCUMENT = "/api/openapi.json"
@@ -61,12 +61,22 @@ def test_a_view_s_body_model_and_credentials_are_described(app: Flask) -> None:
     schema = verify["requestBody"]["content"]["application/json"]["schema"]
     assert schema == {"$ref": "#/components/schemas/VerifyRequest"}
     decide = document["paths"]["/api/v1/alerts/{alert_id}/decision"]["post"]
-    assert decide["security"] == [{OFFICER: []}]
+    assert decide["security"] == [{API_KEY: []}, {SESSION: [], CSRF: []}]
     assert decide["parameters"][0]["schema"]["type"] == "integer"
     notices = document["paths"]["/api/v1/partners/{partner}/notices"]["post"]
     assert notices["security"] == [{API_KEY: []}]
     problem = decide["responses"]["422"]["content"]["application/problem+json"]["schema"]
     assert problem == {"$ref": "#/components/schemas/Problem"}
+
+
+def test_the_only_credentials_are_an_api_key_or_a_session_with_csrf(app: Flask) -> None:
+    document = build_document(app)
+    assert set(document["components"]["securitySchemes"]) == {API_KEY, SESSION, CSRF}
+    assert SECURITY_SCHEMES[API_KEY]["bearerFormat"] == "ctk_<key id>_<secret>"
+    for item in document["paths"].values():
+        for operation in item.values():
+            for requirement in operation.get("security", []):
+                assert requirement in ({API_KEY: []}, {SESSION: [], CSRF: []})
 
 
 def test_two_models_of_one_name_keep_their_own_schemas(app: Flask) -> None:
@@ -121,7 +131,7 @@ def test_ledger_keys_and_a_case_s_answers_match_their_schemas(
     client: FlaskClient, session: Session, credentials: dict[str, str]
 ) -> None:
     document = client.get(DOCUMENT).get_json()
-    officer = {"Authorization": f"Bearer {credentials[OFFICER]}"}
+    officer = {"Authorization": f"Bearer {credentials[ANALYST]}"}
     _conforms(document, "LedgerKeys", client.get("/api/v1/ledger/keys").get_json())
     opened = client.post("/api/v1/cases", json={"title": "Fan-in"}, headers=officer)
     assert opened.status_code == 201
@@ -138,17 +148,32 @@ def test_ledger_keys_and_a_case_s_answers_match_their_schemas(
 
 @pytest.fixture()
 def credentials(app: Flask, session: Session) -> dict[str, str]:
-    """A token of an officer with both roles, and an API key of the platform's party."""
+    """Personal API keys of staff (an approver for onboarding and risk, an analyst for
+    alerts and cases), and an API key of the platform's party."""
     with app.app_context():
         ledger = current_runtime().ledger
         ledger.ensure_genesis(session, name="test", now=NOW)
         party = ledger.platform.party
-    officer = add_officer(
-        session, "chen.both", "Chen", {Role.REVIEWER, Role.APPROVER}, now=NOW
-    ).token
+    register_party(session, ledger, FUZZ_SHOP, kind="merchant", now=NOW)
     key = create_key(session, "fuzz", party, frozenset(Scope), now=NOW, actor="root.admin").token
     session.flush()
-    return {OFFICER: officer, API_KEY: key}
+    return {
+        APPROVER: personal_key(app, session, "chen.approver", Role.APPROVER),
+        ANALYST: personal_key(app, session, "sun.analyst", Role.ANALYST),
+        MERCHANT: personal_key(app, session, "fuzz.owner", Role.MERCHANT, party=FUZZ_SHOP),
+        API_KEY: key,
+    }
+
+
+APPROVER, ANALYST, MERCHANT = "approver", "analyst", "merchant"
+FUZZ_SHOP = "shop-fuzz"
+# Which personal key acts on which officer API (a machine's key is refused there).
+_PERSONAL_BY_PREFIX = {
+    "/api/v1/onboarding": APPROVER,
+    "/api/v1/risk": APPROVER,
+    "/api/v1/alerts": ANALYST,
+    "/api/v1/cases": ANALYST,
+}
 
 
 # Examples per operation and per generation mode: 46 operations, twice, stay within
@@ -157,6 +182,9 @@ EXAMPLES = 12
 
 
 def _headers(operation: Any, credentials: dict[str, str]) -> dict[str, str]:
+    for prefix, holder in _PERSONAL_BY_PREFIX.items():
+        if operation.path.startswith(prefix):
+            return {"Authorization": f"Bearer {credentials[holder]}"}
     security = operation.definition.raw.get("security", [])
     for requirement in security:
         for name in requirement:
@@ -190,8 +218,13 @@ def test_the_api_honours_its_description(app: Flask, credentials: dict[str, str]
     # Objects with small ids, which hypothesis tries early, so that the operations on an
     # application or a case reach their objects and not only a 404.
     client = app.test_client()
-    officer = {"Authorization": f"Bearer {credentials[OFFICER]}"}
-    created = client.post("/api/v1/onboarding/applications", json=ApplicationPayload())
+    officer = {"Authorization": f"Bearer {credentials[ANALYST]}"}
+    merchant = {"Authorization": f"Bearer {credentials[MERCHANT]}"}
+    created = client.post(
+        "/api/v1/onboarding/applications",
+        json=ApplicationPayload(merchant=FUZZ_SHOP),
+        headers=merchant,
+    )
     opened = client.post("/api/v1/cases", json={"title": "Fan-in"}, headers=officer)
     assert created.status_code == 201 and opened.status_code == 201
     loaded = schemathesis.openapi.from_wsgi(DOCUMENT, app)
@@ -216,7 +249,7 @@ def test_an_id_beyond_what_the_database_holds_matches_no_route(
     client: FlaskClient, credentials: dict[str, str]
 ) -> None:
     response = client.get(
-        f"/api/v1/alerts/{2**64}", headers={"Authorization": f"Bearer {credentials[OFFICER]}"}
+        f"/api/v1/alerts/{2**64}", headers={"Authorization": f"Bearer {credentials[ANALYST]}"}
     )
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"

@@ -24,7 +24,7 @@ from provenance.partners.policy import SharingPolicy, Tlp
 from provenance.partners.service import set_policy
 from provenance.partners.stix_out import validate_bundle
 from tests.api_support import machine_client
-from tests.cli_support import fresh_instance, run
+from tests.cli_support import add_account, fresh_instance, run
 from tests.codes_support import (
     ISSUER,
     PARTNER,
@@ -175,20 +175,22 @@ def test_import_with_a_good_signature_and_refusals_by_reason(instance: Path) -> 
     assert good.exit_code == 0 and "signed with key" in good.output
 
 
-def test_policy_set_needs_an_officer_and_shows_what_it_set(instance: Path) -> None:
-    refused = run("partners", "policy", "set", PARTNER, "--fields", "codes", token="nope")
-    assert refused.exit_code == 2
-    added = run("onboarding", "officer", "add", "li.officer", "--name", "Li", "--role", "reviewer")
-    token = added.output.strip().splitlines()[-1]
+def test_policy_set_needs_an_analyst_and_shows_what_it_set(instance: Path) -> None:
+    refused = run("partners", "policy", "set", PARTNER, "--fields", "codes", as_user="nope")
+    assert refused.exit_code == 2 and "no active account" in refused.output
+    add_account("li.reviewer", "reviewer")
+    reviewer = run("partners", "policy", "set", PARTNER, "--fields", "codes", as_user="li.reviewer")
+    assert reviewer.exit_code == 2 and "the reviewer role may not" in reviewer.output
+    token = add_account("li.officer", "analyst")
     done = run(
         "partners", "policy", "set", PARTNER, "--fields", "codes,merchants", "--tlp", "red",
-        "--require-signature", token=token,
+        "--require-signature", as_user=token,
     )  # fmt: skip
     assert done.exit_code == 0, done.output
     shown = json.loads(run("partners", "policy", "show", PARTNER).output)
     assert shown["fields"] == ["codes", "merchants"] and shown["tlp"] == "red"
     assert shown["require_signature"] is True
-    bad = run("partners", "policy", "set", PARTNER, "--fields", "passports", token=token)
+    bad = run("partners", "policy", "set", PARTNER, "--fields", "passports", as_user=token)
     assert bad.exit_code == 2 and "unknown field 'passports'" in bad.output
 
 

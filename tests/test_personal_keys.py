@@ -22,8 +22,14 @@ from tests.api_support import api_key
 from tests.ledger_support import NOW, register_party
 from tests.personal_keys_support import personal_key
 from tests.test_accounts_support import SHOP as ACCOUNTS_SHOP
-from tests.test_accounts_support import Accounts, accounts, web  # noqa: F401 (fixtures)
-from webapp.accounts.apikeys import revoke_key
+from tests.test_accounts_support import (  # noqa: F401 (fixtures)
+    Accounts,
+    accounts,
+    csrf_token,
+    enrol,
+    web,
+)
+from webapp.accounts.apikeys import create_personal_key, revoke_key
 from webapp.accounts.models import AccountEvent, ApiKey
 from webapp.accounts.roles import Role
 from webapp.accounts.service import change_role, lock_user
@@ -233,5 +239,53 @@ def test_on_the_json_api_a_personal_key_has_its_users_role_scopes_not_its_own(
     for token in (reviewer, merchant):
         answer = web.post("/test/notices", headers=bearer(token))
         assert answer.status_code == 403 and answer.get_json()["code"] == "scope-denied"
+    # Where only a machine's key is taken (a session is refused), a personal key is too.
     answer = web.post("/test/verify", headers=bearer(merchant))
-    assert answer.json == {"kind": "user", "id": "shop.owner", "party": ACCOUNTS_SHOP}
+    assert answer.status_code == 403 and answer.get_json()["code"] == "scope-denied"
+    assert "machine's key" in answer.get_json()["detail"]
+
+
+def test_an_administrator_makes_a_personal_key_on_the_keys_page(
+    accounts: Accounts, web: FlaskClient
+) -> None:
+    accounts.create("root.admin", Role.ADMINISTRATOR)
+    accounts.create("li.reviewer", Role.REVIEWER)
+    enrol(web, "root.admin", accounts.clock())
+    token = csrf_token(web, "/admin/api-keys")
+    before = accounts.session.scalar(select(func.count()).select_from(ApiKey))
+    for refused in (
+        {"user": "li.reviewer", "party": ACCOUNTS_SHOP},
+        {"user": "li.reviewer", "scopes": ["codes:verify"]},
+        {"user": "nobody"},
+    ):
+        answer = web.post("/admin/api-keys", data={"csrf_token": token, "name": "x", **refused})
+        assert answer.status_code == 422
+        assert "A personal key needs an existing account" in answer.get_data(as_text=True)
+    assert accounts.session.scalar(select(func.count()).select_from(ApiKey)) == before
+    created = web.post(
+        "/admin/api-keys", data={"csrf_token": token, "name": "laptop", "user": "li.reviewer"}
+    )
+    assert created.status_code == 201
+    page = created.get_data(as_text=True)
+    key = page.split('<code class="secret">')[1].split("<")[0]
+    assert "personal key" in page and "li.reviewer" in page
+    client = accounts.app.test_client()
+    assert client.get("/api/v1/onboarding/queue", headers=bearer(key)).status_code == 200
+    assert client.get("/api/v1/cases", headers=bearer(key)).status_code == 403
+
+
+def test_a_personal_keys_last_use_and_rate_limit_on_an_officer_api(
+    accounts: Accounts, web: FlaskClient
+) -> None:
+    accounts.create("li.reviewer", Role.REVIEWER)
+    issued = create_personal_key(
+        accounts.session, "laptop", "li.reviewer", now=NOW, actor="tests", rate_per_minute=2
+    )
+    accounts.session.flush()
+    token = issued.token
+    for _ in range(2):
+        assert web.get("/api/v1/onboarding/queue", headers=bearer(token)).status_code == 200
+    accounts.session.expire_all()
+    assert accounts.session.get(ApiKey, issued.key.id).last_used_at == accounts.clock()  # type: ignore[union-attr]
+    limited = web.get("/api/v1/onboarding/queue", headers=bearer(token))
+    assert limited.status_code == 429 and limited.get_json()["code"] == "rate-limited"

@@ -1,4 +1,4 @@
-"""The risk API: officers by token, rule versions refused with their position and nothing
+"""The risk API: officers by personal API key, rule versions refused with their position and nothing
 written, four eyes, backtests."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from merchant_onboarding.officers import Role, add_officer
 from provenance.ledger import LedgerEntry
 from tests.codes_support import SHOP, build_chain, sale_body
 from tests.ledger_support import NOW
+from tests.personal_keys_support import personal_key
+from webapp.accounts.roles import Role
 from webapp.runtime import current_runtime
 
 BASE = "/api/v1/risk"
@@ -25,12 +26,13 @@ PROBLEM = "application/problem+json"
 def tokens(app: Flask, session: Session) -> dict[str, str]:
     with app.app_context():
         current_runtime().ledger.ensure_genesis(session, name="test", now=NOW)
+    # An analyst writes rules; approvers write and approve them (never their own).
     return {
-        officer: add_officer(session, officer, officer, roles, now=NOW).token
-        for officer, roles in (
-            ("li.reviewer", {Role.REVIEWER}),
-            ("wang.approver", {Role.APPROVER}),
-            ("chen.both", {Role.REVIEWER, Role.APPROVER}),
+        username: personal_key(app, session, username, role)
+        for username, role in (
+            ("li.analyst", Role.ANALYST),
+            ("wang.approver", Role.APPROVER),
+            ("chen.approver", Role.APPROVER),
         )
     }
 
@@ -56,7 +58,7 @@ def entries(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(LedgerEntry)) or 0
 
 
-def test_rules_need_an_officers_token(client: FlaskClient, tokens: dict[str, str]) -> None:
+def test_rules_need_a_credential(client: FlaskClient, tokens: dict[str, str]) -> None:
     response = client.get(f"{BASE}/rules")
     assert response.status_code == 401
     assert response.get_json()["code"] == "unauthenticated"
@@ -66,7 +68,7 @@ def test_rules_need_an_officers_token(client: FlaskClient, tokens: dict[str, str
 def test_the_shipped_rules_are_listed_as_version_0(
     client: FlaskClient, tokens: dict[str, str]
 ) -> None:
-    body = client.get(f"{BASE}/rules", headers=auth(tokens["li.reviewer"])).get_json()
+    body = client.get(f"{BASE}/rules", headers=auth(tokens["li.analyst"])).get_json()
     assert {r["rule"] for r in body["rules"]} >= {"burst-buyer", "instrument-stolen"}
     assert {r["version"] for r in body["rules"]} == {0}
     assert body["pending"] == []
@@ -101,7 +103,7 @@ def test_a_bad_rule_is_refused_with_its_position_and_nothing_written(
 ) -> None:
     before = entries(session)
     response = client.post(
-        f"{BASE}/rules", json=rule(**changes), headers=auth(tokens["li.reviewer"])
+        f"{BASE}/rules", json=rule(**changes), headers=auth(tokens["li.analyst"])
     )
     assert response.status_code == 422
     assert response.mimetype == PROBLEM
@@ -118,35 +120,35 @@ def test_check_answers_without_saving(
     ok = client.post(
         f"{BASE}/rules/check",
         json={"condition": "instrument.tainted || buyer.count_1m > 4"},
-        headers=auth(tokens["li.reviewer"]),
+        headers=auth(tokens["li.analyst"]),
     )
     assert ok.get_json() == {"ok": True, "features": ["buyer.count_1m", "instrument.tainted"]}
     bad = client.post(
-        f"{BASE}/rules/check", json={"condition": "nope"}, headers=auth(tokens["li.reviewer"])
+        f"{BASE}/rules/check", json={"condition": "nope"}, headers=auth(tokens["li.analyst"])
     )
     assert bad.status_code == 422 and bad.get_json()["code"] == "unknown-feature"
     assert entries(session) == before
 
 
 def test_four_eyes_through_the_api(client: FlaskClient, tokens: dict[str, str]) -> None:
-    created = client.post(f"{BASE}/rules", json=rule(), headers=auth(tokens["chen.both"]))
+    created = client.post(f"{BASE}/rules", json=rule(), headers=auth(tokens["chen.approver"]))
     assert created.status_code == 201
     assert (created.get_json()["version"], created.get_json()["status"]) == (1, "pending")
     url = f"{BASE}/rules/burst-buyer/versions/1/approve"
-    own = client.post(url, headers=auth(tokens["chen.both"]))
+    own = client.post(url, headers=auth(tokens["chen.approver"]))
     assert (own.status_code, own.get_json()["code"]) == (409, "four-eyes")
-    reviewer = client.post(url, headers=auth(tokens["li.reviewer"]))
-    assert reviewer.status_code == 403
+    analyst = client.post(url, headers=auth(tokens["li.analyst"]))
+    assert analyst.status_code == 403
     approved = client.post(url, headers=auth(tokens["wang.approver"]))
     assert approved.status_code == 200
     assert (approved.get_json()["status"], approved.get_json()["approved_by"]) == (
         "active",
         "wang.approver",
     )
-    listed = client.get(f"{BASE}/rules", headers=auth(tokens["li.reviewer"])).get_json()
+    listed = client.get(f"{BASE}/rules", headers=auth(tokens["li.analyst"])).get_json()
     burst = next(r for r in listed["rules"] if r["rule"] == "burst-buyer")
     assert (burst["version"], burst["condition"]) == (1, "buyer.count_1m >= 3")
-    history = client.get(f"{BASE}/rules/burst-buyer/versions", headers=auth(tokens["li.reviewer"]))
+    history = client.get(f"{BASE}/rules/burst-buyer/versions", headers=auth(tokens["li.analyst"]))
     assert [v["status"] for v in history.get_json()["versions"]] == ["active"]
 
 
@@ -156,7 +158,7 @@ def test_a_shadow_version_is_saved_with_its_mode(
     created = client.post(
         f"{BASE}/rules",
         json=rule(rule="trial-web", mode="shadow"),
-        headers=auth(tokens["li.reviewer"]),
+        headers=auth(tokens["li.analyst"]),
     )
     assert created.get_json()["mode"] == "shadow"
 
@@ -175,12 +177,12 @@ def test_backtest_of_a_pending_version(
             condition="instrument.distinct_buyers_24h >= 2",
             reason="instrument-many-buyers",
         ),
-        headers=auth(tokens["li.reviewer"]),
+        headers=auth(tokens["li.analyst"]),
     )
     response = client.post(
         f"{BASE}/backtest",
         json={"rule": "instrument-many-buyers", "version": 1},
-        headers=auth(tokens["li.reviewer"]),
+        headers=auth(tokens["li.analyst"]),
     )
     report = response.get_json()
     assert report["totals"] == {
@@ -199,7 +201,7 @@ def test_backtest_of_an_unknown_version_is_not_found(
     response = client.post(
         f"{BASE}/backtest",
         json={"rule": "burst-buyer", "version": 9},
-        headers=auth(tokens["li.reviewer"]),
+        headers=auth(tokens["li.analyst"]),
     )
     assert response.status_code == 404
 
@@ -210,7 +212,7 @@ def test_backtest_of_a_version_beyond_any_row_id_is_invalid_input(
     response = client.post(
         f"{BASE}/backtest",
         json={"rule": "burst-buyer", "version": 2**31},
-        headers=auth(tokens["li.reviewer"]),
+        headers=auth(tokens["li.analyst"]),
     )
     assert response.status_code == 422 and response.get_json()["field"] == "version"
 

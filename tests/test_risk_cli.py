@@ -1,4 +1,4 @@
-"""``cardtrace risk``: officers act by token, four eyes hold, bad rules and bad region
+"""``cardtrace risk``: staff act as a named account, four eyes hold, bad rules and bad region
 tables are refused with nothing written."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_support import fresh_instance, run
+from tests.cli_support import add_account, fresh_instance, run
 from tests.risk_support import REGIONS_CSV
 
 RULE = [
@@ -26,22 +26,15 @@ def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return fresh_instance(tmp_path, monkeypatch)
 
 
-def add(officer_id: str, *roles: str) -> str:
-    options = [part for role in roles for part in ("--role", role)]
-    result = run("onboarding", "officer", "add", officer_id, "--name", officer_id, *options)
-    assert result.exit_code == 0, result.output
-    token: str = result.output.strip().splitlines()[-1]
-    return token
-
-
 def test_propose_and_approve_with_four_eyes(instance: Path) -> None:
-    author, approver = add("li.author", "reviewer", "approver"), add("wang.approver", "approver")
-    proposed = run("risk", "rules", "propose", *RULE, token=author)
+    author = add_account("li.author", "approver")
+    approver = add_account("wang.approver", "approver")
+    proposed = run("risk", "rules", "propose", *RULE, as_user=author)
     assert proposed.exit_code == 0, proposed.output
     assert "version 1 proposed by li.author" in proposed.output
-    own = run("risk", "rules", "approve", "burst-buyer", "1", token=author)
+    own = run("risk", "rules", "approve", "burst-buyer", "1", as_user=author)
     assert own.exit_code == 2 and "a different officer must approve" in own.output
-    approved = run("risk", "rules", "approve", "burst-buyer", "1", token=approver)
+    approved = run("risk", "rules", "approve", "burst-buyer", "1", as_user=approver)
     assert approved.exit_code == 0, approved.output
     listed = json.loads(run("risk", "rules", "list", "--json").output)
     burst = next(r for r in listed["rules"] if r["rule"] == "burst-buyer")
@@ -49,9 +42,9 @@ def test_propose_and_approve_with_four_eyes(instance: Path) -> None:
 
 
 def test_a_bad_rule_is_refused_with_its_position(instance: Path) -> None:
-    author = add("li.author", "reviewer")
+    author = add_account("li.author", "analyst")
     bad = [*RULE[:3], "buyer.count_1m >= 'x'", *RULE[4:]]
-    result = run("risk", "rules", "propose", *bad, token=author)
+    result = run("risk", "rules", "propose", *bad, as_user=author)
     assert result.exit_code == 2
     assert "at line 1, column 16" in result.output
     assert json.loads(run("risk", "rules", "list", "--json").output)["pending"] == []
@@ -64,9 +57,13 @@ def test_check_names_the_features(instance: Path) -> None:
     assert bad.exit_code == 2 and "did you mean instrument.tainted" in bad.output
 
 
-def test_proposing_needs_an_officers_token(instance: Path) -> None:
-    result = run("risk", "rules", "propose", *RULE, token="cto_not-a-token")
-    assert result.exit_code == 2 and "not valid" in result.output
+def test_proposing_needs_an_account_whose_role_may(instance: Path) -> None:
+    result = run("risk", "rules", "propose", *RULE, as_user="nobody")
+    assert result.exit_code == 2 and "no active account" in result.output
+    add_account("li.reviewer", "reviewer")
+    refused = run("risk", "rules", "propose", *RULE, as_user="li.reviewer")
+    assert refused.exit_code == 2 and "the reviewer role may not" in refused.output
+    assert json.loads(run("risk", "rules", "list", "--json").output)["pending"] == []
 
 
 def test_regions_import_is_all_or_nothing(instance: Path, tmp_path: Path) -> None:

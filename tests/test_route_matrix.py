@@ -91,7 +91,7 @@ EXPECTED = {
     "onboarding_api.answer POST": "U A A A F F F",
     "onboarding_api.ask POST": "U A A A F F F",
     "onboarding_api.change_application PATCH": "U A A A F F F",
-    "onboarding_api.create_application POST": "A A A A A A A",
+    "onboarding_api.create_application POST": "U A F F F F F",
     "onboarding_api.decide POST": "U A A A F F F",
     "onboarding_api.decide_hit POST": "U A A A F F F",
     "onboarding_api.list_hits GET": "U A A A A A F",

@@ -1,7 +1,8 @@
 """Alerts API: list, show and decide the ledger analysis's alerts.
 
-Who acts comes only from ``Authorization: Bearer <token>`` (an onboarding officer's
-token); any officer may read and decide alerts. Each decision is a ledger entry.
+Who acts comes only from the credential, a signed-in session or a personal API key
+(:mod:`webapp.officer_auth`): staff read alerts, analysts decide them. Each decision is a
+ledger entry.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from provenance.analysis.alerts import alert_json, decide, get_alert, list_alert
 from provenance.db import write_transaction
 from provenance.errors import ValidationError
 from webapp.officer_auth import bearer_officer, init_officer_auth
-from webapp.openapi import JSON_OBJECT, OFFICER, SHORT_TEXT, WHOLE_NUMBER, AlertList, Query, api_doc
+from webapp.openapi import (
+    JSON_OBJECT,
+    PERSONAL,
+    SHORT_TEXT,
+    WHOLE_NUMBER,
+    AlertList,
+    Query,
+    api_doc,
+)
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -45,7 +54,7 @@ init_officer_auth(bp, "cardtrace alerts")
         Query("typology", SHORT_TEXT),
         Query("limit", WHOLE_NUMBER),
     ],
-    auth=[OFFICER],
+    auth=[PERSONAL],
     responses={200: AlertList},
 )
 def index() -> Response:
@@ -64,7 +73,7 @@ def index() -> Response:
 
 
 @bp.get("/<int:alert_id>")
-@api_doc(auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(auth=[PERSONAL], responses={200: JSON_OBJECT})
 def show(alert_id: int) -> Response:
     """One alert with its evidence subgraph (node-link JSON) and notes."""
     _actor()
@@ -74,9 +83,9 @@ def show(alert_id: int) -> Response:
 
 
 @bp.post("/<int:alert_id>/decision")
-@api_doc(body=DecisionRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=DecisionRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def decision(alert_id: int) -> Response:
-    """Triage, dismiss or escalate, as the officer whose token is given."""
+    """Triage, dismiss or escalate, as the acting analyst."""
     actor = _actor()
     body = parse_body(DecisionRequest)
     session, runtime = db_session(), current_runtime()

@@ -1,7 +1,8 @@
 """Cases API: open, list, show and work investigators' cases.
 
-Who acts comes only from ``Authorization: Bearer <token>`` (an officer's token). Each
-action is one ledger entry; errors are problem+json (``case-transition``,
+Who acts comes only from the credential, a signed-in session or a personal API key
+(:mod:`webapp.officer_auth`): analysts work cases, auditors read them. Each action is one
+ledger entry; errors are problem+json (``case-transition``,
 ``case-closed``, ``bad-case-input``, ...).
 """
 
@@ -41,7 +42,7 @@ from provenance.errors import ConflictError, NotFoundError
 from webapp.officer_auth import bearer_officer, init_officer_auth
 from webapp.openapi import (
     JSON_OBJECT,
-    OFFICER,
+    PERSONAL,
     SHORT_TEXT,
     WHOLE_NUMBER,
     CaseEntries,
@@ -111,7 +112,7 @@ def attachment_store() -> AttachmentStore:
         Query("assignee", SHORT_TEXT),
         Query("limit", WHOLE_NUMBER),
     ],
-    auth=[OFFICER],
+    auth=[PERSONAL],
     responses={200: CaseList},
 )
 def index() -> Response:
@@ -130,9 +131,9 @@ def index() -> Response:
 
 
 @bp.post("")
-@api_doc(body=OpenRequest, auth=[OFFICER], responses={201: JSON_OBJECT})
+@api_doc(body=OpenRequest, auth=[PERSONAL], responses={201: JSON_OBJECT})
 def create() -> tuple[Response, int]:
-    """Open a case, as the officer whose token is given."""
+    """Open a case, as the acting analyst."""
     actor = _actor()
     body = parse_body(OpenRequest)
     session, runtime = db_session(), current_runtime()
@@ -145,7 +146,7 @@ def create() -> tuple[Response, int]:
 
 
 @bp.get("/<int:case_id>")
-@api_doc(auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(auth=[PERSONAL], responses={200: JSON_OBJECT})
 def show(case_id: int) -> Response:
     """One case with its members, timeline, notes, attachments and ledger entries."""
     _actor()
@@ -153,7 +154,7 @@ def show(case_id: int) -> Response:
 
 
 @bp.get("/<int:case_id>/entries")
-@api_doc(auth=[OFFICER], responses={200: CaseEntries})
+@api_doc(auth=[PERSONAL], responses={200: CaseEntries})
 def entries(case_id: int) -> Response:
     """The ledger entries behind the case, in all and per member."""
     _actor()
@@ -172,7 +173,7 @@ def entries(case_id: int) -> Response:
 
 
 @bp.post("/<int:case_id>/members")
-@api_doc(body=MembersRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=MembersRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def members(case_id: int) -> Response:
     """Add alerts, merchants, buyers, instruments or codes (pseudonyms, fingerprints)."""
     actor = _actor()
@@ -192,7 +193,7 @@ def members(case_id: int) -> Response:
 
 
 @bp.post("/<int:case_id>/assignment")
-@api_doc(body=AssignRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=AssignRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def assignment(case_id: int) -> Response:
     actor = _actor()
     body = parse_body(AssignRequest)
@@ -206,7 +207,7 @@ def assignment(case_id: int) -> Response:
 
 
 @bp.post("/<int:case_id>/status")
-@api_doc(body=StatusRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=StatusRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def status(case_id: int) -> Response:
     """open -> under_investigation -> reported -> closed (closing needs an outcome)."""
     actor = _actor()
@@ -227,7 +228,7 @@ def status(case_id: int) -> Response:
 
 
 @bp.post("/<int:case_id>/notes")
-@api_doc(body=NoteRequest, auth=[OFFICER], responses={201: JSON_OBJECT})
+@api_doc(body=NoteRequest, auth=[PERSONAL], responses={201: JSON_OBJECT})
 def notes(case_id: int) -> tuple[Response, int]:
     actor = _actor()
     body = parse_body(NoteRequest)
@@ -244,7 +245,7 @@ def notes(case_id: int) -> tuple[Response, int]:
 @api_doc(
     body_schema=multipart(),
     body_media="multipart/form-data",
-    auth=[OFFICER],
+    auth=[PERSONAL],
     responses={201: JSON_OBJECT},
 )
 def attachments(case_id: int) -> tuple[Response, int]:
@@ -400,7 +401,7 @@ def _export_of_case(case_id: int, export_id: str) -> ExportStatus:
 
 
 @bp.post("/<int:case_id>/evidence")
-@api_doc(body=EvidenceRequest, auth=[OFFICER], responses={202: ExportStarted})
+@api_doc(body=EvidenceRequest, auth=[PERSONAL], responses={202: ExportStarted})
 def evidence_export(case_id: int) -> tuple[Response, int, dict[str, str]]:
     """Start exporting the case's evidence package (a background task); answers 202 with
     the export's id and the URL of its status. The export is recorded on the ledger
@@ -433,7 +434,7 @@ def evidence_export(case_id: int) -> tuple[Response, int, dict[str, str]]:
 
 
 @bp.get("/<int:case_id>/evidence/<export_id>")
-@api_doc(auth=[OFFICER], responses={200: ExportStatus})
+@api_doc(auth=[PERSONAL], responses={200: ExportStatus})
 def evidence_status(case_id: int, export_id: str) -> Response:
     """An export's state: queued, running (with its steps), done (with the package's hash
     and the archive's size and hash) or failed (with the reason)."""
@@ -442,7 +443,7 @@ def evidence_status(case_id: int, export_id: str) -> Response:
 
 
 @bp.get("/<int:case_id>/evidence/<export_id>/archive")
-@api_doc(auth=[OFFICER], responses={200: None}, response_media="application/zip")
+@api_doc(auth=[PERSONAL], responses={200: None}, response_media="application/zip")
 def evidence_archive(case_id: int, export_id: str) -> Response:
     """The finished package as a zip. ``X-Package-SHA256`` is the package's hash (as
     recorded on the ledger); ``Repr-Digest`` is the SHA-256 of the zip itself."""

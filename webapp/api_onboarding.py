@@ -1,9 +1,10 @@
 """Merchant onboarding API: applications, documents, checks, the workflow and the queue.
 
-Who acts comes only from ``Authorization: Bearer <token>``: an officer's token (roles
-reviewer and/or approver, from ``cardtrace onboarding officer add``) or the applicant's
-token returned when the application was created. No request field names the actor, so
-four eyes cannot be bypassed by claiming another identity.
+Who acts comes only from the credential: a personal API key (``Authorization: Bearer
+ctk_...``) or a signed-in session, of a staff account (reviewer, approver; readers) or of
+a merchant account, which applies for its own party and acts on its own applications
+only (see :mod:`webapp.officer_auth`). No request field names the actor, so four eyes
+cannot be bypassed by claiming another identity.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from merchant_onboarding.documents import MAX_DOCUMENT_BYTES, DocumentKind, chec
 from merchant_onboarding.errors import (
     AuthenticationError,
     DocumentTooLargeError,
+    PermissionDeniedError,
 )
 from merchant_onboarding.hits import HitOutcome, hits_of
 from merchant_onboarding.officers import Actor, ActorKind
@@ -25,9 +27,9 @@ from merchant_onboarding.workflow import Onboarding, Recommendation, State
 from provenance.db import write_transaction
 from provenance.errors import ValidationError
 from webapp.errors import Problem, problem_response
-from webapp.officer_auth import bearer_actor, bearer_officer, init_officer_auth
+from webapp.officer_auth import bearer_actor, bearer_merchant, bearer_officer, init_officer_auth
 from webapp.onboarding import application_json, hit_json, onboarding_service, queue_json
-from webapp.openapi import APPLICANT, JSON_OBJECT, OFFICER, Query, api_doc, multipart
+from webapp.openapi import JSON_OBJECT, PERSONAL, Query, api_doc, multipart
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
@@ -93,7 +95,8 @@ def _officer_view() -> bool:
     the applicant, who must not learn that they match a watch list."""
     try:
         return _actor().kind is ActorKind.OFFICER
-    except AuthenticationError:
+    except (AuthenticationError, PermissionDeniedError):
+        # A merchant opening an application is no officer (and names no application yet).
         return False
 
 
@@ -114,22 +117,25 @@ def _too_large(error: DocumentTooLargeError) -> Response:
 
 
 @bp.post("/applications")
-@api_doc(body=ApplicationInput, responses={201: JSON_OBJECT})
+@api_doc(body=ApplicationInput, auth=[PERSONAL], responses={201: JSON_OBJECT})
 def create_application() -> tuple[Response, int]:
-    """Open a draft; the applicant's token is in the answer, once."""
+    """Open a draft for the merchant account's own party (``merchant`` must name it); the
+    account then acts on it as its applicant."""
+    party = bearer_merchant()
     body = parse_body(ApplicationInput)
+    if body.merchant != party:
+        raise PermissionDeniedError(
+            f"this account applies for {party} only, not for {body.merchant}"
+        )
     service, session, now = onboarding_service(), db_session(), current_runtime().now()
     with write_transaction(session):
         created = service.create(session, body, now=now)
         application_id = created.application.id
-    response, status = _render(service, application_id, 201)
-    document = response.get_json()
-    document["applicant_token"] = created.applicant_token
-    return jsonify(document), status
+    return _render(service, application_id, 201)
 
 
 @bp.get("/applications/<int:application_id>")
-@api_doc(auth=[OFFICER, APPLICANT], responses={200: JSON_OBJECT})
+@api_doc(auth=[PERSONAL], responses={200: JSON_OBJECT})
 def show_application(application_id: int) -> tuple[Response, int]:
     actor = _actor()
     if actor.kind is ActorKind.APPLICANT:
@@ -138,7 +144,7 @@ def show_application(application_id: int) -> tuple[Response, int]:
 
 
 @bp.patch("/applications/<int:application_id>")
-@api_doc(body=ApplicationChanges, auth=[OFFICER, APPLICANT], responses={200: JSON_OBJECT})
+@api_doc(body=ApplicationChanges, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def change_application(application_id: int) -> tuple[Response, int]:
     actor = _actor()
     body = parse_body(ApplicationChanges)
@@ -155,7 +161,7 @@ _DOCUMENT_FORM = frozenset({"kind"})
 @api_doc(
     body_schema=multipart("kind"),
     body_media="multipart/form-data",
-    auth=[OFFICER, APPLICANT],
+    auth=[PERSONAL],
     responses={201: JSON_OBJECT},
 )
 def add_document(application_id: int) -> tuple[Response, int]:
@@ -185,7 +191,7 @@ def add_document(application_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/submit")
-@api_doc(body=Empty, body_required=False, auth=[OFFICER, APPLICANT], responses={200: JSON_OBJECT})
+@api_doc(body=Empty, body_required=False, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def submit(application_id: int) -> tuple[Response, int]:
     actor = _actor()
     _no_body()
@@ -196,7 +202,7 @@ def submit(application_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/answers")
-@api_doc(body=AnswersRequest, auth=[OFFICER, APPLICANT], responses={200: JSON_OBJECT})
+@api_doc(body=AnswersRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def answer(application_id: int) -> tuple[Response, int]:
     actor = _actor()
     body = parse_body(AnswersRequest)
@@ -209,7 +215,7 @@ def answer(application_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/checks")
-@api_doc(body=Empty, body_required=False, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=Empty, body_required=False, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def rerun_checks(application_id: int) -> tuple[Response, int]:
     actor = _officer()
     _no_body()
@@ -220,7 +226,7 @@ def rerun_checks(application_id: int) -> tuple[Response, int]:
 
 
 @bp.get("/applications/<int:application_id>/hits")
-@api_doc(auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(auth=[PERSONAL], responses={200: JSON_OBJECT})
 def list_hits(application_id: int) -> Response:
     """The application's watch-list hits, best score first, each open, cleared or confirmed."""
     _officer()
@@ -230,7 +236,7 @@ def list_hits(application_id: int) -> Response:
 
 
 @bp.post("/applications/<int:application_id>/hits/<int:hit_id>/decision")
-@api_doc(body=HitDecisionRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=HitDecisionRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def decide_hit(application_id: int, hit_id: int) -> tuple[Response, int]:
     """``clear`` (a false positive) or ``confirm`` (a true match), with reasons (reviewer).
 
@@ -254,7 +260,7 @@ def decide_hit(application_id: int, hit_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/review")
-@api_doc(body=Empty, body_required=False, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=Empty, body_required=False, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def start_review(application_id: int) -> tuple[Response, int]:
     actor = _officer()
     _no_body()
@@ -265,7 +271,7 @@ def start_review(application_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/questions")
-@api_doc(body=QuestionsRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=QuestionsRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def ask(application_id: int) -> tuple[Response, int]:
     actor = _officer()
     body = parse_body(QuestionsRequest)
@@ -278,7 +284,7 @@ def ask(application_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/recommendation")
-@api_doc(body=RecommendationRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=RecommendationRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def recommend(application_id: int) -> tuple[Response, int]:
     actor = _officer()
     body = parse_body(RecommendationRequest)
@@ -296,7 +302,7 @@ def recommend(application_id: int) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/decision")
-@api_doc(body=DecisionRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=DecisionRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def decide(application_id: int) -> tuple[Response, int]:
     """``approve`` or ``reject`` after a recommendation by another officer."""
     actor = _officer()
@@ -324,21 +330,21 @@ def _step(application_id: int, name: str) -> tuple[Response, int]:
 
 
 @bp.post("/applications/<int:application_id>/suspend")
-@api_doc(body=ReasonsRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=ReasonsRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def suspend(application_id: int) -> tuple[Response, int]:
     """Takes effect at once: verify-before-sale blocks the merchant from this commit on."""
     return _step(application_id, "suspend")
 
 
 @bp.post("/applications/<int:application_id>/reinstate")
-@api_doc(body=ReasonsRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=ReasonsRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def reinstate(application_id: int) -> tuple[Response, int]:
     """After a recommendation to reinstate by another officer."""
     return _step(application_id, "reinstate")
 
 
 @bp.post("/applications/<int:application_id>/terminate")
-@api_doc(body=ReasonsRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=ReasonsRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def terminate(application_id: int) -> tuple[Response, int]:
     return _step(application_id, "terminate")
 
@@ -346,7 +352,7 @@ def terminate(application_id: int) -> tuple[Response, int]:
 @bp.get("/queue")
 @api_doc(
     query=[Query("state", {"enum": [s.value for s in State]}, repeated=True)],
-    auth=[OFFICER],
+    auth=[PERSONAL],
     responses={200: JSON_OBJECT},
 )
 def queue() -> Response:

@@ -1,8 +1,8 @@
 """Real-time risk API: rules, their versions, four-eyes approval, shadow mode, backtests.
 
-Who acts comes only from ``Authorization: Bearer <token>`` (an onboarding officer's
-token, see ``cardtrace onboarding officer add``): any officer may propose a rule version;
-an officer with the approver role, other than its author, approves it.
+Who acts comes only from the credential, a signed-in session or a personal API key
+(:mod:`webapp.officer_auth`): analysts, approvers and auditors read; analysts and
+approvers propose a rule version; an approver other than its author approves it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from provenance.risk.rules import (
 )
 from webapp.errors import Problem, problem_response
 from webapp.officer_auth import bearer_officer, init_officer_auth
-from webapp.openapi import JSON_OBJECT, OFFICER, api_doc
+from webapp.openapi import JSON_OBJECT, PERSONAL, api_doc
 from webapp.routing import MAX_INT32
 from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
@@ -133,7 +133,7 @@ def version_json(row: RiskRuleVersion) -> dict[str, Any]:
 
 
 @bp.get("/rules")
-@api_doc(auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(auth=[PERSONAL], responses={200: JSON_OBJECT})
 def list_rules() -> Response:
     """The rules in force (shipped defaults are version 0) and the versions awaiting approval."""
     _actor()
@@ -143,14 +143,14 @@ def list_rules() -> Response:
 
 
 @bp.get("/rules/<rule>/versions")
-@api_doc(auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(auth=[PERSONAL], responses={200: JSON_OBJECT})
 def rule_versions(rule: str) -> Response:
     _actor()
     return jsonify({"versions": [version_json(v) for v in versions(db_session(), rule)]})
 
 
 @bp.post("/rules/check")
-@api_doc(body=CheckRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=CheckRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def check() -> Response:
     """Check a condition without saving anything."""
     _actor()
@@ -160,7 +160,7 @@ def check() -> Response:
 
 
 @bp.post("/rules")
-@api_doc(body_schema=JSON_OBJECT, auth=[OFFICER], responses={201: JSON_OBJECT})
+@api_doc(body_schema=JSON_OBJECT, auth=[PERSONAL], responses={201: JSON_OBJECT})
 def propose() -> tuple[Response, int]:
     """Propose a new version of a rule; it waits for a second officer's approval."""
     actor = _actor()
@@ -177,7 +177,7 @@ def propose() -> tuple[Response, int]:
 
 
 @bp.post(f"/rules/<rule>/versions/<int(max={MAX_INT32}):version>/approve")
-@api_doc(body_required=False, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body_required=False, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def approve(rule: str, version: int) -> Response:
     actor = _actor()
     actor.require_role(Role.APPROVER, "approve a risk rule")
@@ -192,7 +192,7 @@ def approve(rule: str, version: int) -> Response:
 
 
 @bp.post("/backtest")
-@api_doc(body=BacktestRequest, auth=[OFFICER], responses={200: JSON_OBJECT})
+@api_doc(body=BacktestRequest, auth=[PERSONAL], responses={200: JSON_OBJECT})
 def run_backtest() -> Response:
     """Replay the ledger's sales with one rule version in place of the rule's current one."""
     _actor()

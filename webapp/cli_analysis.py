@@ -1,7 +1,7 @@
 """``cardtrace analyze`` (a transfer list, or the ledger) and ``cardtrace alerts``. Thin.
 
-Alert decisions act as the officer whose token is in ``CARDTRACE_OFFICER_TOKEN`` (or is
-typed at a hidden prompt), never one named on the command line.
+Alert decisions act as the staff account named by ``--as USERNAME`` (or ``CARDTRACE_AS``),
+an analyst, as the alerts API would let that account act.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 from flask import Flask
+
+from webapp.cli_acting import acting_account
 
 
 def _app() -> Flask:
@@ -130,15 +132,12 @@ def alerts_show(alert_id: int) -> None:
 def _decide(alert_id: int, status: str, assignee: str | None, note: str | None) -> None:
     from provenance.analysis.alerts import decide
     from provenance.db import write_transaction
-    from webapp.officer_auth import cli_token as _token
+    from webapp.officer_auth import cli_actor
     from webapp.runtime import current_runtime, db_session
 
     with _app().app_context():
-        from merchant_onboarding.officers import authenticate
-
         session, runtime = db_session(), current_runtime()
-        actor = authenticate(session, _token())
-        actor.require_officer("work alerts")
+        actor = cli_actor(session, "analysis_api", "work alerts")
         with write_transaction(session):
             alert: Any = decide(
                 session,
@@ -156,6 +155,7 @@ def _decide(alert_id: int, status: str, assignee: str | None, note: str | None) 
 
 def _decision(name: str, status: str, help_text: str) -> None:
     @alerts.command(name, help=help_text)
+    @acting_account
     @click.argument("alert_id", type=int)
     @click.option("--assignee", help="The officer id who works it.")
     @click.option("--note", help="Why (kept with the alert; the ledger keeps its SHA-256).")

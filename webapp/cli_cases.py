@@ -1,7 +1,7 @@
 """``cardtrace cases``: open and work investigators' cases. Thin.
 
-Actions are taken as the officer whose token is in ``CARDTRACE_OFFICER_TOKEN`` (or is
-typed at a hidden prompt), never one named on the command line.
+Actions are taken as the staff account named by ``--as USERNAME`` (or ``CARDTRACE_AS``),
+an analyst, as the cases API would let that account act.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 import click
 from flask import Flask
 
+from webapp.cli_acting import acting_account
+
 
 def _app() -> Flask:
     from webapp import create_app
@@ -22,17 +24,16 @@ def _app() -> Flask:
 
 
 def _act(action: Callable[[Any, Any, str, Any], Any]) -> dict[str, Any]:
-    """Run one case action as the token's officer, in one transaction; the case shown."""
-    from merchant_onboarding.officers import authenticate
+    """Run one case action as the account named by ``--as``, in one transaction; the case
+    shown."""
     from provenance.cases import case_json
     from provenance.db import write_transaction
-    from webapp.officer_auth import cli_token
+    from webapp.officer_auth import cli_actor
     from webapp.runtime import current_runtime, db_session
 
     with _app().app_context():
         session, runtime = db_session(), current_runtime()
-        actor = authenticate(session, cli_token())
-        actor.require_officer("work cases")
+        actor = cli_actor(session, "cases_api", "work cases")
         with write_transaction(session):
             case = action(session, runtime, actor.id, runtime.now())
             return case_json(case)
@@ -53,6 +54,7 @@ def cases() -> None:
 
 
 @cases.command("new")
+@acting_account
 @click.argument("title")
 def cases_new(title: str) -> None:
     """Open a case; prints its number (the seq of its ledger entry)."""
@@ -66,6 +68,7 @@ def cases_new(title: str) -> None:
 
 
 @cases.command("add")
+@acting_account
 @click.argument("case_id", type=int)
 @click.option("--alert", "alerts", multiple=True, help="An alert's id or key.")
 @click.option("--merchant", "merchants", multiple=True, help="A party id.")
@@ -98,6 +101,7 @@ def cases_add(
 
 
 @cases.command("assign")
+@acting_account
 @click.argument("case_id", type=int)
 @click.argument("assignee")
 def cases_assign(case_id: int, assignee: str) -> None:
@@ -113,6 +117,7 @@ def cases_assign(case_id: int, assignee: str) -> None:
 
 
 @cases.command("status")
+@acting_account
 @click.argument("case_id", type=int)
 @click.argument("status", type=click.Choice(["under_investigation", "reported", "closed"]))
 @click.option(
@@ -135,6 +140,7 @@ def cases_status(case_id: int, status: str, outcome: str | None) -> None:
 
 
 @cases.command("note")
+@acting_account
 @click.argument("case_id", type=int)
 @click.argument("text")
 def cases_note(case_id: int, text: str) -> None:
@@ -148,6 +154,7 @@ def cases_note(case_id: int, text: str) -> None:
 
 
 @cases.command("attach")
+@acting_account
 @click.argument("case_id", type=int)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def cases_attach(case_id: int, file: Path) -> None:

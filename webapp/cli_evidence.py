@@ -1,7 +1,7 @@
 """``cardtrace evidence export|verify``: evidence packages for law enforcement. Thin.
 
-``export`` runs as the officer whose token is in ``CARDTRACE_OFFICER_TOKEN`` (or typed
-at a hidden prompt) and records the export on the ledger (chain of custody). ``verify``
+``export`` runs as the staff account named by ``--as USERNAME`` (or ``CARDTRACE_AS``) and
+records the export on the ledger (chain of custody). ``verify``
 needs no database, no network and no secrets: only the package and a public key.
 """
 
@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+
+from webapp.cli_acting import acting_account
 
 if TYPE_CHECKING:
     # Only for types: the command line starts without loading the PDF and bag libraries.
@@ -76,6 +78,7 @@ def evidence() -> None:
 
 
 @evidence.command("export")
+@acting_account
 @click.argument("case_id", type=int)
 @click.option(
     "-o",
@@ -95,15 +98,13 @@ def evidence() -> None:
 )
 def evidence_export(case_id: int, output: Path, lang: str, recipient: str) -> None:
     """Write the evidence package of a case as a signed BagIt bag, and record the export."""
-    from merchant_onboarding.officers import authenticate
     from webapp.cli import _app
-    from webapp.officer_auth import cli_token
+    from webapp.officer_auth import cli_actor
     from webapp.runtime import current_runtime, db_session
 
     with _app().app_context():
         session, runtime = db_session(), current_runtime()
-        actor = authenticate(session, cli_token())
-        actor.require_officer("export evidence")
+        actor = cli_actor(session, "cases_api", "export evidence")
         done = export_evidence(
             session, runtime, case_id, output, officer=actor.id, recipient=recipient, language=lang
         )

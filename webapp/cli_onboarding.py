@@ -1,8 +1,9 @@
-"""``cardtrace onboarding``: officers, registry extracts, the queue and the workflow. Thin.
+"""``cardtrace onboarding``: registry extracts, the queue and the workflow. Thin.
 
-Workflow steps act as the officer whose token is in ``CARDTRACE_OFFICER_TOKEN`` (or is
-typed at a hidden prompt), never one named on the command line, so four eyes hold here
-as in the API.
+Workflow steps act as the staff account named by ``--as USERNAME`` (or ``CARDTRACE_AS``),
+with that account's current role (reviewer recommends, approver decides); the service
+keeps four eyes between two different accounts, as in the API. Accounts are made with
+``cardtrace accounts create``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 import click
 from flask import Flask
 
-from webapp.officer_auth import cli_token
+from webapp.cli_acting import acting_account
+from webapp.officer_auth import cli_actor
 
 
 def _app() -> Flask:
@@ -24,77 +26,9 @@ def _app() -> Flask:
     return create_app()
 
 
-_token = cli_token
-
-
 @click.group("onboarding")
 def onboarding() -> None:
-    """Merchant onboarding: officers, registry extracts, queue, decisions (docs/ONBOARDING.md)."""
-
-
-# --- officers --------------------------------------------------------------------------
-
-
-@onboarding.group("officer")
-def officer() -> None:
-    """Compliance officers and their API tokens."""
-
-
-@officer.command("add")
-@click.argument("officer_id")
-@click.option("--name", required=True)
-@click.option(
-    "--role",
-    "roles",
-    type=click.Choice(["reviewer", "approver"]),
-    multiple=True,
-    required=True,
-    help="reviewer (recommends) and/or approver (decides); repeatable.",
-)
-def officer_add(officer_id: str, name: str, roles: tuple[str, ...]) -> None:
-    """Register an officer and print their token (shown once, stored only as a hash)."""
-    from merchant_onboarding.officers import Role, add_officer
-    from provenance.db import write_transaction
-    from webapp.runtime import current_runtime, db_session
-
-    with _app().app_context():
-        session = db_session()
-        with write_transaction(session):
-            created = add_officer(
-                session, officer_id, name, {Role(r) for r in roles}, now=current_runtime().now()
-            )
-    click.echo(f"officer {officer_id} ({', '.join(sorted(roles))}) added; token (shown once):")
-    click.echo(created.token)
-
-
-@officer.command("token")
-@click.argument("officer_id")
-def officer_token(officer_id: str) -> None:
-    """Give an officer a new token; the old one stops working."""
-    from merchant_onboarding.officers import rotate_token
-    from provenance.db import write_transaction
-    from webapp.runtime import db_session
-
-    with _app().app_context():
-        session = db_session()
-        with write_transaction(session):
-            token = rotate_token(session, officer_id)
-    click.echo(token)
-
-
-@officer.command("disable")
-@click.argument("officer_id")
-def officer_disable(officer_id: str) -> None:
-    """Stop an officer's token from working."""
-    from merchant_onboarding.officers import disable_officer
-    from provenance.db import write_transaction
-    from webapp.runtime import current_runtime, db_session
-
-    with _app().app_context():
-        session = db_session()
-        with write_transaction(session):
-            disable_officer(session, officer_id, now=current_runtime().now())
-    click.echo(f"officer {officer_id} disabled")
+    """Merchant onboarding: registry extracts, queue, decisions (docs/ONBOARDING.md)."""
 
 
 # --- registries ---------------------------------------------------------------------------
@@ -235,7 +169,7 @@ def schedule() -> None:
     )
 
 
-# --- workflow steps, as the officer whose token is given ---------------------------------
+# --- workflow steps, as the account named by --as -----------------------------------------
 
 
 def _as_officer(
@@ -244,18 +178,15 @@ def _as_officer(
     *args: Any,
     report: Callable[[Any], str] | None = None,
 ) -> None:
-    from merchant_onboarding.officers import authenticate
     from provenance.db import write_transaction
     from webapp.onboarding import onboarding_service
     from webapp.runtime import current_runtime, db_session
 
-    token = _token()
     with _app().app_context():
         session = db_session()
         service = onboarding_service()
         with write_transaction(session):
-            actor = authenticate(session, token)
-            actor.require_officer("do this")
+            actor = cli_actor(session, "onboarding_api", "do this")
             result = step(
                 service, session, application_id, *args, actor=actor, now=current_runtime().now()
             )
@@ -273,6 +204,7 @@ _REASON = click.option(
 
 
 @onboarding.command("review")
+@acting_account
 @click.argument("application_id", type=int)
 def review(application_id: int) -> None:
     """Start reviewing a submitted application (or re-review an approved one)."""
@@ -280,6 +212,7 @@ def review(application_id: int) -> None:
 
 
 @onboarding.command("ask")
+@acting_account
 @click.argument("application_id", type=int)
 @click.option("--question", "questions", multiple=True, required=True)
 def ask(application_id: int, questions: tuple[str, ...]) -> None:
@@ -290,6 +223,7 @@ def ask(application_id: int, questions: tuple[str, ...]) -> None:
 
 
 @onboarding.command("recommend")
+@acting_account
 @click.argument("application_id", type=int)
 @click.argument("recommendation", type=click.Choice(["approve", "reject", "reinstate"]))
 @_REASON
@@ -306,6 +240,7 @@ def recommend(application_id: int, recommendation: str, reasons: tuple[str, ...]
 
 
 @onboarding.command("decide")
+@acting_account
 @click.argument("application_id", type=int)
 @click.argument("decision", type=click.Choice(["approve", "reject"]))
 @_REASON
@@ -315,6 +250,7 @@ def decide(application_id: int, decision: str, reasons: tuple[str, ...]) -> None
 
 
 @onboarding.command("hit")
+@acting_account
 @click.argument("application_id", type=int)
 @click.argument("hit_id", type=int)
 @click.argument("decision", type=click.Choice(["clear", "confirm"]))
@@ -339,6 +275,7 @@ def hit(application_id: int, hit_id: int, decision: str, reasons: tuple[str, ...
 
 def _simple(name: str, help_text: str) -> None:
     @onboarding.command(name, help=help_text)
+    @acting_account
     @click.argument("application_id", type=int)
     @_REASON
     def command(application_id: int, reasons: tuple[str, ...]) -> None:

@@ -1,7 +1,7 @@
 """``cardtrace partners``: sharing policies, STIX bundles out, partners' notices in. Thin.
 
-A policy change acts as the officer whose token is in ``CARDTRACE_OFFICER_TOKEN`` (or is
-typed at a hidden prompt). Exports and imports are run by the operator; an import may
+A policy change acts as the staff account named by ``--as USERNAME`` (or
+``CARDTRACE_AS``), an analyst. Exports and imports are run by the operator; an import may
 carry the partner's detached Ed25519 signature over the file.
 """
 
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 from flask import Flask
+
+from webapp.cli_acting import acting_account
 
 MAX_SIGNATURE_FILE = 512
 
@@ -65,6 +67,7 @@ def policy_show(partner: str) -> None:
 
 
 @policy.command("set")
+@acting_account
 @click.argument("partner")
 @click.option(
     "--fields",
@@ -89,11 +92,10 @@ def policy_set(
     partner: str, fields: str, tlp: str, pseudonymise: bool, epoch: int, require_signature: bool
 ) -> None:
     """Set a partner's sharing policy (a ledger entry naming the officer)."""
-    from merchant_onboarding.officers import authenticate
     from provenance.db import write_transaction
     from provenance.partners.policy import SharingPolicy, parse_fields, parse_tlp
     from provenance.partners.service import set_policy
-    from webapp.officer_auth import cli_token
+    from webapp.officer_auth import cli_actor
     from webapp.runtime import current_runtime, db_session
 
     wanted = SharingPolicy(
@@ -106,8 +108,7 @@ def policy_set(
     )
     with _app().app_context():
         session, runtime = db_session(), current_runtime()
-        actor = authenticate(session, cli_token())
-        actor.require_officer("set partners' sharing policies")
+        actor = cli_actor(session, "cases_api", "set partners' sharing policies")
         with write_transaction(session):
             found = set_policy(session, runtime.ledger, wanted, officer=actor.id, now=runtime.now())
             shown = _policy_json(found)

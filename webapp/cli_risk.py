@@ -1,8 +1,8 @@
 """``cardtrace risk``: rules and their versions, four-eyes approval, backtests, the
 IP-to-region table and rebuilding the risk state from the ledger. Thin.
 
-Proposing and approving act as the officer whose token is in ``CARDTRACE_OFFICER_TOKEN``
-(or is typed at a hidden prompt), never one named on the command line.
+Proposing and approving act as the staff account named by ``--as USERNAME`` (or
+``CARDTRACE_AS``): an analyst or approver proposes, a different approver approves.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 import click
 from flask import Flask
 
-from webapp.officer_auth import cli_token
+from webapp.cli_acting import acting_account
+from webapp.officer_auth import cli_actor
 
 
 def _app() -> Flask:
@@ -23,14 +24,10 @@ def _app() -> Flask:
     return create_app()
 
 
-_token = cli_token
-
-
 def _officer(session: Any, role: str | None = None) -> str:
-    from merchant_onboarding.officers import Role, authenticate
+    from merchant_onboarding.officers import Role
 
-    actor = authenticate(session, _token())
-    actor.require_officer("manage risk rules")
+    actor = cli_actor(session, "risk_api", "manage risk rules")
     if role is not None:
         actor.require_role(Role(role), "approve a risk rule")
     return actor.id
@@ -85,6 +82,7 @@ def rules_check(condition: str) -> None:
 
 
 @rules.command("propose")
+@acting_account
 @click.option("--rule", required=True, help="The rule's id, e.g. burst-buyer.")
 @click.option("--condition", required=True, help="A CEL condition over the features.")
 @click.option("--action", required=True, help="review or block.")
@@ -111,6 +109,7 @@ def rules_propose(**fields: str) -> None:
 
 
 @rules.command("approve")
+@acting_account
 @click.argument("rule")
 @click.argument("version", type=int)
 def rules_approve(rule: str, version: int) -> None:

@@ -7,25 +7,22 @@ comes only from the credential, never from a request field:
   --user``), which acts exactly as its user's signed-in session would (below), with the
   user's role at the time of the request; a machine's key (bound to a party, not a user)
   is refused here with a 403;
-- ``Authorization: Bearer <token>``: an officer's token (``cardtrace onboarding officer
-  add``) or an application's applicant token;
 - or a signed-in web session (its CSRF token in ``X-CSRFToken`` on unsafe methods,
   checked before the view runs): the user's role decides, per API, what it may read and
   what it may change (:data:`SESSION_ROLES`); a merchant acts as the applicant of its
   own applications only.
 
-Never both: a request with a token and a signed-in session is refused. A missing or
-unknown credential is a 401 with a ``WWW-Authenticate`` challenge, a known one without
-the role a 403, another merchant's application a 404.
+Never both: a request with a key and a signed-in session is refused. A missing or
+unknown credential (any bearer token that is not an API key) is a 401 with a
+``WWW-Authenticate`` challenge, a known one without the role a 403, another merchant's
+application a 404.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-import click
-from flask import Blueprint, Response, current_app, request, session
+from flask import Blueprint, Response, current_app, g, request, session
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from merchant_onboarding.applications import get_application
 from merchant_onboarding.errors import (
@@ -33,7 +30,7 @@ from merchant_onboarding.errors import (
     AuthenticationError,
     PermissionDeniedError,
 )
-from merchant_onboarding.officers import Actor, ActorKind, authenticate
+from merchant_onboarding.officers import Actor, ActorKind
 from merchant_onboarding.officers import Role as OfficerRole
 from webapp.accounts.api import authenticate_bearer_key
 from webapp.accounts.apikeys import KEY_PREFIX
@@ -41,8 +38,9 @@ from webapp.accounts.errors import UnauthenticatedError
 from webapp.accounts.models import AccountUser
 from webapp.accounts.roles import Role
 from webapp.accounts.web import SID, current_session, hit_limit
+from webapp.cli_acting import AS_VARIABLE, acting_username
 from webapp.errors import Problem, problem_response
-from webapp.runtime import db_session
+from webapp.runtime import current_runtime, db_session
 
 _READERS = frozenset({Role.REVIEWER, Role.APPROVER, Role.ANALYST, Role.AUDITOR})
 
@@ -66,31 +64,59 @@ _ONBOARDING_ROLES = {
 
 
 def bearer_actor() -> Actor:
-    """The actor the request's bearer token, or its signed-in session, belongs to.
+    """The actor the request's personal API key, or its signed-in session, stands for.
 
     Raises:
-        AuthenticationError: neither a bearer token nor a signed-in session, an unknown
-            token, or both a token and a session.
-        PermissionDeniedError: the signed-in role may not use this API this way.
+        AuthenticationError: neither a key nor a signed-in session, an unknown, revoked or
+            expired key (or one whose account is disabled), or both a key and a session.
+        PermissionDeniedError: a machine's key, or a role that may not use this API this
+            way.
         ApplicationNotFoundError: a merchant asked for an application not its own.
     """
+    return _user_actor(_credential_user())
+
+
+def bearer_merchant() -> str:
+    """The party of the merchant account acting (by session or personal key).
+
+    Raises:
+        AuthenticationError: as :func:`bearer_actor`.
+        PermissionDeniedError: the account is staff, or a machine's key was sent.
+    """
+    user = _credential_user()
+    if Role(user.role) is not Role.MERCHANT or not user.party:
+        raise PermissionDeniedError("only a merchant account may apply, for its own party")
+    return user.party
+
+
+def _credential_user() -> AccountUser:
+    """The account behind the request's one credential (found once a request: a view
+    that asks twice counts once against the rate limits)."""
+    if "officer_auth_user" not in g:
+        g.officer_auth_user = _find_credential_user()
+    user: AccountUser = g.officer_auth_user
+    return user
+
+
+def _find_credential_user() -> AccountUser:
     header = request.headers.get("Authorization", "")
     signed_in = isinstance(session.get(SID), str)
     if not header and signed_in:
-        return _session_actor()
+        live = current_session()
+        if live is None:
+            raise AuthenticationError("the session has ended; sign in again")
+        hit_limit(current_app.config["ACCOUNTS_API_SESSION_LIMIT"], "api-user", str(live.user.id))
+        return live.user
     if header and signed_in:
-        raise AuthenticationError("send either a bearer token or a signed-in session, not both")
+        raise AuthenticationError("send either an API key or a signed-in session, not both")
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise AuthenticationError("send 'Authorization: Bearer <API key>' or sign in")
-    if token.startswith(KEY_PREFIX):
-        return _key_actor(token)
-    return authenticate(db_session(), token)
-
-
-def _key_actor(token: str) -> Actor:
-    """A personal key's user, as a signed-in session of that user would act."""
+    if not token.startswith(KEY_PREFIX):
+        raise AuthenticationError(
+            "unknown credential: send a personal API key ('Bearer ctk_...') or sign in"
+        )
     try:
         key, user = authenticate_bearer_key(token)
     except UnauthenticatedError as e:
@@ -100,16 +126,7 @@ def _key_actor(token: str) -> Actor:
             f"API key {key.key_id} is a machine's key; this API takes a personal API key "
             "or a signed-in session"
         )
-    return _user_actor(user)
-
-
-def _session_actor() -> Actor:
-    """The signed-in user as the services name an actor (see :data:`SESSION_ROLES`)."""
-    live = current_session()
-    if live is None:
-        raise AuthenticationError("the session has ended; sign in again")
-    hit_limit(current_app.config["ACCOUNTS_API_SESSION_LIMIT"], "api-user", str(live.user.id))
-    return _user_actor(live.user)
+    return user
 
 
 def _user_actor(user: AccountUser) -> Actor:
@@ -161,16 +178,31 @@ def init_officer_auth(bp: Blueprint, realm: str) -> None:
         return problem_response(Problem(403, error.code, error.title, error.message))
 
 
-TOKEN_VARIABLE = "CARDTRACE_OFFICER_TOKEN"  # noqa: S105 (the variable's name)
+# --- the command line ---------------------------------------------------------------------
 
 
-def cli_token() -> str:
-    """The officer's token for a command: from the environment, a pipe, or a hidden prompt
-    (never from a command-line argument, where other users could read it)."""
-    token = os.environ.get(TOKEN_VARIABLE)
-    if token:
-        return token
-    if not sys.stdin.isatty():
-        return sys.stdin.readline().strip()
-    value: str = click.prompt("Officer token", hide_input=True)
-    return value
+def cli_actor(db: Session, blueprint: str, purpose: str) -> Actor:
+    """The account named by ``--as`` (:mod:`webapp.cli_acting`), as an officer that may
+    change what ``blueprint``'s API changes; ``purpose`` completes "... may not ...".
+
+    Raises:
+        AuthenticationError: no account named, or none active by that name.
+        PermissionDeniedError: the account's role may not do this.
+    """
+    username = acting_username()
+    if not username:
+        raise AuthenticationError(
+            f"name the staff account this acts as: --as USERNAME (or {AS_VARIABLE})"
+        )
+    user = db.scalars(select(AccountUser).where(AccountUser.username == username)).first()
+    now = current_runtime().now()
+    if (
+        user is None
+        or user.disabled_at is not None
+        or (user.locked_until is not None and user.locked_until > now)
+    ):
+        raise AuthenticationError(f"no active account {username!r}")
+    role = Role(user.role)
+    if role not in SESSION_ROLES[blueprint][1]:
+        raise PermissionDeniedError(f"the {role.value} role may not {purpose}")
+    return Actor(ActorKind.OFFICER, user.username, _ONBOARDING_ROLES.get(role, frozenset()))

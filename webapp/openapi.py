@@ -28,29 +28,21 @@ PROBLEM_JSON = "application/problem+json"
 REF = "#/components/schemas/{model}"
 
 # Security schemes, by the names views use in ``api_doc(auth=...)``.
-OFFICER = "officerToken"
 API_KEY = "apiKey"
 SESSION = "session"
 CSRF = "csrfToken"
-APPLICANT = "applicantToken"
+# Not a scheme of its own: the officer APIs take a personal API key (the API_KEY scheme)
+# or a signed-in session, and act as that user account.
+PERSONAL = "personal"
 
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
-    OFFICER: {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "An officer's token, from `cardtrace onboarding officer add`.",
-    },
-    APPLICANT: {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "The applicant's token, returned once when an application is created.",
-    },
     API_KEY: {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "ctk_<key id>_<secret>",
-        "description": "An API key issued by an administrator, scoped to a party and to "
-        "operations.",
+        "description": "An API key issued by an administrator: a machine's, scoped to a "
+        "party and to operations, or a personal key, which acts as its user account would "
+        "signed in (the onboarding, alerts, cases and risk APIs take personal keys only).",
     },
     SESSION: {
         "type": "apiKey",
@@ -69,10 +61,9 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 # Which security requirements an ``auth`` name stands for. A session is only ever
 # accepted together with its CSRF header, and never together with a bearer credential.
 _REQUIREMENTS: dict[str, list[dict[str, list[str]]]] = {
-    OFFICER: [{OFFICER: []}],
-    APPLICANT: [{APPLICANT: []}],
     API_KEY: [{API_KEY: []}],
     SESSION: [{SESSION: [], CSRF: []}],
+    PERSONAL: [{API_KEY: []}, {SESSION: [], CSRF: []}],
 }
 
 # The statuses a JSON API request may be refused with, and when.
@@ -342,7 +333,8 @@ def api_doc(
         query: the query parameters the view reads.
         responses: success status -> response model, JSON Schema, or None (no schema).
         response_media: the success response's media type.
-        auth: the credentials accepted, any one of them (``OFFICER``, ``API_KEY``, ...).
+        auth: the credentials accepted, any one of them (``API_KEY``, ``SESSION``,
+            ``PERSONAL``).
     """
     doc = ApiDoc(
         summary=summary,

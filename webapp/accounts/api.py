@@ -160,13 +160,18 @@ def _from_session(scope: Scope) -> ApiActor:
     return actor
 
 
-def authenticate_api_key(scope: Scope) -> ApiActor:
+def authenticate_api_key(scope: Scope, *, machines_only: bool = True) -> ApiActor:
     """The API key of this request, allowed ``scope``.
+
+    Args:
+        machines_only: refuse a personal key, as a signed-in session is refused (a
+            personal key acts as its user would signed in).
 
     Raises:
         UnauthenticatedError (or its ApiKey* subclasses): no key, or a bad one.
         MixedCredentialsError: a signed-in session cookie came along.
-        ScopeError: the key may not perform ``scope``.
+        ScopeError: the key may not perform ``scope``, or is a personal key where only a
+            machine's is taken.
         RateLimitedError: the key's (or the address's) limit is reached.
     """
     token = _api_key_token()
@@ -177,6 +182,8 @@ def authenticate_api_key(scope: Scope) -> ApiActor:
     if not token:
         raise ApiKeyInvalidError("the API key is malformed or unknown")
     actor = _from_key(token, scope)
+    if machines_only and actor.kind is ActorKind.USER:
+        raise ScopeError("a personal API key acts as its user; this takes a machine's key")
     g.api_actor = actor
     return actor
 
@@ -189,7 +196,7 @@ def authenticate_api_actor(scope: Scope) -> ApiActor:
         token.
     """
     if request.headers.get("Authorization"):
-        return authenticate_api_key(scope)
+        return authenticate_api_key(scope, machines_only=False)
     actor = _from_session(scope)
     g.api_actor = actor
     return actor
@@ -202,7 +209,7 @@ def current_api_actor() -> ApiActor:
 
 
 def require_api_key(scope: Scope) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorate a JSON view: only an API key allowed ``scope`` gets in."""
+    """Decorate a JSON view: only a machine's API key allowed ``scope`` gets in."""
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
         @wraps(view)

@@ -219,6 +219,16 @@ def list_keys(session: Session, party: str | None = None) -> list[ApiKey]:
     return list(session.scalars(query))
 
 
+def key_usernames(session: Session) -> dict[int, str]:
+    """The usernames of the accounts personal keys belong to, by account id."""
+    query = (
+        select(AccountUser.id, AccountUser.username)
+        .join(ApiKey, ApiKey.user_id == AccountUser.id)
+        .distinct()
+    )
+    return {user_id: username for user_id, username in session.execute(query)}
+
+
 def rotate_key(session: Session, key_id: str, *, now: datetime, actor: str) -> IssuedKey:
     """Give the key a new secret (same id, scopes and limits); the old one stops at once.
 

@@ -113,6 +113,7 @@ FIELD_MESSAGES = {
     "expires_at": _l("The expiry must be a date in the future."),
     "role": _l("Unknown role."),
     "self": _l("You cannot change your own role or lock yourself out."),
+    "user": _l("A personal key needs an existing account, and takes no party and no operations."),
 }
 
 
@@ -490,6 +491,7 @@ def _keys_page(status: int = 200, **extra: Any) -> Response:
         "accounts/admin_api_keys.html",
         status,
         keys=apikeys.list_keys(db_session()),
+        key_users=apikeys.key_usernames(db_session()),
         scopes=list(Scope),
         scope_labels=SCOPE_LABELS,
         at=now(),
@@ -522,19 +524,36 @@ def create_api_key() -> ResponseReturnValue:
             rate = int(form.get("rate_per_minute") or apikeys.DEFAULT_RATE_PER_MINUTE)
         except ValueError:
             raise InvalidAccountInputError("not a number", field="rate_per_minute") from None
+        username = form.get("user", "").strip()
         with write_transaction(db_session()):
-            issued = apikeys.create_key(
-                db_session(),
-                form.get("name", ""),
-                form.get("party", "").strip(),
-                form.getlist("scopes"),
-                now=now(),
-                actor=_admin().username,
-                expires_at=_parse_expiry(form.get("expires_at", "")),
-                rate_per_minute=rate,
-            )
+            if username:
+                # A personal key acts as its account: it takes no party and no scopes.
+                if form.get("party", "").strip() or form.getlist("scopes"):
+                    raise InvalidAccountInputError("no party or scope", field="user")
+                issued = apikeys.create_personal_key(
+                    db_session(),
+                    form.get("name", ""),
+                    username,
+                    now=now(),
+                    actor=_admin().username,
+                    expires_at=_parse_expiry(form.get("expires_at", "")),
+                    rate_per_minute=rate,
+                )
+            else:
+                issued = apikeys.create_key(
+                    db_session(),
+                    form.get("name", ""),
+                    form.get("party", "").strip(),
+                    form.getlist("scopes"),
+                    now=now(),
+                    actor=_admin().username,
+                    expires_at=_parse_expiry(form.get("expires_at", "")),
+                    rate_per_minute=rate,
+                )
     except InvalidAccountInputError as e:
         return _keys_page(422, error=_field_message(e), form=form)
+    except AccountNotFoundError:
+        return _keys_page(422, error=str(FIELD_MESSAGES["user"]), form=form)
     return _keys_page(201, issued=issued)
 
 
