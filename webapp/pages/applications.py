@@ -2,10 +2,12 @@
 
 The queue and each application's file: entity facts (masked as the service masks them),
 the automated checks with their evidence, the screening hits to clear or confirm, the
-risk score rule by rule, the documents, the questions and the decision timeline read
-from the ledger's projection. Each action is a form that calls the onboarding service
-as the signed-in officer (:func:`~webapp.pages.common.officer_actor`); the service
-enforces roles and four eyes, and the page shows its refusal.
+risk score rule by rule, the documents (each served as a download once its content
+matches its SHA-256, every opening recorded in the account audit), the questions and
+the decision timeline read from the ledger's projection. Each action is a form that
+calls the onboarding service as the signed-in officer
+(:func:`~webapp.pages.common.officer_actor`); the service enforces roles and four eyes,
+and the page shows its refusal.
 
 Reviewers and approvers act; analysts and auditors read (no forms, every POST 403);
 merchants and administrators get 403.
@@ -13,21 +15,26 @@ merchants and administrators get 403.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import io
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pydantic
-from flask import Blueprint, Response, flash, redirect, request, url_for
+from flask import Blueprint, Response, flash, redirect, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from merchant_onboarding.applications import FundCustody, get_application, owners_of
 from merchant_onboarding.checks import CheckName
-from merchant_onboarding.documents import DocumentKind
-from merchant_onboarding.errors import PermissionDeniedError
+from merchant_onboarding.documents import DocumentKind, MediaType
+from merchant_onboarding.errors import OnboardingError, PermissionDeniedError
 from merchant_onboarding.hits import HitStatus, hits_of
+from merchant_onboarding.models import Blob, Document
+from merchant_onboarding.protect import PersonalData, Purpose, SealError
 from merchant_onboarding.risk import RiskLevel
 from merchant_onboarding.workflow import (
     FINAL_STATES,
@@ -46,11 +53,19 @@ from provenance.db import write_transaction
 from provenance.errors import CardtraceError, NotFoundError, ValidationError
 from webapp.accounts.errors import AccountsError, ForbiddenError
 from webapp.accounts.roles import Role
-from webapp.accounts.web import login_required
+from webapp.accounts.service import record
+from webapp.accounts.web import client_ip, login_required
 from webapp.api_onboarding import HIT_OUTCOMES, QuestionsRequest, ReasonsRequest
 from webapp.errors import status_for
 from webapp.onboarding import onboarding_service
-from webapp.pages.common import OFFICERS, READERS, current_role, officer_actor, page
+from webapp.pages.common import (
+    OFFICERS,
+    READERS,
+    current_role,
+    current_user,
+    officer_actor,
+    page,
+)
 from webapp.runtime import current_runtime, db_session
 
 bp = Blueprint("pages_applications", __name__)
@@ -204,6 +219,13 @@ ERROR_MESSAGES = {
     "document-refused": _l("The document was refused: it is empty or not a PDF, PNG or JPEG."),
     "document-too-large": _l("The document is larger than 10 MiB."),
     "forbidden": _l("Your role may not do this."),
+    "document-unreadable": _l(
+        "The stored document does not open or does not match its SHA-256: it may have "
+        "been altered. It is not served; tell an administrator."
+    ),
+    "document-media-type": _l(
+        "The stored document is not a PDF, PNG or JPEG document, so it is not served."
+    ),
 }
 
 FIELD_HINTS = {
@@ -298,12 +320,15 @@ def refusal_status(error: CardtraceError) -> int:
     return status_for(error)
 
 
+NOT_FOUND_MESSAGES = {
+    "hit-not-found": _l("No such screening hit on this application."),
+    "document-not-found": _l("No such document on this application."),
+}
+
+
 def not_found_page(error: NotFoundError) -> Response:
-    """Unknown application or hit, or another merchant's: the same 404 page."""
-    hit = error.code == "hit-not-found"
-    message = (
-        _l("No such screening hit on this application.") if hit else _l("No such application.")
-    )
+    """Unknown application, hit or document, or another merchant's: the same 404 page."""
+    message = NOT_FOUND_MESSAGES.get(error.code, _l("No such application."))
     return page("accounts/error.html", 404, code="not-found", message=str(message))
 
 
@@ -405,6 +430,108 @@ def _detail(application_id: int, status: int = 200, **extra: Any) -> Response:
 @login_required(*READERS)
 def detail(application_id: int) -> ResponseReturnValue:
     return _detail(application_id)
+
+
+# --- one document -----------------------------------------------------------------------
+
+# The kind of ``account_event`` row written when a page serves a document's content.
+DOCUMENT_VIEWED = "document-viewed"
+# The content is served as a download in a sandbox: no script, no plugin, no same-origin
+# access even if a browser were made to render it.
+DOCUMENT_CSP = "sandbox; default-src 'none'"
+_SERVED_MEDIA_TYPES = frozenset(m.value for m in MediaType)
+
+
+def open_document(
+    session: Session, personal_data: PersonalData, application_id: int, document_id: int
+) -> tuple[Document, bytes]:
+    """One document of one application, with its clear content.
+
+    Raises:
+        NotFoundError: no such document, or it belongs to another application
+            (code ``document-not-found``).
+        OnboardingError: the stored media type is not one uploads accept
+            (``document-media-type``), or the sealed content does not open or does not
+            hash to the document's SHA-256 (``document-unreadable``).
+    """
+    document = session.get(Document, document_id)
+    if document is None or document.application_id != application_id:
+        raise NotFoundError(
+            f"no document {document_id} on application {application_id}",
+            code="document-not-found",
+        )
+    if document.media_type not in _SERVED_MEDIA_TYPES:
+        raise OnboardingError(
+            f"document {document_id}: the stored media type is not served",
+            code="document-media-type",
+        )
+    blob = session.get(Blob, document.sha256)
+    if blob is None:
+        raise OnboardingError(
+            f"document {document_id}: the content is missing", code="document-unreadable"
+        )
+    try:
+        content = personal_data.open(Purpose.DOCUMENT, blob.sealed)
+    except SealError as e:
+        raise OnboardingError(
+            f"document {document_id}: the sealed content does not open",
+            code="document-unreadable",
+        ) from e
+    # The seal proves the key sealed it, not that it was sealed for this document: a
+    # sealed copy of another file moved into this row would open, and fails here.
+    if not hmac.compare_digest(hashlib.sha256(content).digest(), document.sha256):
+        raise OnboardingError(
+            f"document {document_id}: the content does not match its SHA-256",
+            code="document-unreadable",
+        )
+    return document, content
+
+
+def document_download(session: Session, application_id: int, document_id: int) -> Response:
+    """Serve one document as an attachment and record who opened it; a damaged or
+    refused document gets an error page and nothing is served or recorded.
+
+    Raises:
+        NotFoundError: no such document on this application.
+    """
+    try:
+        document, content = open_document(
+            session, onboarding_service().personal_data, application_id, document_id
+        )
+    except NotFoundError:
+        raise
+    except CardtraceError as e:
+        return page("accounts/error.html", refusal_status(e), code=e.code, message=error_text(e))
+    media_type, filename = document.media_type, document.filename
+    with write_transaction(session):
+        record(
+            session,
+            DOCUMENT_VIEWED,
+            now=current_runtime().now(),
+            user=current_user(),
+            ip=client_ip(),
+            detail=f"application {application_id} document {document_id}",
+        )
+    response = send_file(
+        io.BytesIO(content),
+        mimetype=media_type,
+        as_attachment=True,
+        download_name=filename,
+        conditional=False,
+        etag=False,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = DOCUMENT_CSP
+    return response
+
+
+@bp.get("/applications/<int:application_id>/documents/<int:document_id>")
+@login_required(*READERS)
+def download_document(application_id: int, document_id: int) -> ResponseReturnValue:
+    session = db_session()
+    get_application(session, application_id)
+    return document_download(session, application_id, document_id)
 
 
 # --- actions ----------------------------------------------------------------------------

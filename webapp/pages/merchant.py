@@ -55,6 +55,7 @@ from webapp.api_onboarding import AnswersRequest
 from webapp.onboarding import onboarding_service
 from webapp.pages.applications import (
     FIELD_HINTS,
+    document_download,
     error_text,
     form_error,
     not_found_page,
@@ -174,6 +175,15 @@ def _detail(application_id: int, status: int = 200, **extra: Any) -> Response:
 @login_required(Role.MERCHANT)
 def detail(application_id: int) -> ResponseReturnValue:
     return _detail(application_id)
+
+
+@bp.get("/merchant/applications/<int:application_id>/documents/<int:document_id>")
+@login_required(Role.MERCHANT)
+def download_document(application_id: int, document_id: int) -> ResponseReturnValue:
+    """A document of the merchant's own application (any other is 404)."""
+    session = db_session()
+    own_application(session, application_id)
+    return document_download(session, application_id, document_id)
 
 
 # --- the application form -----------------------------------------------------------------
