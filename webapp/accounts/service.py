@@ -87,6 +87,7 @@ class EventKind:
     API_KEY_CREATED = "api-key-created"
     API_KEY_ROTATED = "api-key-rotated"
     API_KEY_REVOKED = "api-key-revoked"
+    DOCUMENT_VIEWED = "document-viewed"
 
 
 class Stage:

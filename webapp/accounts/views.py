@@ -87,6 +87,7 @@ EVENT_LABELS = {
     "totp-reset": _l("Second factor reset"),
     "recovery-code-used": _l("Recovery code used"),
     "language-changed": _l("Language changed"),
+    "document-viewed": _l("Document viewed"),
 }
 
 # Messages by error code: what the pages say, in the reader's language.

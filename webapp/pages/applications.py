@@ -53,7 +53,7 @@ from provenance.db import write_transaction
 from provenance.errors import CardtraceError, NotFoundError, ValidationError
 from webapp.accounts.errors import AccountsError, ForbiddenError
 from webapp.accounts.roles import Role
-from webapp.accounts.service import record
+from webapp.accounts.service import EventKind, record
 from webapp.accounts.web import client_ip, login_required
 from webapp.api_onboarding import HIT_OUTCOMES, QuestionsRequest, ReasonsRequest
 from webapp.errors import status_for
@@ -434,8 +434,6 @@ def detail(application_id: int) -> ResponseReturnValue:
 
 # --- one document -----------------------------------------------------------------------
 
-# The kind of ``account_event`` row written when a page serves a document's content.
-DOCUMENT_VIEWED = "document-viewed"
 # The content is served as a download in a sandbox: no script, no plugin, no same-origin
 # access even if a browser were made to render it.
 DOCUMENT_CSP = "sandbox; default-src 'none'"
@@ -506,7 +504,7 @@ def document_download(session: Session, application_id: int, document_id: int) -
     with write_transaction(session):
         record(
             session,
-            DOCUMENT_VIEWED,
+            EventKind.DOCUMENT_VIEWED,
             now=current_runtime().now(),
             user=current_user(),
             ip=client_ip(),
