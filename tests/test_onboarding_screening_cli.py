@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.onboarding_support import ApplicationPayload, enterprise_extract, enterprise_record
 from tests.cli_support import add_account, run
+from tests.onboarding_support import ApplicationPayload, enterprise_extract, enterprise_record
 from tests.test_onboarding_cli import instance, submitted_application
 
 __all__ = ["instance"]
@@ -58,5 +58,7 @@ def test_officers_list_and_clear_hits_through_the_cli(instance: Path) -> None:
     assert run("accounts", "role", both, "approver").exit_code == 0
     own = run("onboarding", "decide", str(app_id), "approve", "--reason", "ok", as_user=both)
     assert own.exit_code == 2 and "chen cleared a screening hit" in own.output
-    decided = run("onboarding", "decide", str(app_id), "approve", "--reason", "ok", as_user=approver)
+    decided = run(
+        "onboarding", "decide", str(app_id), "approve", "--reason", "ok", as_user=approver
+    )
     assert decided.exit_code == 0 and "approved (by wang)" in decided.output
