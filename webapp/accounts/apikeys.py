@@ -107,34 +107,17 @@ def create_key(
         raise InvalidAccountInputError(str(e), field="scopes") from e
     if not chosen:
         raise InvalidAccountInputError("a key needs at least one scope", field="scopes")
-    key_id = _new_key_id(session)
-    token, digest = _new_secret(key_id)
-    key = ApiKey(
-        key_id=key_id,
-        secret_hash=digest,
-        name=name,
-        party=party,
-        scopes=" ".join(sorted(s.value for s in chosen)),
-        rate_per_minute=rate_per_minute,
-        created_at=now,
-        created_by=actor,
-        expires_at=expires_at,
-        rotated_at=None,
-        revoked_at=None,
-        last_used_at=None,
-        user_id=None,
-    )
-    session.add(key)
-    session.flush()
-    record(
+    return _issue(
         session,
-        EventKind.API_KEY_CREATED,
+        name,
+        party,
+        " ".join(sorted(s.value for s in chosen)),
+        None,
         now=now,
         actor=actor,
-        detail=f"key {key_id} for {party}: {key.scopes}",
+        expires_at=expires_at,
+        rate_per_minute=rate_per_minute,
     )
-    session.flush()
-    return IssuedKey(key, token)
 
 
 def create_personal_key(
@@ -157,14 +140,40 @@ def create_personal_key(
     """
     name = _check_limits(name, rate_per_minute, expires_at, now)
     user = get_user(session, username)
+    return _issue(
+        session,
+        name,
+        user.party or PLATFORM_PARTY,
+        "",
+        user,
+        now=now,
+        actor=actor,
+        expires_at=expires_at,
+        rate_per_minute=rate_per_minute,
+    )
+
+
+def _issue(
+    session: Session,
+    name: str,
+    party: str,
+    scopes: str,
+    user: AccountUser | None,
+    *,
+    now: datetime,
+    actor: str,
+    expires_at: datetime | None,
+    rate_per_minute: int,
+) -> IssuedKey:
+    """Store a new key (its secret hashed), record its creation, return its secret once."""
     key_id = _new_key_id(session)
     token, digest = _new_secret(key_id)
     key = ApiKey(
         key_id=key_id,
         secret_hash=digest,
         name=name,
-        party=user.party or PLATFORM_PARTY,
-        scopes="",
+        party=party,
+        scopes=scopes,
         rate_per_minute=rate_per_minute,
         created_at=now,
         created_by=actor,
@@ -172,18 +181,16 @@ def create_personal_key(
         rotated_at=None,
         revoked_at=None,
         last_used_at=None,
-        user_id=user.id,
+        user_id=None if user is None else user.id,
     )
     session.add(key)
     session.flush()
-    record(
-        session,
-        EventKind.API_KEY_CREATED,
-        now=now,
-        user=user,
-        actor=actor,
-        detail=f"personal key {key_id} for {username}",
+    detail = (
+        f"key {key_id} for {party}: {scopes}"
+        if user is None
+        else f"personal key {key_id} for {user.username}"
     )
+    record(session, EventKind.API_KEY_CREATED, now=now, user=user, actor=actor, detail=detail)
     session.flush()
     return IssuedKey(key, token)
 
