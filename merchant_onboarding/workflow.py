@@ -21,6 +21,8 @@ same append, so verify-before-sale sees the change at once.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,11 +45,12 @@ from merchant_onboarding.applications import (
     owners_of,
 )
 from merchant_onboarding.checks import CheckContext, CheckResult, ScreeningCheck, run_checks
-from merchant_onboarding.documents import CheckedDocument, DocumentKind
+from merchant_onboarding.documents import CheckedDocument, DocumentKind, MediaType
 from merchant_onboarding.errors import (
     DuplicateApplicationError,
     FourEyesError,
     InvalidApplicationError,
+    OnboardingError,
     ScreeningHoldError,
     TransitionError,
 )
@@ -70,11 +73,12 @@ from merchant_onboarding.officers import (
     ActorKind,
     Role,
 )
-from merchant_onboarding.protect import PersonalData, Purpose
+from merchant_onboarding.protect import PersonalData, Purpose, SealError
 from merchant_onboarding.registries import Registries
 from merchant_onboarding.risk import score
 from provenance.catalog import AppliedEntry, Body, EntryCatalog, EntryType, each
 from provenance.entries import format_time, parse_time
+from provenance.errors import NotFoundError
 from provenance.ledger import Ledger
 from provenance.parties import Party, PartyIdStr, PartyStatus, TimeStr
 
@@ -459,6 +463,10 @@ _PARTY_STATUS_AFTER: dict[Action, PartyStatus] = {
 }
 
 
+# The media types uploads accept: the only ones a stored document is served as.
+_DOCUMENT_MEDIA_TYPES = frozenset(m.value for m in MediaType)
+
+
 class Onboarding:
     """Applications through their workflow. Methods flush and never commit.
 
@@ -713,6 +721,50 @@ class Onboarding:
         application.updated_at = now
         session.flush()
         return row
+
+    def open_document(
+        self, session: Session, application_id: int, document_id: int
+    ) -> tuple[Document, bytes]:
+        """One document of one application, with its clear content.
+
+        Raises:
+            NotFoundError: no such document, or it belongs to another application
+                (code ``document-not-found``).
+            OnboardingError: the stored media type is not one uploads accept
+                (``document-media-type``), or the sealed content does not open or does not
+                hash to the document's SHA-256 (``document-unreadable``).
+        """
+        document = session.get(Document, document_id)
+        if document is None or document.application_id != application_id:
+            raise NotFoundError(
+                f"no document {document_id} on application {application_id}",
+                code="document-not-found",
+            )
+        if document.media_type not in _DOCUMENT_MEDIA_TYPES:
+            raise OnboardingError(
+                f"document {document_id}: the stored media type is not served",
+                code="document-media-type",
+            )
+        blob = session.get(Blob, document.sha256)
+        if blob is None:
+            raise OnboardingError(
+                f"document {document_id}: the content is missing", code="document-unreadable"
+            )
+        try:
+            content = self.personal_data.open(Purpose.DOCUMENT, blob.sealed)
+        except SealError as e:
+            raise OnboardingError(
+                f"document {document_id}: the sealed content does not open",
+                code="document-unreadable",
+            ) from e
+        # The seal proves the key sealed it, not that it was sealed for this document: a
+        # sealed copy of another file moved into this row would open, and fails here.
+        if not hmac.compare_digest(hashlib.sha256(content).digest(), document.sha256):
+            raise OnboardingError(
+                f"document {document_id}: the content does not match its SHA-256",
+                code="document-unreadable",
+            )
+        return document, content
 
     def submit(
         self, session: Session, application_id: int, *, actor: Actor, now: datetime

@@ -15,8 +15,6 @@ merchants and administrators get 403.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
 import json
 from collections.abc import Callable, Mapping
@@ -30,11 +28,9 @@ from sqlalchemy.orm import Session
 
 from merchant_onboarding.applications import FundCustody, get_application, owners_of
 from merchant_onboarding.checks import CheckName
-from merchant_onboarding.documents import DocumentKind, MediaType
-from merchant_onboarding.errors import OnboardingError, PermissionDeniedError
+from merchant_onboarding.documents import DocumentKind
+from merchant_onboarding.errors import PermissionDeniedError
 from merchant_onboarding.hits import HitStatus, hits_of
-from merchant_onboarding.models import Blob, Document
-from merchant_onboarding.protect import PersonalData, Purpose, SealError
 from merchant_onboarding.risk import RiskLevel
 from merchant_onboarding.workflow import (
     FINAL_STATES,
@@ -437,52 +433,6 @@ def detail(application_id: int) -> ResponseReturnValue:
 # The content is served as a download in a sandbox: no script, no plugin, no same-origin
 # access even if a browser were made to render it.
 DOCUMENT_CSP = "sandbox; default-src 'none'"
-_SERVED_MEDIA_TYPES = frozenset(m.value for m in MediaType)
-
-
-def open_document(
-    session: Session, personal_data: PersonalData, application_id: int, document_id: int
-) -> tuple[Document, bytes]:
-    """One document of one application, with its clear content.
-
-    Raises:
-        NotFoundError: no such document, or it belongs to another application
-            (code ``document-not-found``).
-        OnboardingError: the stored media type is not one uploads accept
-            (``document-media-type``), or the sealed content does not open or does not
-            hash to the document's SHA-256 (``document-unreadable``).
-    """
-    document = session.get(Document, document_id)
-    if document is None or document.application_id != application_id:
-        raise NotFoundError(
-            f"no document {document_id} on application {application_id}",
-            code="document-not-found",
-        )
-    if document.media_type not in _SERVED_MEDIA_TYPES:
-        raise OnboardingError(
-            f"document {document_id}: the stored media type is not served",
-            code="document-media-type",
-        )
-    blob = session.get(Blob, document.sha256)
-    if blob is None:
-        raise OnboardingError(
-            f"document {document_id}: the content is missing", code="document-unreadable"
-        )
-    try:
-        content = personal_data.open(Purpose.DOCUMENT, blob.sealed)
-    except SealError as e:
-        raise OnboardingError(
-            f"document {document_id}: the sealed content does not open",
-            code="document-unreadable",
-        ) from e
-    # The seal proves the key sealed it, not that it was sealed for this document: a
-    # sealed copy of another file moved into this row would open, and fails here.
-    if not hmac.compare_digest(hashlib.sha256(content).digest(), document.sha256):
-        raise OnboardingError(
-            f"document {document_id}: the content does not match its SHA-256",
-            code="document-unreadable",
-        )
-    return document, content
 
 
 def document_download(session: Session, application_id: int, document_id: int) -> Response:
@@ -493,9 +443,7 @@ def document_download(session: Session, application_id: int, document_id: int) -
         NotFoundError: no such document on this application.
     """
     try:
-        document, content = open_document(
-            session, onboarding_service().personal_data, application_id, document_id
-        )
+        document, content = onboarding_service().open_document(session, application_id, document_id)
     except NotFoundError:
         raise
     except CardtraceError as e:
