@@ -430,47 +430,6 @@ def _count_rows(path: Path) -> int:
         return max(sum(1 for _ in _csv_rows(csv.reader(f))) - 1, 0)
 
 
-def _masked(path: Path, errors: list[Any]) -> list[dict[str, Any]]:
-    """The report of the bad lines: line, column and message, with every value of the
-    line taken out of its message.
-
-    The import's messages name columns rather than repeat values, but a few quote the
-    batch or the product; on a shifted line that column may hold a PIN. So each value of
-    a reported line (four characters or more, as written and as normalised) is masked,
-    but for the id of a registered product.
-    """
-    from provenance.codes import Product
-
-    session = db_session()
-    wanted = {error.line for error in errors}
-    values: dict[int, list[str]] = {}
-    if wanted - {1}:
-        last = max(wanted)
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f)
-            try:
-                for index, row in enumerate(reader):
-                    line = index + 1  # line 1 is the header, as the import numbers them
-                    if line > last:
-                        break
-                    if line in wanted:
-                        cells = {cell.strip() for cell in row}
-                        cells |= {re.sub(r"[\s-]", "", cell).upper() for cell in cells}
-                        values[line] = sorted((c for c in cells if len(c) >= 4), key=len)[::-1]
-            except csv.Error:
-                pass  # the bad line itself is reported with a fixed message
-    products = {v for found in values.values() for v in found if session.get(Product, v)}
-    session.rollback()  # the read ends before the run's failure is written beside it
-    report = []
-    for error in errors:
-        message = str(error.message)
-        for value in values.get(error.line, ()):
-            if value not in products:
-                message = message.replace(value, "…")
-        report.append({"line": error.line, "field": error.field, "message": message})
-    return report
-
-
 def _code_import(run_id: str) -> dict[str, Any]:
     run = _claim(run_id)
     if run is None:
@@ -534,7 +493,14 @@ def _import_file(run_id: str, params: dict[str, Any], path: Path) -> dict[str, A
                     **extra,
                 )
     except imports.ImportFailedError as e:
-        result = {"kind": kind, "bad_lines": e.total, "errors": _masked(path, e.errors)}
+        result = {
+            "kind": kind,
+            "bad_lines": e.total,
+            "errors": [
+                {"line": error.line, "field": error.field, "message": str(error.message)}
+                for error in e.errors
+            ],
+        }
         _update(
             run_id,
             state=RunState.FAILED,

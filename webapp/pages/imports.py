@@ -9,7 +9,7 @@ stored file is deleted when the run ends. Every entry is signed by the platform 
 party's behalf: the page never takes a private key.
 
 The file holds raw PINs: they are read by the import only, never shown, logged or stored
-in the database (the run's report masks every value of a bad line).
+in the database (the import's reasons name a bad line's column, never its values).
 """
 
 from __future__ import annotations
