@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
-from flask import Blueprint, Response, current_app, redirect, request, url_for
+from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from flask_babel import format_decimal
 from flask_babel import gettext as _
@@ -29,25 +29,22 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
-from provenance.db import write_transaction
 from provenance.errors import NotFoundError
 from provenance.imports import ImportFailedError, check_columns
 from webapp.accounts.roles import Role
 from webapp.accounts.web import current_session, login_required
 from webapp.pages.common import current_user, page
-from webapp.pages.tasks import STATE_LABELS, status_json
-from webapp.runtime import current_runtime, db_session
+from webapp.pages.tasks import STATE_LABELS, launch, show_progress, status_json
+from webapp.runtime import db_session
 from webapp.task_runs import (
     IMPORT_COLUMNS,
     RunKind,
     RunState,
     TaskRun,
-    create_run,
     get_run,
     import_upload_path,
     import_uploads,
     runs_of,
-    start,
 )
 
 bp = Blueprint("pages_imports", __name__)
@@ -250,26 +247,15 @@ def start_import() -> ResponseReturnValue:
         upload_id, params = _accept_upload(form)
     except UploadRefusedError as e:
         return _form(e.status, form, e.message, e.field)
-    session, runtime = db_session(), current_runtime()
     try:
-        with write_transaction(session):
-            run = create_run(
-                session,
-                RunKind.IMPORT,
-                started_by=current_user().username,
-                params=params,
-                now=runtime.now(),
-            )
-            run_id = run.id
+        run_id = launch(RunKind.IMPORT, params)
     except BaseException:
         import_upload_path(upload_id).unlink(missing_ok=True)
         raise
-    session.close()  # the read ends before the task writes (SQLite: one writer)
-    start(RunKind.IMPORT, run_id)
     if _ended(run_id):
         # Ended without the task (the broker was unreachable): the file goes all the same.
         import_upload_path(upload_id).unlink(missing_ok=True)
-    return redirect(url_for("pages_tasks.progress", run_id=run_id), code=303)
+    return show_progress(run_id)
 
 
 def _ended(run_id: str) -> bool:

@@ -48,8 +48,9 @@ from webapp.accounts.i18n import current_language
 from webapp.accounts.roles import Role
 from webapp.accounts.web import login_required
 from webapp.pages.common import current_role, current_user, page
+from webapp.pages.tasks import launch, show_progress
 from webapp.runtime import current_runtime, db_session
-from webapp.task_runs import RunKind, RunState, create_run, get_run, runs_of, start
+from webapp.task_runs import RunKind, RunState, get_run, runs_of
 
 bp = Blueprint("pages_rules", __name__)
 
@@ -508,7 +509,7 @@ def start_backtest() -> ResponseReturnValue:
         name: request.form.get(name, "").strip() for name in ("rule", "version", "since", "until")
     }
     rule = form["rule"]
-    session, runtime = db_session(), current_runtime()
+    session = db_session()
     shipped, rows, _active = _history(rule)
     if shipped is None and not rows:
         raise NotFoundError(f"no rule {rule}")
@@ -536,18 +537,7 @@ def start_backtest() -> ResponseReturnValue:
         "until": until.isoformat() if until else None,
     }
     session.rollback()
-    with write_transaction(session):
-        run = create_run(
-            session,
-            RunKind.BACKTEST,
-            started_by=current_user().username,
-            params=params,
-            now=runtime.now(),
-        )
-        run_id = run.id
-    session.close()  # the read ends before the task writes (SQLite: one writer)
-    start(RunKind.BACKTEST, run_id)
-    return redirect(url_for("pages_tasks.progress", run_id=run_id), code=303)
+    return show_progress(launch(RunKind.BACKTEST, params))
 
 
 # --- the backtest's result ---------------------------------------------------------------

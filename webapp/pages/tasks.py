@@ -68,6 +68,24 @@ def _viewer() -> str | None:
     return None if current_role() is Role.ADMINISTRATOR else current_user().username
 
 
+def launch(kind: RunKind, params: dict[str, Any]) -> str:
+    """Record a run of ``kind`` started by the signed-in user, start its task, and return
+    the run's id (the session is closed first: the task writes through its own)."""
+    session, runtime = db_session(), current_runtime()
+    with write_transaction(session):
+        run = create_run(
+            session, kind, started_by=current_user().username, params=params, now=runtime.now()
+        )
+        run_id = run.id
+    session.close()  # the read ends before the task writes (SQLite: one writer)
+    start(kind, run_id)
+    return run_id
+
+
+def show_progress(run_id: str) -> ResponseReturnValue:
+    return redirect(url_for("pages_tasks.progress", run_id=run_id), code=303)
+
+
 def visible_run(run_id: str) -> TaskRun:
     """The run, if the signed-in user may see it.
 
@@ -168,19 +186,7 @@ def analysis() -> Response:
 @login_required(Role.ANALYST)
 def start_analysis() -> ResponseReturnValue:
     """Start one ledger analysis run and show its progress."""
-    session, runtime = db_session(), current_runtime()
-    with write_transaction(session):
-        run = create_run(
-            session,
-            RunKind.ANALYSIS,
-            started_by=current_user().username,
-            params={},
-            now=runtime.now(),
-        )
-        run_id = run.id
-    session.close()  # the read ends before the task writes (SQLite: one writer)
-    start(RunKind.ANALYSIS, run_id)
-    return redirect(url_for("pages_tasks.progress", run_id=run_id), code=303)
+    return show_progress(launch(RunKind.ANALYSIS, {}))
 
 
 def _evidence_form(
@@ -242,18 +248,7 @@ def start_evidence() -> ResponseReturnValue:
     export = evidence_exports().create(
         case_id, officer=username, recipient=body.recipient, language=body.lang, now=runtime.now()
     )
-    with write_transaction(session):
-        run = create_run(
-            session,
-            RunKind.EXPORT,
-            started_by=username,
-            params={"export": export.id, "case": case_id},
-            now=runtime.now(),
-        )
-        run_id = run.id
-    session.close()  # the read ends before the task writes (SQLite: one writer)
-    start(RunKind.EXPORT, run_id)
-    return redirect(url_for("pages_tasks.progress", run_id=run_id), code=303)
+    return show_progress(launch(RunKind.EXPORT, {"export": export.id, "case": case_id}))
 
 
 @bp.get("/tasks/<run_id>/archive")
