@@ -10,7 +10,7 @@ from tests.ledger_support import NOW
 from webapp.accounts.apikeys import MAX_RATE_PER_MINUTE, create_personal_key
 from webapp.accounts.models import AccountUser
 from webapp.accounts.roles import Role
-from webapp.accounts.service import create_user
+from webapp.accounts.service import change_role, create_user
 from webapp.runtime import current_runtime
 
 PASSWORD = "correct horse battery staple"
@@ -49,3 +49,22 @@ def staff_keys(app: Flask, session: Session) -> dict[str, str]:
             ("qian.auditor", Role.AUDITOR),
         )
     }
+
+
+def onboarding_officer_keys(app: Flask, session: Session) -> dict[str, str]:
+    """Personal keys of two reviewers and an approver. ``chen.officer`` starts as a
+    reviewer and may be made an approver (:func:`promote`): four eyes are one person's."""
+    return {
+        username: personal_key(app, session, username, role)
+        for username, role in (
+            ("li.reviewer", Role.REVIEWER),
+            ("wang.approver", Role.APPROVER),
+            ("chen.officer", Role.REVIEWER),
+        )
+    }
+
+
+def promote(session: Session, username: str = "chen.officer") -> None:
+    """Make a reviewer an approver; the role counts from the next request."""
+    change_role(session, username, Role.APPROVER, now=NOW, actor="tests")
+    session.flush()

@@ -32,10 +32,9 @@ from tests.onboarding_support import (
     registered,
     wrong_check_digit,
 )
-from tests.personal_keys_support import personal_key
+from tests.personal_keys_support import onboarding_officer_keys, personal_key, promote
 from tests.screening_support import import_csv
 from webapp.accounts.roles import Role
-from webapp.accounts.service import change_role
 from webapp.runtime import current_runtime
 
 PROBLEM = "application/problem+json"
@@ -51,22 +50,7 @@ def genesis(app: Flask, session: Session) -> None:
 
 @pytest.fixture()
 def tokens(app: Flask, session: Session, genesis: None) -> dict[str, str]:
-    """Personal API keys of two reviewers and an approver. ``chen.officer`` starts as a
-    reviewer and may be made an approver (:func:`promote`): four eyes are one person's."""
-    return {
-        username: personal_key(app, session, username, role)
-        for username, role in (
-            ("li.reviewer", Role.REVIEWER),
-            ("wang.approver", Role.APPROVER),
-            ("chen.officer", Role.REVIEWER),
-        )
-    }
-
-
-def promote(session: Session, username: str = "chen.officer") -> None:
-    """Make a reviewer an approver; the role counts from the next request."""
-    change_role(session, username, Role.APPROVER, now=NOW, actor="tests")
-    session.flush()
+    return onboarding_officer_keys(app, session)
 
 
 def merchant_key(client: FlaskClient, session: Session, merchant: str) -> str:

@@ -12,13 +12,10 @@ from sqlalchemy.orm import Session
 
 from merchant_onboarding.models import HitDecision
 from provenance.ledger import LedgerEntry
-from tests.ledger_support import NOW
 from tests.onboarding_support import id_number
-from tests.personal_keys_support import personal_key
+from tests.personal_keys_support import onboarding_officer_keys, promote
 from tests.screening_support import import_csv
-from tests.test_onboarding_api import BASE, PROBLEM, auth, post, promote, submitted
-from webapp.accounts.roles import Role
-from webapp.runtime import current_runtime
+from tests.test_onboarding_api import BASE, PROBLEM, auth, post, submitted
 
 WATCHLIST = """id,name,kind,aliases,countries,note
 E1,北京黑石贸易有限公司,entity,Beijing Heishi Trading Co Ltd,cn,
@@ -33,18 +30,7 @@ LISTED: dict[str, Any] = {
 
 @pytest.fixture()
 def tokens(app: Flask, session: Session) -> dict[str, str]:
-    with app.app_context():
-        current_runtime().ledger.ensure_genesis(session, name="test", now=NOW)
-        session.flush()
-    # chen.officer starts as a reviewer and may be made an approver (promote).
-    return {
-        username: personal_key(app, session, username, role)
-        for username, role in (
-            ("li.reviewer", Role.REVIEWER),
-            ("wang.approver", Role.APPROVER),
-            ("chen.officer", Role.REVIEWER),
-        )
-    }
+    return onboarding_officer_keys(app, session)
 
 
 def counts(session: Session) -> tuple[int, int]:
