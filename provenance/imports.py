@@ -13,10 +13,11 @@ turned into keyed pseudonyms; a full card number in the instrument column is ref
 from __future__ import annotations
 
 import base64
+import csv
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import pydantic
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -462,3 +463,85 @@ def import_sales(
     flush()
     run.finish()
     return report
+
+
+# --- a whole file -------------------------------------------------------------------
+
+TRANSFER_COLUMNS = ("from", "to")
+# What each kind of file holds: its required columns.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "issuance": ISSUANCE_COLUMNS,
+    "transfers": TRANSFER_COLUMNS,
+    "sales": SALE_COLUMNS,
+}
+_NOT_CSV = "the line is not valid CSV (a field too long, or a stray quote)"
+
+
+def csv_rows(reader: Any) -> Iterator[Any]:
+    """A ``csv`` reader's rows; a line the module cannot read fails the import with its
+    number (the module's own message is not repeated: it may quote the line)."""
+    read = reader.line_num  # the last line of the rows read so far
+    try:
+        for row in reader:
+            read = reader.line_num
+            yield row
+    except csv.Error as e:
+        # The unreadable row starts on the line after the last row read.
+        raise ImportFailedError([LineError(read + 1, None, _NOT_CSV)], 1) from e
+
+
+def count_rows(text: IO[str]) -> int:
+    """The data rows of a CSV file (its header not counted).
+
+    Raises:
+        ImportFailedError: a line is not valid CSV.
+    """
+    return max(sum(1 for _ in csv_rows(csv.reader(text))) - 1, 0)
+
+
+def import_csv(
+    session: Session,
+    ledger: Ledger,
+    kind: str,
+    text: IO[str],
+    *,
+    fingerprint_key: bytes,
+    signers: Signers,
+    now: datetime,
+    expires_at: datetime | None = None,
+    progress: Progress | None = None,
+    on_append: Callable[[Session, Sequence[Statement]], None] | None = None,
+) -> ImportReport:
+    """Import one CSV file of ``kind`` (a key of :data:`COLUMNS`), all or nothing.
+
+    Args:
+        text: the file, opened as text (``encoding="utf-8-sig", newline=""``).
+        expires_at: issuance only: the batches' expiry.
+        on_append: sales only: told of each chunk of sale statements appended.
+
+    Raises:
+        ValidationError: an unknown kind, or an expiry for another kind than issuance.
+        ImportFailedError: the header or any line is bad (nothing was applied).
+    """
+    if kind not in COLUMNS:
+        raise ValidationError(f"the kind of file must be one of {', '.join(COLUMNS)}", field="kind")
+    if expires_at is not None and kind != "issuance":
+        raise ValidationError("an expiry applies to issuance only", field="expires_at")
+    reader = csv.DictReader(text)
+    try:
+        header = reader.fieldnames
+    except csv.Error as e:
+        raise ImportFailedError([LineError(1, None, _NOT_CSV)], 1) from e
+    check_columns(header, COLUMNS[kind])
+    rows = csv_rows(reader)
+    common: dict[str, Any] = {
+        "fingerprint_key": fingerprint_key,
+        "signers": signers,
+        "now": now,
+        "progress": progress,
+    }
+    if kind == "issuance":
+        return import_issuance(session, ledger, rows, expires_at=expires_at, **common)
+    if kind == "transfers":
+        return import_transfers(session, ledger, rows, **common)
+    return import_sales(session, ledger, rows, on_append=on_append, **common)

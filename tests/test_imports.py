@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ from sqlalchemy.orm import Session
 
 from provenance.codes import Code, CodeBatch
 from provenance.db import write_transaction
+from provenance.errors import ValidationError
 from provenance.imports import (
     ImportFailedError,
     Signers,
+    import_csv,
     import_issuance,
     import_sales,
     import_transfers,
@@ -237,6 +240,64 @@ def test_reused_batch_id_is_reported_at_the_batch_first_line(
     with pytest.raises(ImportFailedError) as info, session.begin_nested():
         issue(session, chain, issuance_csv("b1", 9000, 3))  # "b1" was issued by the chain
     assert info.value.errors[0].line == 2
+
+
+def csv_file(session: Session, chain: Chain, kind: str, text: str, **options: Any) -> Any:
+    signers = Signers(chain.ledger.platform, {})
+    return import_csv(
+        session,
+        chain.ledger,
+        kind,
+        io.StringIO(text, newline=""),
+        fingerprint_key=FINGERPRINT_KEY,
+        signers=signers,
+        now=NOW,
+        **options,
+    )
+
+
+def test_a_file_is_imported_by_its_kind(session: Session, chain: Chain) -> None:
+    report = csv_file(session, chain, "issuance", issuance_csv("imp-9", 8500, 4))
+    assert (report.rows, report.batches) == (4, ["imp-9"])
+    assert session.get(Code, fp(8501)) is not None
+
+
+def test_a_line_the_csv_reader_cannot_read_is_named_and_not_quoted(
+    session: Session, chain: Chain
+) -> None:
+    before = count(session, LedgerEntry), count(session, Code)
+    huge = pin(8600) * (csv.field_size_limit() // len(pin(8600)) + 1)
+    text = issuance_csv("imp-10", 8600, 2) + f"imp-10,{PRODUCT},{serial(8602)},{huge}\n"
+    with pytest.raises(ImportFailedError) as info, session.begin_nested():
+        csv_file(session, chain, "issuance", text)
+    assert [(e.line, e.field) for e in info.value.errors] == [(4, None)]
+    assert "not valid CSV" in str(info.value) and pin(8600) not in str(info.value)
+    assert (count(session, LedgerEntry), count(session, Code)) == before
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "field"),
+    [
+        ("refunds", {}, "kind"),
+        ("transfers", {"expires_at": NOW + timedelta(days=30)}, "expires_at"),
+    ],
+)
+def test_a_bad_kind_or_option_is_refused_before_reading(
+    session: Session, chain: Chain, kind: str, options: dict[str, Any], field: str
+) -> None:
+    before = count(session, LedgerEntry)
+    with pytest.raises(ValidationError) as info:
+        csv_file(session, chain, kind, "from,to,fingerprint\n", **options)
+    assert info.value.field == field
+    assert count(session, LedgerEntry) == before
+
+
+def test_a_file_without_the_kinds_columns_is_refused_on_line_1(
+    session: Session, chain: Chain
+) -> None:
+    with pytest.raises(ImportFailedError) as info:
+        csv_file(session, chain, "sales", "merchant,buyer\nshop,b1\n")
+    assert info.value.errors[0].line == 1 and "amount, currency" in str(info.value)
 
 
 def test_cli_import_leaves_planner_statistics_on_postgresql(tmp_path: Path) -> None:

@@ -618,7 +618,6 @@ def codes_import(csv_file: str, kind: str, key_specs: tuple[str, ...], expires_a
     sales:     merchant,buyer,amount,currency, the code as above, and optionally
                instrument,payment_ref,device,ip
     """
-    import csv
     from datetime import UTC
 
     from provenance import imports
@@ -631,28 +630,13 @@ def codes_import(csv_file: str, kind: str, key_specs: tuple[str, ...], expires_a
     with app.app_context():
         runtime = current_runtime()
         session = db_session()
-        signers = imports.Signers(runtime.ledger.platform, keys)
-        run = {
-            "issuance": imports.import_issuance,
-            "transfers": imports.import_transfers,
-            "sales": imports.import_sales,
-        }[kind]
-        required = {
-            "issuance": imports.ISSUANCE_COLUMNS,
-            "transfers": ("from", "to"),
-            "sales": imports.SALE_COLUMNS,
-        }[kind]
-        extra: dict[str, Any] = {}
-        if kind == "issuance" and expires_at is not None:
-            extra["expires_at"] = expires_at.replace(tzinfo=UTC)
+        on_append = None
         if kind == "sales":
             from webapp.api_risk import live_risk
 
-            extra["on_append"] = live_risk().entries_appended
+            on_append = live_risk().entries_appended
         with open(csv_file, encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
             try:
-                imports.check_columns(reader.fieldnames, required)
                 with click.progressbar(
                     length=total, label=f"importing {kind}", file=sys.stderr
                 ) as bar:
@@ -664,15 +648,19 @@ def codes_import(csv_file: str, kind: str, key_specs: tuple[str, ...], expires_a
                         done = rows
 
                     with write_transaction(session):
-                        report = run(
+                        report = imports.import_csv(
                             session,
                             runtime.ledger,
-                            reader,
+                            kind,
+                            f,
                             fingerprint_key=runtime.secrets.fingerprint_key,
-                            signers=signers,
+                            signers=imports.Signers(runtime.ledger.platform, keys),
                             now=runtime.now(),
+                            expires_at=(
+                                expires_at.replace(tzinfo=UTC) if expires_at is not None else None
+                            ),
                             progress=advance,
-                            **extra,
+                            on_append=on_append,
                         )
                 _analyze(runtime.engine)
             except imports.ImportFailedError as e:

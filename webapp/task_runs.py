@@ -18,7 +18,6 @@ A run already finished or failed is left alone, so a redelivered task does nothi
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import re
@@ -383,13 +382,7 @@ def evidence_export_run(run_id: str) -> dict[str, Any]:
 
 # What each kind of file must hold in its header (as ``cardtrace codes import`` checks it):
 # transfers and sales also name each code, by fingerprint or issuer, product, serial, pin.
-IMPORT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "issuance": ("batch", "product", "serial", "pin"),
-    "transfers": ("from", "to"),
-    "sales": ("merchant", "buyer", "amount", "currency"),
-}
 _UPLOAD_RE = re.compile(r"[0-9a-f]{32}")
-_NOT_CSV = "the line is not valid CSV (a field too long, or a stray quote)"
 
 
 def import_uploads() -> Path:
@@ -412,22 +405,6 @@ def import_upload_path(upload: str) -> Path:
 class UploadMissingError(NotFoundError):
     code = "upload-missing"
     title = "The uploaded file is gone"
-
-
-def _csv_rows(reader: Any) -> Iterator[Any]:
-    """The reader's rows; a line the csv module cannot read is reported by its number
-    (the module's own message is not repeated: it may quote the line)."""
-    from provenance.imports import ImportFailedError, LineError
-
-    try:
-        yield from reader
-    except csv.Error as e:
-        raise ImportFailedError([LineError(reader.line_num, None, _NOT_CSV)], 1) from e
-
-
-def _count_rows(path: Path) -> int:
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        return max(sum(1 for _ in _csv_rows(csv.reader(f))) - 1, 0)
 
 
 def _code_import(run_id: str) -> dict[str, Any]:
@@ -453,11 +430,6 @@ def _import_file(run_id: str, params: dict[str, Any], path: Path) -> dict[str, A
     from webapp.api_risk import live_risk
 
     kind = str(params["kind"])
-    run_import = {
-        "issuance": imports.import_issuance,
-        "transfers": imports.import_transfers,
-        "sales": imports.import_sales,
-    }[kind]
     session, runtime = db_session(), current_runtime()
     _update(run_id, state=RunState.RUNNING, step=RunStep.READING)
     # On SQLite the import holds the one write lock until it commits: progress written
@@ -466,32 +438,30 @@ def _import_file(run_id: str, params: dict[str, Any], path: Path) -> dict[str, A
     try:
         if not path.is_file():
             raise UploadMissingError(f"the upload of task {run_id} is gone")
-        total = _count_rows(path)
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            total = imports.count_rows(f)
         _update(run_id, step=RunStep.IMPORTING, total=total)
 
         def progress(rows: int) -> None:
             if live:
                 _update(run_id, done=min(rows, total))
 
-        extra: dict[str, Any] = {}
-        if kind == "issuance" and params.get("expires"):
-            extra["expires_at"] = datetime.fromisoformat(str(params["expires"])).replace(tzinfo=UTC)
-        if kind == "sales":
-            extra["on_append"] = live_risk().entries_appended
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            imports.check_columns(reader.fieldnames, IMPORT_COLUMNS[kind])
-            with write_transaction(session):
-                report = run_import(
-                    session,
-                    runtime.ledger,
-                    _csv_rows(reader),
-                    fingerprint_key=runtime.secrets.fingerprint_key,
-                    signers=imports.Signers(runtime.ledger.platform),
-                    now=runtime.now(),
-                    progress=progress,
-                    **extra,
-                )
+        expires = params.get("expires")
+        with path.open(encoding="utf-8-sig", newline="") as f, write_transaction(session):
+            report = imports.import_csv(
+                session,
+                runtime.ledger,
+                kind,
+                f,
+                fingerprint_key=runtime.secrets.fingerprint_key,
+                signers=imports.Signers(runtime.ledger.platform),
+                now=runtime.now(),
+                expires_at=(
+                    datetime.fromisoformat(str(expires)).replace(tzinfo=UTC) if expires else None
+                ),
+                progress=progress,
+                on_append=live_risk().entries_appended if kind == "sales" else None,
+            )
     except imports.ImportFailedError as e:
         result = {
             "kind": kind,

@@ -30,14 +30,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from provenance.errors import NotFoundError
-from provenance.imports import ImportFailedError, check_columns
+from provenance.imports import COLUMNS, ImportFailedError, check_columns
 from webapp.accounts.roles import Role
 from webapp.accounts.web import current_session, login_required
 from webapp.pages.common import current_user, page
 from webapp.pages.tasks import STATE_LABELS, launch, show_progress, status_json
 from webapp.runtime import db_session
 from webapp.task_runs import (
-    IMPORT_COLUMNS,
     RunKind,
     RunState,
     TaskRun,
@@ -194,7 +193,7 @@ def _check_header(path: Path, kind: str) -> None:
         raise UploadRefusedError(
             _("The file's first line must be the header of its columns."), "file"
         )
-    required = IMPORT_COLUMNS[kind]
+    required = COLUMNS[kind]
     try:
         check_columns(header, required)
     except ImportFailedError:
@@ -210,7 +209,7 @@ def _accept_upload(form: dict[str, str]) -> tuple[str, dict[str, Any]]:
     Raises:
         UploadRefusedError: a bad kind, expiry date or file (nothing is left stored).
     """
-    if form["kind"] not in IMPORT_COLUMNS:
+    if form["kind"] not in COLUMNS:
         raise UploadRefusedError(
             _("Choose what the file holds: issuance, transfers or sales."), "kind"
         )
