@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import pyotp
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,7 +13,16 @@ from tests.ledger_support import NOW
 from webapp.accounts.apikeys import MAX_RATE_PER_MINUTE, create_personal_key
 from webapp.accounts.models import AccountUser
 from webapp.accounts.roles import Role
-from webapp.accounts.service import change_role, create_user
+from webapp.accounts.service import (
+    Stage,
+    begin_sign_in,
+    change_role,
+    confirm_enrolment,
+    create_user,
+    resolve_session,
+    start_enrolment,
+)
+from webapp.accounts.web import state
 from webapp.runtime import current_runtime
 
 PASSWORD = "correct horse battery staple"
@@ -28,11 +40,26 @@ def personal_key(
         ).first()
         if exists is None:
             create_user(session, username, username.title(), role, PASSWORD, now=NOW, party=party)
+            if role.is_staff:
+                enrol_second_factor(session, username)
         issued = create_personal_key(
             session, "tests", username, now=NOW, actor="tests", rate_per_minute=MAX_RATE_PER_MINUTE
         )
         session.flush()
     return issued.token
+
+
+def enrol_second_factor(session: Session, username: str, at: datetime = NOW) -> str:
+    """Enrol the account's TOTP as its first sign-in does (password, then a code from the
+    new secret); returns the secret. Needs an app context."""
+    keys = state().keys()
+    issued = begin_sign_in(session, username, PASSWORD, keys, now=at, ip=None)
+    pending = resolve_session(session, issued.token, now=at, stages=(Stage.ENROL,))
+    assert pending is not None, "a staff account without TOTP signs in to enrolment"
+    secret = start_enrolment(session, pending.user, keys).secret
+    confirm_enrolment(session, pending, pyotp.TOTP(secret).at(at), keys, now=at, ip=None)
+    session.flush()
+    return secret
 
 
 def staff_keys(app: Flask, session: Session) -> dict[str, str]:

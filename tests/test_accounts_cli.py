@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from provenance.db import write_transaction
 from provenance.ledger import LedgerEntry
 from tests.ledger_support import register_party
+from tests.test_accounts_support import enrol
 from webapp import create_app
 from webapp.bootstrap import initialise
 from webapp.cli import cli
@@ -133,6 +135,11 @@ def test_a_personal_key_is_made_for_an_account_and_takes_no_party_or_scope(
     instance: Path,
 ) -> None:
     run("accounts", "create", "rev.li", "--role", "reviewer", "--name", "Li", stdin=PASSWORD + "\n")
+    # A staff account has a key only once its second factor is enrolled.
+    early = CliRunner().invoke(cli, ["apikeys", "create", "--user", "rev.li", "--name", "laptop"])
+    assert early.exit_code != 0 and "second factor" in early.output, early.output
+    assert json.loads(run("apikeys", "list", "--json").output) == []
+    enrol(create_app().test_client(), "rev.li", datetime.now(UTC), PASSWORD)
     created = run("apikeys", "create", "--user", "rev.li", "--name", "laptop")
     assert created.exit_code == 0, created.output
     key = created.stdout.strip().splitlines()[-1]

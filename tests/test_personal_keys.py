@@ -20,7 +20,7 @@ from provenance.ledger import LedgerEntry
 from provenance.risk.rules import RiskRuleVersion
 from tests.api_support import api_key
 from tests.ledger_support import NOW, register_party
-from tests.personal_keys_support import personal_key
+from tests.personal_keys_support import enrol_second_factor, personal_key
 from tests.test_accounts_support import SHOP as ACCOUNTS_SHOP
 from tests.test_accounts_support import (  # noqa: F401 (fixtures)
     Accounts,
@@ -32,7 +32,7 @@ from tests.test_accounts_support import (  # noqa: F401 (fixtures)
 from webapp.accounts.apikeys import create_personal_key, revoke_key
 from webapp.accounts.models import AccountEvent, ApiKey
 from webapp.accounts.roles import Role
-from webapp.accounts.service import change_role, lock_user
+from webapp.accounts.service import change_role, lock_user, reset_totp
 from webapp.officer_auth import SESSION_ROLES
 from webapp.runtime import current_runtime
 
@@ -170,6 +170,25 @@ def test_a_disabled_or_locked_users_key_is_a_401(
     assert writes(session) == before
 
 
+def test_a_staff_key_stops_when_its_accounts_second_factor_is_reset(
+    app: Flask, client: FlaskClient, session: Session
+) -> None:
+    token = personal_key(app, session, "li.reviewer", Role.REVIEWER)
+    assert client.get("/api/v1/onboarding/queue", headers=bearer(token)).status_code == 200
+    with app.app_context():
+        reset_totp(session, "li.reviewer", now=NOW, actor="tests")
+        session.flush()
+    before = writes(session)
+    answer = client.get("/api/v1/onboarding/queue", headers=bearer(token))
+    assert answer.status_code == 401
+    assert answer.get_json()["code"] == "api-key-invalid"
+    assert "second factor" in answer.get_json()["detail"]
+    assert writes(session) == before
+    with app.app_context():
+        enrol_second_factor(session, "li.reviewer")
+    assert client.get("/api/v1/onboarding/queue", headers=bearer(token)).status_code == 200
+
+
 def test_a_role_change_takes_effect_on_the_next_request(
     app: Flask, client: FlaskClient, session: Session
 ) -> None:
@@ -261,7 +280,14 @@ def test_an_administrator_makes_a_personal_key_on_the_keys_page(
         answer = web.post("/admin/api-keys", data={"csrf_token": token, "name": "x", **refused})
         assert answer.status_code == 422
         assert "A personal key needs an existing account" in answer.get_data(as_text=True)
+    # A staff account without its second factor has no key either.
+    early = web.post(
+        "/admin/api-keys", data={"csrf_token": token, "name": "laptop", "user": "li.reviewer"}
+    )
+    assert early.status_code == 422
+    assert "enrols TOTP first" in early.get_data(as_text=True)
     assert accounts.session.scalar(select(func.count()).select_from(ApiKey)) == before
+    enrol(accounts.app.test_client(), "li.reviewer", accounts.clock())
     created = web.post(
         "/admin/api-keys", data={"csrf_token": token, "name": "laptop", "user": "li.reviewer"}
     )
@@ -278,6 +304,7 @@ def test_a_personal_keys_last_use_and_rate_limit_on_an_officer_api(
     accounts: Accounts, web: FlaskClient
 ) -> None:
     accounts.create("li.reviewer", Role.REVIEWER)
+    enrol(accounts.app.test_client(), "li.reviewer", accounts.clock())
     issued = create_personal_key(
         accounts.session, "laptop", "li.reviewer", now=NOW, actor="tests", rate_per_minute=2
     )

@@ -27,7 +27,7 @@ from webapp.accounts.errors import (
     InvalidAccountInputError,
 )
 from webapp.accounts.models import AccountUser, ApiKey
-from webapp.accounts.roles import Scope, parse_scopes
+from webapp.accounts.roles import Role, Scope, parse_scopes
 from webapp.accounts.service import EventKind, get_user, record
 
 KEY_PREFIX = "ctk_"
@@ -136,10 +136,18 @@ def create_personal_key(
 
     Raises:
         AccountNotFoundError: no such account.
-        InvalidAccountInputError: empty name, a rate out of range, or an expiry in the past.
+        InvalidAccountInputError: empty name, a rate out of range, an expiry in the past,
+            or a staff account that has not enrolled its second factor (field
+            ``second_factor``): a key must not be a way around it.
     """
     name = _check_limits(name, rate_per_minute, expires_at, now)
     user = get_user(session, username)
+    if _lacks_second_factor(user):
+        raise InvalidAccountInputError(
+            f"account {user.username!r} has not enrolled its second factor (TOTP) yet: "
+            "a staff account signs in once with it before it can have a personal key",
+            field="second_factor",
+        )
     return _issue(
         session,
         name,
@@ -195,11 +203,18 @@ def _issue(
     return IssuedKey(key, token)
 
 
+def _lacks_second_factor(user: AccountUser) -> bool:
+    """Staff sign in with a second factor; an account whose TOTP is not (or no longer)
+    enrolled acts through no key either."""
+    return Role(user.role).is_staff and user.totp_confirmed_at is None
+
+
 def key_user(session: Session, key: ApiKey, *, now: datetime) -> AccountUser | None:
     """The account a personal key acts as; None for a machine's key.
 
     Raises:
-        ApiKeyInvalidError: the account is disabled or locked out (no secret or name said).
+        ApiKeyInvalidError: the account is disabled or locked out, or is a staff account
+            whose second factor was reset (no secret or name said).
     """
     if key.user_id is None:
         return None
@@ -208,6 +223,8 @@ def key_user(session: Session, key: ApiKey, *, now: datetime) -> AccountUser | N
         raise ApiKeyInvalidError("the API key's account is disabled")
     if user.locked_until is not None and user.locked_until > now:
         raise ApiKeyInvalidError("the API key's account is locked")
+    if _lacks_second_factor(user):
+        raise ApiKeyInvalidError("the API key's account has no second factor enrolled")
     return user
 
 

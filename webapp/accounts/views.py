@@ -115,6 +115,10 @@ FIELD_MESSAGES = {
     "role": _l("Unknown role."),
     "self": _l("You cannot change your own role or lock yourself out."),
     "user": _l("A personal key needs an existing account, and takes no party and no operations."),
+    "second_factor": _l(
+        "A staff account's personal key needs its second factor: the account signs in once "
+        "and enrols TOTP first."
+    ),
 }
 
 
