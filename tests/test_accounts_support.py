@@ -113,13 +113,9 @@ class Enrolled:
     recovery_codes: list[str]
 
 
-def enrol(
-    client: FlaskClient, username: str, at: datetime, password: str = PASSWORD
-) -> Enrolled:
+def enrol(client: FlaskClient, username: str, at: datetime, password: str = PASSWORD) -> Enrolled:
     """Sign in with the password, enrol TOTP from the page, confirm; returns what it showed."""
-    assert password_step(client, username, password).headers["Location"].endswith(
-        "/sign-in/enrol"
-    )
+    assert password_step(client, username, password).headers["Location"].endswith("/sign-in/enrol")
     page = client.get("/sign-in/enrol").get_data(as_text=True)
     match = SECRET_RE.search(page)
     assert match, page
