@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="the server")
     parser.add_argument(
-        "--no-analyze", action="store_true", help="no ANALYZE once the PostgreSQL store is built"
+        "--no-analyze",
+        action="store_true",
+        help="no VACUUM (ANALYZE) once the PostgreSQL store is built",
     )
     args = parser.parse_args(argv)
     header("The card-code store of the verify benchmarks", MODULE)

@@ -4,6 +4,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
 from provenance.errors import ConfigError
 from tests.keys import write_key_dir
@@ -16,6 +17,7 @@ from webapp.config import (
     load_secrets,
     load_settings,
 )
+from webapp.database import SQLITE_CACHE_KIB, make_engine
 
 
 def test_defaults_put_everything_in_the_instance_folder(tmp_path: Path) -> None:
@@ -160,3 +162,13 @@ def test_secrets_do_not_show_in_repr(tmp_path: Path) -> None:
     assert "x" * 40 not in repr(settings)
     assert "test-session-key" not in repr(secrets)
     assert secrets.fingerprint_key.hex() not in repr(secrets)
+
+
+def test_a_sqlite_connection_maps_the_file_and_keeps_a_large_page_cache(tmp_path: Path) -> None:
+    engine = make_engine(make_url(f"sqlite:///{tmp_path / 'store.db'}"))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
+        # SQLite caps the mapping at its compile-time limit; it is on, and large.
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() >= 256 << 20
+    engine.dispose()

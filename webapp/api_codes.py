@@ -82,8 +82,11 @@ def read_engine(url: URL) -> Engine | None:
     costs the server more than running it (about 0.8 ms against 0.7 ms). A prepared
     statement may settle on a plan made while a table was still small; every plan here
     is a lookup by key, and connections (with their plans) are replaced every
-    :data:`READ_CONNECTION_SECONDS`, so such a plan cannot outlive a few minutes. SQLite
-    reads in-process, where a transaction costs next to nothing.
+    :data:`READ_CONNECTION_SECONDS`, so such a plan cannot outlive a few minutes. JIT
+    compilation is off on these connections: a list of 500 keys in a large store can
+    pass the server's cost threshold for it, and compiling then costs tens of
+    milliseconds for a statement that runs in a few. SQLite reads in-process, where a
+    transaction costs next to nothing.
     """
     if url.get_backend_name() != "postgresql":
         return None
@@ -92,7 +95,7 @@ def read_engine(url: URL) -> Engine | None:
         pool_pre_ping=False,
         pool_recycle=READ_CONNECTION_SECONDS,
         isolation_level="AUTOCOMMIT",
-        connect_args={"prepare_threshold": 0},
+        connect_args={"prepare_threshold": 0, "options": "-c jit=off"},
     )
 
 
