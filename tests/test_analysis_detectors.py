@@ -43,7 +43,10 @@ def at(days: float) -> datetime:
 def found(detector: Detector, pattern: list[Row], **attributes: list[str | None]) -> set[str]:
     """The accounts ``detector`` reports, over the background plus ``pattern``."""
     rows = background() + pattern
-    columns = {k: [None] * (len(rows) - len(v)) + v for k, v in attributes.items()}
+    columns: dict[str, list[str | None]] = {}
+    for column, values in attributes.items():
+        padding: list[str | None] = [None] * (len(rows) - len(values))
+        columns[column] = padding + values
     table = TransferTable.from_rows(rows, columns or None)
     index = TransferIndex.build(table)
     return {
@@ -117,6 +120,31 @@ def test_hub_gathering_from_and_scattering_to_fresh_accounts_is_found() -> None:
     pattern += [("hub", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(10)]
     pattern += [(f"p{i}", "hub", 60.0, at(3 * i + 1.5)) for i in range(10, 20)]
     assert {"hub", "in0", "out2"} <= found_among_established(GatherScatterDetector(), pattern)
+
+
+def test_hub_scattering_to_accounts_fed_by_nobody_else_is_found() -> None:
+    # Its receivers are busy payers (a standing order each, every week), but the hub is
+    # the only account that ever pays them: quiet on the side that faces the hub.
+    pattern = [(f"in{i}", "hub", 500.0, at(30 + i)) for i in range(3)]
+    pattern += [("hub", f"out{i}", 480.0, at(36 + i)) for i in range(3)]
+    pattern += [
+        (f"out{i}", "landlord", 90.0, at(7 * week + i)) for i in range(3) for week in range(12)
+    ]
+    pattern += [("hub", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(10)]
+    pattern += [(f"p{i}", "hub", 60.0, at(3 * i + 1.5)) for i in range(10, 20)]
+    assert {"hub", "in0", "out2"} <= found_among_established(GatherScatterDetector(), pattern)
+
+
+def test_hub_paying_accounts_fed_by_others_is_quiet() -> None:
+    # The same hub, but its receivers are paid by other people too.
+    pattern = [(f"in{i}", "hub", 500.0, at(30 + i)) for i in range(3)]
+    pattern += [("hub", f"out{i}", 480.0, at(36 + i)) for i in range(3)]
+    pattern += [
+        (f"p{20 + week}", f"out{i}", 90.0, at(7 * week + i)) for i in range(3) for week in range(12)
+    ]
+    pattern += [("hub", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(10)]
+    pattern += [(f"p{i}", "hub", 60.0, at(3 * i + 1.5)) for i in range(10, 20)]
+    assert "hub" not in found_among_established(GatherScatterDetector(), pattern)
 
 
 def found_among_many(detector: Detector, pattern: list[Row]) -> set[str]:
@@ -226,6 +254,28 @@ def test_chance_cycle_through_busy_accounts_is_quiet() -> None:
             pattern.append((name, f"{name}-payee{k}", 50.0, at(1 + 4 * k)))
             pattern.append((f"{name}-payer{k}", name, 50.0, at(2 + 4 * k)))
     assert not found(CycleDetector(), pattern) & set(ring)
+
+
+def test_cycle_through_one_busy_account_is_found() -> None:
+    # A busy payee (forty one-off payers) is the one busy account of a cycle of six
+    # fresh accounts: it is walked from, not through.
+    ring = ["busy", "r1", "r2", "r3", "r4", "r5"]
+    pattern = [(ring[i], ring[(i + 1) % 6], 600.0, at(50 + 2 * i)) for i in range(6)]
+    pattern += [(f"payer{k}", "busy", 50.0, at(1 + 2 * k)) for k in range(40)]
+    assert set(ring) <= found(CycleDetector(), pattern)
+
+
+def test_chance_cycle_through_one_busy_account_is_quiet() -> None:
+    # The busy account's one-off counterparties are themselves busy one-off payers and
+    # payees, so chance closes cycles through them: none is reported.
+    pattern = []
+    for name in ("busy", "b1", "b2", "b3"):
+        for k in range(40 if name == "busy" else 20):
+            pattern.append((name, f"{name}-payee{k}", 50.0, at(1 + 2 * k)))
+            pattern.append((f"{name}-payer{k}", name, 50.0, at(2 + 2 * k)))
+    pattern += [("busy", "b1", 600.0, at(50)), ("b1", "b2", 600.0, at(52))]
+    pattern += [("b2", "b3", 600.0, at(54)), ("b3", "busy", 600.0, at(56))]
+    assert not found(CycleDetector(), pattern) & {"busy", "b1", "b2", "b3"}
 
 
 def test_cycle_is_found_however_much_unrelated_traffic_there_is() -> None:

@@ -3,11 +3,14 @@
 Directed cycles of ``min_length`` to ``max_length`` accounts over occasional transfers,
 all inside one window. A refund is a cycle of two between the same pair, which the
 occasional view already excludes when the pair trades more than once, and which
-``min_length`` (3) excludes in any case. The search is bounded: each cycle is found once,
-from its lowest account id, visiting only higher ids; accounts with more than
-``max_branch`` occasional senders or receivers (hubs, through which chance closes
-cycles easily) are not walked through, and each start explores at
-most ``max_steps`` partial paths.
+``min_length`` (3) excludes in any case. The search is bounded: accounts with more than
+``max_branch`` occasional senders or receivers (busy accounts, whose many
+counterparties would make the walk explode) are never walked through. A cycle of
+accounts that are not busy is found once, from its lowest account id, visiting only
+higher ids; a cycle through exactly one busy account (a mule ring that launders through
+one established account) is found from that account, walking only towards accounts
+that can still lead back to it in few enough hops. Each start explores at most
+``max_steps`` partial paths; cycles through two or more busy accounts are not searched.
 
 Chance closes cycles through busy accounts easily, so a cycle is reported only when a
 random rewiring of the occasional transfers would make fewer than ``max_expected``
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from provenance.analysis.findings import Finding, Typology
-from provenance.analysis.index import DAY, TransferIndex
+from provenance.analysis.index import DAY, Adjacency, TransferIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,43 +58,62 @@ class CycleDetector:
 
     def detect(self, index: TransferIndex) -> list[Finding]:
         window = int(self.window_days * DAY)
-        table = index.table
         out = index.out
         degree_out, degree_in = out.degree(), index.into.degree()
-        busy = (degree_out > self.max_branch) | (degree_in > self.max_branch)
-        time = table.time
+        busy_mask = (degree_out > self.max_branch) | (degree_in > self.max_branch)
+        # Plain lists: the walk below reads them millions of times.
+        ptr: list[int] = out.ptr.tolist()
+        other: list[int] = out.other.tolist()
+        row_of: list[int] = out.rows.tolist()
+        time_of: list[int] = index.table.time[out.rows].tolist()
+        busy: list[bool] = busy_mask.tolist()
+        longest = self.max_length
         findings = []
         for start in np.flatnonzero((degree_out >= 1) & (degree_in >= 1)):
             u = int(start)
-            if busy[u]:
-                continue
+            # A cycle of accounts that are not busy is found from its lowest id, visiting
+            # higher ids only; a cycle through one busy account is found from that
+            # account, through accounts of any id that are not busy. Each is found once;
+            # cycles through two busy accounts are not searched.
+            lowest = -1 if busy[u] else u
+            # From a busy account, only accounts that can still lead back to it (in few
+            # enough hops through accounts that are not busy) are walked: without this,
+            # its many counterparties use up the search on paths that never return.
+            back = _hops_to(u, index.into, busy_mask, longest - 1) if busy[u] else None
             steps = 0
             # Stack of (account, path rows, accounts on path, earliest, latest).
             stack: list[tuple[int, tuple[int, ...], tuple[int, ...], int, int]] = []
-            for position in range(int(out.ptr[u]), int(out.ptr[u + 1])):
-                v = int(out.other[position])
-                if v > u:
-                    t = int(time[out.rows[position]])
-                    stack.append((v, (int(out.rows[position]),), (u, v), t, t))
+            for position in range(ptr[u], ptr[u + 1]):
+                v = other[position]
+                if v > lowest and not busy[v] and (back is None or v in back):
+                    t = time_of[position]
+                    stack.append((v, (row_of[position],), (u, v), t, t))
             while stack and steps < self.max_steps:
                 steps += 1
                 node, rows, members, lo, hi = stack.pop()
-                if busy[node]:
-                    continue
-                for position in range(int(out.ptr[node]), int(out.ptr[node + 1])):
-                    w = int(out.other[position])
-                    row = int(out.rows[position])
-                    t = int(time[row])
-                    new_lo, new_hi = min(lo, t), max(hi, t)
+                size = len(members)
+                for position in range(ptr[node], ptr[node + 1]):
+                    w = other[position]
+                    if w != u and (
+                        w <= lowest
+                        or busy[w]
+                        or size >= longest
+                        or w in members
+                        or (back is not None and size + back.get(w, longest) > longest)
+                    ):
+                        continue
+                    t = time_of[position]
+                    new_lo = lo if lo < t else t
+                    new_hi = hi if hi > t else t
                     if new_hi - new_lo > window:
                         continue
-                    if w == u:
-                        if len(members) >= self.min_length and self._improbable(
-                            index, members, (*rows, row), new_hi - new_lo
-                        ):
-                            findings.append(self._finding(members, (*rows, row), new_hi - new_lo))
-                    elif w > u and w not in members and len(members) < self.max_length:
+                    row = row_of[position]
+                    if w != u:
                         stack.append((w, (*rows, row), (*members, w), new_lo, new_hi))
+                    elif size >= self.min_length and self._improbable(
+                        index, members, (*rows, row), new_hi - new_lo
+                    ):
+                        findings.append(self._finding(members, (*rows, row), new_hi - new_lo))
         return findings
 
     def _improbable(
@@ -112,3 +134,22 @@ class CycleDetector:
             rows,
             f"a cycle through {len(members)} accounts within {span / DAY:.1f} days",
         )
+
+
+def _hops_to(target: int, into: Adjacency, busy: np.ndarray, most: int) -> dict[int, int]:
+    """The accounts from which ``target`` can be reached in at most ``most`` occasional
+    transfers through accounts that are not busy, with the fewest hops each takes."""
+    hops = {target: 0}
+    frontier = [target]
+    for depth in range(1, most + 1):
+        reached = []
+        for account in frontier:
+            for position in range(int(into.ptr[account]), int(into.ptr[account + 1])):
+                sender = int(into.other[position])
+                if sender not in hops and not busy[sender]:
+                    hops[sender] = depth
+                    reached.append(sender)
+        if not reached:
+            break
+        frontier = reached
+    return hops

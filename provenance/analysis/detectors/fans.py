@@ -25,7 +25,9 @@ one-time buyers), ``q`` is large and the test asks for proportionately more; whe
 every account also makes everyday one-off payments, nobody is quiet and the test finds
 nothing, rather than something false. A gather-scatter hub is tested the same way on
 both sides, and gets the chance that all its gathering comes before all its scattering
-(``a! b! / (a + b)!``, as a random order would have it) on top.
+(``a! b! / (a + b)!``, as a random order would have it) on top; for a hub, a sender is
+quiet when it sends at most ``quiet_activity`` transfers and a receiver when it
+receives at most that many, whatever else it does (see :func:`_quiet`).
 """
 
 from __future__ import annotations
@@ -91,17 +93,33 @@ def _quiet_side(
     return rows, others
 
 
+def _quiet(index: TransferIndex, side: Literal["sent", "received"], most: int) -> np.ndarray:
+    """Per account, whether it sends (``"sent"``) or receives (``"received"``) at most
+    ``most`` transfers in the whole list.
+
+    A mule paid by a gather-scatter hub is fed by nobody else; a mule paying into it
+    pays nobody else. What such an account does the other way (its own pay coming in,
+    its standing order going out) does not make it less of a mule, so each side of a
+    hub is judged on the direction that faces the hub. This looser sense of quiet makes
+    quiet counterparties commoner (``q`` larger) for everyone; a hub, which needs quiet
+    accounts on both sides and its gathering before its scattering, can afford that,
+    while a fan, with one side only, keeps the stricter sense (quiet both ways).
+    """
+    ids = index.table.source if side == "sent" else index.table.target
+    counts: np.ndarray = np.bincount(ids, minlength=index.n_accounts)
+    return counts <= most
+
+
 def _quiet_fans(
     index: TransferIndex,
     adjacency: Adjacency,
-    quiet_activity: int,
+    quiet: np.ndarray,
     min_quiet: int,
     max_quiet: int,
     alpha: float,
 ) -> list[tuple[int, list[int], list[int], float]]:
     """Accounts whose occasional counterparties are quiet far more often than chance
     would have it: (account, rows, quiet counterparties, chance per account)."""
-    quiet = index.activity <= quiet_activity
     q = _quiet_share(adjacency, quiet)
     degree = adjacency.degree()
     owner = np.repeat(np.arange(degree.shape[0], dtype=np.int64), degree)
@@ -246,7 +264,7 @@ class FanDetector:
         for centre, rows, others, p in _quiet_fans(
             index,
             full,
-            self.quiet_activity,
+            index.activity <= self.quiet_activity,
             self.min_quiet,
             self.max_counterparties,
             self.fdr,
@@ -380,9 +398,12 @@ class GatherScatterDetector:
         return findings
 
     def _quiet_hubs(self, index: TransferIndex, reported: set[int]) -> list[Finding]:
+        quiet_senders = _quiet(index, "sent", self.quiet_activity)
+        quiet_receivers = _quiet(index, "received", self.quiet_activity)
         quiet = index.activity <= self.quiet_activity
         time = index.table.time
-        q_in, q_out = _quiet_share(index.into, quiet), _quiet_share(index.out, quiet)
+        q_in = _quiet_share(index.into, quiet_senders)
+        q_out = _quiet_share(index.out, quiet_receivers)
         degree_in, degree_out = index.into.degree(), index.out.degree()
         tested = max(1, int(np.count_nonzero((degree_in > 0) & (degree_out > 0))))
         candidates: list[tuple[int, list[int], list[int], list[int], list[int], float]] = []
@@ -392,8 +413,8 @@ class GatherScatterDetector:
             a = int(account)
             if a in reported:
                 continue
-            rows_in, senders = _quiet_side(index.into, a, quiet)
-            rows_out, receivers = _quiet_side(index.out, a, quiet)
+            rows_in, senders = _quiet_side(index.into, a, quiet_senders)
+            rows_out, receivers = _quiet_side(index.out, a, quiet_receivers)
             if (
                 min(len(senders), len(receivers)) < self.min_quiet_side
                 or max(len(senders), len(receivers)) > self.max_counterparties
