@@ -9,7 +9,7 @@ Measured, each on SQLite and PostgreSQL:
 single
     One ``verify_codes`` call per code, its ``CodeQuery`` built by ``CodeQuery.from_raw``
     inside the timing, in a fresh ``Session`` (as a request has) on the engine the app's
-    verify reads through (``webapp.api_codes.read_engine``: on PostgreSQL autocommit
+    verify reads through (``webapp.database.read_engine``: on PostgreSQL autocommit
     without pre-ping), with the app's cache of tree hashes, merchant approved. The
     verdict carries the custody chain and the inclusion proofs of its entries against the
     checkpoint. The codes are drawn over the whole store: 80% allowed, 10% already sold,
@@ -74,7 +74,7 @@ from bench._common import (
 from provenance.codes import Code
 from provenance.fingerprints import code_fingerprint
 from provenance.verdict import CodeQuery, NodeCache, VerifyResult, verify_codes
-from webapp.api_codes import read_engine
+from webapp.database import read_engine
 
 MODULE = "bench.codes_verify"
 P50_TARGET_MS = 1.0
@@ -333,7 +333,7 @@ class DatabaseResult:
 def measure(db: Database, setup: StoreReport, args: argparse.Namespace) -> DatabaseResult:
     layout = Layout(args.codes, args.batch_size)
     # As the app reads: one cache of tree hashes per process, and on PostgreSQL an engine
-    # in autocommit without pre-ping (webapp.api_codes.read_engine), which the baselines
+    # in autocommit without pre-ping (webapp.database.read_engine), which the baselines
     # use too.
     nodes = NodeCache()
     engine = read_engine(db.engine.url) or db.engine

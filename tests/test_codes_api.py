@@ -43,7 +43,6 @@ from tests.ledger_support import NOW, make_ledger
 from tests.services import fresh_postgres_database
 from webapp import create_app
 from webapp.accounts.apikeys import create_key
-from webapp.api_codes import codes_state
 from webapp.database import make_engine, upgrade
 from webapp.runtime import current_runtime
 
@@ -663,7 +662,8 @@ def test_verify_on_postgresql_survives_the_server_dropping_its_connections(
                 session, "till", PLATFORM_PARTY, "codes:verify", now=NOW, actor="tests"
             ).token
         ledger.close()
-        # The app makes its own sessions, as in production: verify reads in autocommit.
+        # The app makes its own sessions, as in production: verify and the check of its
+        # API key read in autocommit, through the read engine.
         app = create_app(
             {
                 "env": "testing",
@@ -686,7 +686,7 @@ def test_verify_on_postgresql_survives_the_server_dropping_its_connections(
         second = verify(client, 0)
         with app.app_context():
             current_runtime().engine.dispose()
-            reader = codes_state().reader(current_runtime())
+            reader = current_runtime().reader()
             assert reader is not None
             reader.dispose()
         engine.dispose()

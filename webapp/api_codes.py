@@ -12,7 +12,6 @@ import base64
 import binascii
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,10 +20,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 from flask.blueprints import BlueprintSetupState
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Engine
-from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from provenance.codes import get_code, require_product
 from provenance.db import write_transaction
@@ -46,7 +43,6 @@ from provenance.verdict import (
 from webapp.accounts import Scope, api_actor, current_api_actor
 from webapp.accounts.errors import ScopeError
 from webapp.api_risk import live_risk
-from webapp.database import make_engine
 from webapp.openapi import (
     API_KEY,
     SESSION,
@@ -56,7 +52,7 @@ from webapp.openapi import (
     VerifyBatchAnswer,
     api_doc,
 )
-from webapp.runtime import Runtime, current_runtime, db_session
+from webapp.runtime import current_runtime, db_session
 from webapp.validation import parse_body
 
 bp = Blueprint("codes_api", __name__, url_prefix="/api/v1")
@@ -64,39 +60,6 @@ log = logging.getLogger(__name__)
 
 MAX_VERIFY_BATCH = 10_000
 MAX_ENTRIES = 1_000
-
-
-# How long a connection of the verify engine (and the plans it prepared) lives.
-READ_CONNECTION_SECONDS = 300
-
-
-def read_engine(url: URL) -> Engine | None:
-    """The engine verify reads through, or ``None`` to read through the request's session.
-
-    On PostgreSQL verify runs in autocommit, without a ping before each checkout: its one
-    or two SELECTs are then its only round trips (no ping, BEGIN or ROLLBACK). Nothing is
-    lost: in a READ COMMITTED transaction each statement has its own snapshot anyway, and
-    an inclusion proof against a checkpoint holds whenever it is read.
-
-    Its statements are prepared on the server: planning the statement of a single verify
-    costs the server more than running it (about 0.8 ms against 0.7 ms). A prepared
-    statement may settle on a plan made while a table was still small; every plan here
-    is a lookup by key, and connections (with their plans) are replaced every
-    :data:`READ_CONNECTION_SECONDS`, so such a plan cannot outlive a few minutes. JIT
-    compilation is off on these connections: a list of 500 keys in a large store can
-    pass the server's cost threshold for it, and compiling then costs tens of
-    milliseconds for a statement that runs in a few. SQLite reads in-process, where a
-    transaction costs next to nothing.
-    """
-    if url.get_backend_name() != "postgresql":
-        return None
-    return make_engine(
-        url,
-        pool_pre_ping=False,
-        pool_recycle=READ_CONNECTION_SECONDS,
-        isolation_level="AUTOCOMMIT",
-        connect_args={"prepare_threshold": 0, "options": "-c jit=off"},
-    )
 
 
 @dataclass
@@ -111,21 +74,6 @@ class CodesState:
 
     nodes: NodeCache = field(default_factory=NodeCache)
     products: set[tuple[str, str]] = field(default_factory=set)
-    _reader: Engine | None = None
-    _reader_known: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def reader(self, runtime: Runtime) -> Engine | None:
-        """See :func:`read_engine`; ``None`` also when the app's sessions are not made from
-        its own engine (tests bind them to one connection they roll back)."""
-        with self._lock:
-            if not self._reader_known:
-                own = isinstance(runtime.make_session, sessionmaker) and (
-                    runtime.make_session.kw.get("bind") is runtime.engine
-                )
-                self._reader = read_engine(runtime.settings.database_url) if own else None
-                self._reader_known = True
-            return self._reader
 
 
 @bp.record_once
@@ -432,7 +380,7 @@ def send_hits(hits: Sequence[RiskHit]) -> None:
 def _verify(queries: Sequence[CodeQuery], merchant: str) -> VerifyResult:
     runtime = current_runtime()
     state = codes_state()
-    engine = state.reader(runtime)
+    engine = runtime.reader()
     if engine is None:
         return verify_codes(
             db_session(), queries, merchant=merchant, now=runtime.now(), nodes=state.nodes

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from flask import current_app, g
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from provenance.errors import ConfigError
 from provenance.ledger import Ledger, PlatformSigner
 from webapp.catalog import build_catalog
 from webapp.config import Secrets, Settings, load_secrets
+from webapp.database import read_engine
 
 
 @dataclass
@@ -24,6 +26,9 @@ class Runtime:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _secrets: Secrets | None = field(default=None, repr=False)
     _ledger: Ledger | None = field(default=None, repr=False)
+    _reader: Engine | None = field(default=None, repr=False)
+    _reader_known: bool = field(default=False, repr=False)
+    _reader_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def now(self) -> datetime:
         """The platform's clock (tests give the app a fixed one)."""
@@ -51,6 +56,21 @@ class Runtime:
             signer = PlatformSigner(self.secrets.log_signing_key, origin=self.settings.log_origin)
             self._ledger = Ledger(build_catalog(), signer)
         return self._ledger
+
+    def reader(self) -> Engine | None:
+        """The engine short reads outside the request's transaction go through (verify
+        before sale, API-key checks; see :func:`webapp.database.read_engine`), or
+        ``None`` to read through a session: on SQLite, and where the app's sessions are
+        not made from its own engine (tests bind them to one connection they roll back,
+        which another engine would not see)."""
+        with self._reader_lock:
+            if not self._reader_known:
+                own = isinstance(self.make_session, sessionmaker) and (
+                    self.make_session.kw.get("bind") is self.engine
+                )
+                self._reader = read_engine(self.settings.database_url) if own else None
+                self._reader_known = True
+            return self._reader
 
     def secrets_or_none(self) -> Secrets | None:
         try:
