@@ -122,6 +122,38 @@ def test_hub_gathering_from_and_scattering_to_fresh_accounts_is_found() -> None:
     assert {"hub", "in0", "out2"} <= found_among_established(GatherScatterDetector(), pattern)
 
 
+def busy_collector(quiet_payers: int) -> list[Row]:
+    """A collector paid once by each of 40 established accounts and by ``quiet_payers``
+    accounts that never pay anyone else."""
+    pattern = [(f"p{i}", "collector", 80.0, at(2 * i + 0.5)) for i in range(40)]
+    pattern += [(f"quiet{i}", "collector", 900.0, at(3 * i + 20)) for i in range(quiet_payers)]
+    return pattern
+
+
+def test_fan_in_of_quiet_accounts_is_found_among_many_others() -> None:
+    # Forty small fans of quiet accounts make quiet payers common in the list; chance's
+    # share is estimated without them, so the busy collector's six quiet payers stand out.
+    pattern = busy_collector(6)
+    pattern += [
+        (f"mule{k}-{i}", f"boss{k}", 500.0, at(k + 0.1 * i)) for k in range(40) for i in range(5)
+    ]
+    pattern += [(f"p{k + 100}", f"boss{k}", 50.0, at(k + 1)) for k in range(40)]
+    assert {"collector", "quiet0", "quiet5"} <= found_among_established(
+        FanDetector(direction="in"), pattern
+    )
+
+
+def test_quiet_payers_common_everywhere_make_no_fan_in() -> None:
+    # The same collector in a list where 200 one-time payers pay established accounts
+    # at random: six of them at one busy account is what chance gives.
+    rng = random.Random(5)
+    pattern = busy_collector(6)
+    pattern += [
+        (f"once{i}", f"p{rng.randrange(400)}", 40.0, at(rng.uniform(0, 90))) for i in range(200)
+    ]
+    assert "collector" not in found_among_established(FanDetector(direction="in"), pattern)
+
+
 def test_hub_scattering_to_accounts_fed_by_nobody_else_is_found() -> None:
     # Its receivers are busy payers (a standing order each, every week), but the hub is
     # the only account that ever pays them: quiet on the side that faces the hub.

@@ -69,6 +69,14 @@ def _without(adjacency: Adjacency, keep: np.ndarray) -> Adjacency:
     return Adjacency(ptr=ptr, rows=adjacency.rows[keep], other=adjacency.other[keep])
 
 
+def _quiet_hits(adjacency: Adjacency, quiet: np.ndarray) -> np.ndarray:
+    """Per account, how many of its occasional transfers have a quiet counterparty."""
+    degree = adjacency.degree()
+    owner = np.repeat(np.arange(degree.shape[0], dtype=np.int64), degree)
+    hits: np.ndarray = np.bincount(owner[quiet[adjacency.other]], minlength=degree.shape[0])
+    return hits
+
+
 def _quiet_share(adjacency: Adjacency, quiet: np.ndarray) -> float:
     """The share of occasional transfers whose counterparty is quiet."""
     if adjacency.other.shape[0] == 0:
@@ -119,22 +127,47 @@ def _quiet_fans(
     alpha: float,
 ) -> list[tuple[int, list[int], list[int], float]]:
     """Accounts whose occasional counterparties are quiet far more often than chance
-    would have it: (account, rows, quiet counterparties, chance per account)."""
-    q = _quiet_share(adjacency, quiet)
+    would have it: (account, rows, quiet counterparties, chance per account).
+
+    The share ``q`` that chance gives is estimated from the accounts not found: a fan's
+    own quiet leaves are not what chance does, and where fans are many they would
+    otherwise raise ``q`` and hide each other. Estimate and test alternate until the
+    accounts found no longer change (see :func:`_null_share`).
+    """
     degree = adjacency.degree()
-    owner = np.repeat(np.arange(degree.shape[0], dtype=np.int64), degree)
-    hits = np.bincount(owner[quiet[adjacency.other]], minlength=degree.shape[0])
+    hits = _quiet_hits(adjacency, quiet)
     tested = max(1, int(np.count_nonzero(degree)))
-    found = []
+    candidates = []
     for account in np.flatnonzero((hits >= min_quiet) & (hits <= max_quiet) & ~quiet):
         a = int(account)
         rows, others = _quiet_side(adjacency, a, quiet)
-        if len(others) < min_quiet:
-            continue
-        p = binomial_tail(len(others), int(degree[a]), q)
-        found.append((a, rows, others, p))
-    keep = _discoveries([p for *_, p in found], tested, alpha)
-    return [f for f, kept in zip(found, keep, strict=True) if kept]
+        if len(others) >= min_quiet:
+            candidates.append((a, rows, others))
+    found: list[tuple[int, list[int], list[int], float]] = []
+    for _ in range(_NULL_ROUNDS):
+        q = _null_share(hits, degree, [a for a, *_ in found])
+        tested_now = [
+            (a, rows, others, binomial_tail(len(others), int(degree[a]), q))
+            for a, rows, others in candidates
+        ]
+        keep = _discoveries([p for *_, p in tested_now], tested, alpha)
+        now = [f for f, kept in zip(tested_now, keep, strict=True) if kept]
+        if {a for a, *_ in now} == {a for a, *_ in found}:
+            return now
+        found = now
+    return found
+
+
+_NULL_ROUNDS = 10
+
+
+def _null_share(hits: np.ndarray, degree: np.ndarray, found: list[int]) -> float:
+    """The share of occasional transfers that reach a quiet account, over every account
+    except those in ``found``: chance's share, with the patterns already found, which
+    are not chance, left out."""
+    total = int(degree.sum()) - int(degree[found].sum()) if found else int(degree.sum())
+    quiet = int(hits.sum()) - int(hits[found].sum()) if found else int(hits.sum())
+    return quiet / total if total > 0 else 0.0
 
 
 def _discoveries(chances: list[float], tested: int, fdr: float) -> list[bool]:
@@ -402,11 +435,9 @@ class GatherScatterDetector:
         quiet_receivers = _quiet(index, "received", self.quiet_activity)
         quiet = index.activity <= self.quiet_activity
         time = index.table.time
-        q_in = _quiet_share(index.into, quiet_senders)
-        q_out = _quiet_share(index.out, quiet_receivers)
         degree_in, degree_out = index.into.degree(), index.out.degree()
         tested = max(1, int(np.count_nonzero((degree_in > 0) & (degree_out > 0))))
-        candidates: list[tuple[int, list[int], list[int], list[int], list[int], float]] = []
+        shapes: list[tuple[int, list[int], list[int], list[int], list[int], bool]] = []
         for account in np.flatnonzero(
             (degree_in >= self.min_quiet_side) & (degree_out >= self.min_quiet_side) & ~quiet
         ):
@@ -420,13 +451,19 @@ class GatherScatterDetector:
                 or max(len(senders), len(receivers)) > self.max_counterparties
             ):
                 continue
+            if not index.outside_ties((a, *senders, *receivers), rows_in + rows_out):
+                ordered = max(int(time[r]) for r in rows_in) <= min(int(time[r]) for r in rows_out)
+                shapes.append((a, rows_in, rows_out, senders, receivers, ordered))
+        q_in = _quiet_share(index.into, quiet_senders)
+        q_out = _quiet_share(index.out, quiet_receivers)
+        candidates: list[tuple[int, list[int], list[int], list[int], list[int], float]] = []
+        for a, rows_in, rows_out, senders, receivers, ordered in shapes:
             p = binomial_tail(len(senders), int(degree_in[a]), q_in) * binomial_tail(
                 len(receivers), int(degree_out[a]), q_out
             )
-            if max(int(time[r]) for r in rows_in) <= min(int(time[r]) for r in rows_out):
+            if ordered:
                 p /= math.comb(len(senders) + len(receivers), len(senders))
-            if not index.outside_ties((a, *senders, *receivers), rows_in + rows_out):
-                candidates.append((a, rows_in, rows_out, senders, receivers, p))
+            candidates.append((a, rows_in, rows_out, senders, receivers, p))
         keep = _discoveries([c[-1] for c in candidates], tested, self.fdr)
         findings = []
         for (a, rows_in, rows_out, senders, receivers, p), kept in zip(
