@@ -172,7 +172,8 @@ def server_version(engine: Engine) -> str:
         return f"SQLite {sqlite3.sqlite_version}"
     with engine.connect() as conn:
         version = conn.execute(text("SHOW server_version")).scalar_one()
-    return f"PostgreSQL {str(version).split()[0]}"
+        buffers = conn.execute(text("SHOW shared_buffers")).scalar_one()
+    return f"PostgreSQL {str(version).split()[0]} (shared_buffers {buffers})"
 
 
 def analyze(engine: Engine) -> None:
