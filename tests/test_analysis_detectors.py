@@ -109,6 +109,39 @@ def test_slow_fan_out_to_fresh_accounts_is_found() -> None:
     )
 
 
+def with_regulars(pattern: list[Row]) -> list[Row]:
+    """``pattern`` among 3,000 regulars, each paying one partner monthly and making one
+    one-off payment, and 150 one-off payments from established accounts to accounts
+    that are never seen again."""
+    rng = random.Random(7)
+    rows = list(pattern)
+    for i in range(3000):
+        rows += [(f"reg{i}", f"partner{i}", 500.0, at(30 * month + 1)) for month in range(3)]
+        rows.append((f"reg{i}", f"p{rng.randrange(400)}", 40.0, at(rng.uniform(0, 90))))
+    rows += [
+        (f"p{rng.randrange(400)}", f"once{i}", 40.0, at(rng.uniform(0, 90))) for i in range(150)
+    ]
+    return rows
+
+
+def test_fan_out_to_fresh_accounts_is_found_among_many_one_off_payers() -> None:
+    # The regulars, with one one-off payment each, could never pay three fresh accounts:
+    # they are no test, and do not raise the bar for the payer.
+    pattern = [("payer", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(25)]
+    pattern += [("payer", f"fresh{i}", 900.0, at(14 * i + 1)) for i in range(6)]
+    assert {"payer", "fresh0", "fresh5"} <= found_among_established(
+        FanDetector(direction="out"), with_regulars(pattern)
+    )
+
+
+def test_busy_payer_paying_a_few_fresh_accounts_among_many_is_quiet() -> None:
+    pattern = [("payer", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(25)]
+    pattern += [("payer", f"fresh{i}", 900.0, at(14 * i + 1)) for i in range(3)]
+    assert "payer" not in found_among_established(
+        FanDetector(direction="out"), with_regulars(pattern)
+    )
+
+
 def test_busy_payer_paying_established_accounts_is_quiet() -> None:
     pattern = [("payer", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(25)]
     assert "payer" not in found_among_established(FanDetector(direction="out"), pattern)
@@ -230,6 +263,16 @@ def test_scatter_gather_through_parallel_intermediaries_is_found() -> None:
         pattern.append(("origin", f"middle{i}", 1000.0, at(40 + i)))
         pattern.append((f"middle{i}", "sink", 950.0, at(45 + i)))
     assert {"origin", "sink", "middle0"} <= found(ScatterGatherDetector(), pattern)
+
+
+def test_sink_of_a_scatter_gather_is_not_a_fan_in() -> None:
+    # Four fresh middlemen, all fed by one origin, pay the sink: a scatter-gather,
+    # reported as one, not a fan-in of quiet accounts as well.
+    pattern = [("origin", f"middle{i}", 1000.0, at(40 + i)) for i in range(4)]
+    pattern += [(f"middle{i}", "sink", 950.0, at(45 + i)) for i in range(4)]
+    pattern += [(f"p{i}", "sink", 60.0, at(3 * i + 0.5)) for i in range(10)]
+    assert "sink" in found_among_established(ScatterGatherDetector(), pattern)
+    assert "sink" not in found_among_established(FanDetector(direction="in"), pattern)
 
 
 def test_parent_paying_children_who_pay_the_same_landlord_every_month_is_quiet() -> None:

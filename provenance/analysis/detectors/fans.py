@@ -19,11 +19,15 @@ occasional counterparties are quiet far more often than everyone's are is a fan
 whatever its size or pace: if a share ``q`` of all occasional transfers (in that
 direction) reach a quiet account, then among an account's ``n`` occasional transfers
 ``k`` or more reach distinct quiet accounts with the binomial probability
-``P(Bin(n, q) >= k)``; the fan is reported when that, times the number of accounts
-tested, is at most ``alpha``. Where quiet accounts are common (a marketplace full of
-one-time buyers), ``q`` is large and the test asks for proportionately more; where
-every account also makes everyday one-off payments, nobody is quiet and the test finds
-nothing, rather than something false. A gather-scatter hub is tested the same way on
+``P(Bin(n, q) >= k)``. Fans are reported by Benjamini-Hochberg at a false-discovery
+rate of ``fdr`` over the accounts tested, which are only those with enough occasional
+counterparties to make a fan at all (see :func:`_testable`); ``q`` is estimated
+without the fans found (see :func:`_null_share`). Where quiet accounts are common (a
+marketplace full of one-time buyers), ``q`` is large and the test asks for
+proportionately more; where every account also makes everyday one-off payments,
+nobody is quiet and the test finds nothing, rather than something false. A fan whose
+leaves were all fed by (or all paid) one other account is a scatter-gather and left to
+that detector. A gather-scatter hub is tested the same way on
 both sides, and gets the chance that all its gathering comes before all its scattering
 (``a! b! / (a + b)!``, as a random order would have it) on top; for a hub, a sender is
 quiet when it sends at most ``quiet_activity`` transfers and a receiver when it
@@ -136,7 +140,7 @@ def _quiet_fans(
     """
     degree = adjacency.degree()
     hits = _quiet_hits(adjacency, quiet)
-    tested = max(1, int(np.count_nonzero(degree)))
+    tested = _testable(degree >= min_quiet, quiet)
     candidates = []
     for account in np.flatnonzero((hits >= min_quiet) & (hits <= max_quiet) & ~quiet):
         a = int(account)
@@ -168,6 +172,30 @@ def _null_share(hits: np.ndarray, degree: np.ndarray, found: list[int]) -> float
     total = int(degree.sum()) - int(degree[found].sum()) if found else int(degree.sum())
     quiet = int(hits.sum()) - int(hits[found].sum()) if found else int(hits.sum())
     return quiet / total if total > 0 else 0.0
+
+
+def _one_account_behind(
+    index: TransferIndex, direction: Literal["out", "in"], centre: int, leaves: list[int]
+) -> bool:
+    """Whether one account (not the centre) is behind every leaf of a fan: it fed every
+    sender of a fan-in, or every receiver of a fan-out paid it. That is a scatter-gather
+    (money split and brought together again), reported as such, not a fan."""
+    far = index.into if direction == "in" else index.out
+    common: set[int] | None = None
+    for leaf in leaves:
+        behind = {int(a) for a in far.other[far.ptr[leaf] : far.ptr[leaf + 1]]} - {centre}
+        common = behind if common is None else common & behind
+        if not common:
+            return False
+    return bool(common)
+
+
+def _testable(enough: np.ndarray, quiet: np.ndarray) -> int:
+    """How many accounts are tested: those with enough occasional counterparties to
+    make the pattern at all (``enough``) and not quiet themselves. An account with fewer
+    counterparties than the pattern needs cannot be found whatever chance does, so it
+    is no test and does not raise the bar for the others (Tarone, 1990)."""
+    return max(1, int(np.count_nonzero(enough & ~quiet)))
 
 
 def _discoveries(chances: list[float], tested: int, fdr: float) -> list[bool]:
@@ -293,7 +321,7 @@ class FanDetector:
                 )
             )
         reported = {f.accounts[0] for f in findings}
-        tested = max(1, int(np.count_nonzero(full.degree())))
+        tested = _testable(full.degree() >= self.min_quiet, index.activity <= self.quiet_activity)
         for centre, rows, others, p in _quiet_fans(
             index,
             full,
@@ -302,7 +330,11 @@ class FanDetector:
             self.max_counterparties,
             self.fdr,
         ):
-            if centre in reported or index.outside_ties((centre, *others), rows):
+            if (
+                centre in reported
+                or index.outside_ties((centre, *others), rows)
+                or _one_account_behind(index, self.direction, centre, others)
+            ):
                 continue
             word = "to" if self.direction == "out" else "from"
             times = index.table.time[list(rows)]
@@ -436,7 +468,9 @@ class GatherScatterDetector:
         quiet = index.activity <= self.quiet_activity
         time = index.table.time
         degree_in, degree_out = index.into.degree(), index.out.degree()
-        tested = max(1, int(np.count_nonzero((degree_in > 0) & (degree_out > 0))))
+        tested = _testable(
+            (degree_in >= self.min_quiet_side) & (degree_out >= self.min_quiet_side), quiet
+        )
         shapes: list[tuple[int, list[int], list[int], list[int], list[int], bool]] = []
         for account in np.flatnonzero(
             (degree_in >= self.min_quiet_side) & (degree_out >= self.min_quiet_side) & ~quiet
