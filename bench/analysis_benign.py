@@ -28,6 +28,7 @@ class Transfer:
     amount: float
     time: int  # seconds since the epoch, UTC
     laundering: bool
+    kind: str = ""  # the generator's name for the laundering pattern, when it gives one
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,13 @@ Usage::
 
     .venv/bin/python -m bench.analysis_quality --amlsim /tmp/outside/amlsimpy/outputs/bench10k
     .venv/bin/python -m bench.analysis_quality --amlsim ... --benign
+    .venv/bin/python -m bench.analysis_quality --amlsim ... --copies 16 --edges million.csv
+
+``--copies N`` scores N copies of the list over disjoint accounts (the size test of
+docs/BENCHMARKS.md); ``--edges`` keeps the unlabelled list it analysed, for timing
+``cardtrace analyze`` on it. With AMLSim's ``alert_transactions.csv``, the laundering
+accounts found are also counted per AMLSim pattern (an account in two patterns counts
+in both).
 """
 
 from __future__ import annotations
@@ -41,7 +48,13 @@ def _epoch(text: str) -> int:
 
 def read_amlsim(directory: Path) -> list[Transfer]:
     """AMLSim's ``transactions.csv`` (orig_acct, bene_acct, base_amt, tran_timestamp,
-    is_sar)."""
+    is_sar, alert_id), with each laundering transfer's pattern (fan_in, cycle, ...) from
+    ``alert_transactions.csv`` when that file is there."""
+    kinds: dict[str, str] = {}
+    alerts = directory / "alert_transactions.csv"
+    if alerts.exists():
+        with open(alerts, newline="", encoding="utf-8") as f:
+            kinds = {row["alert_id"]: row["alert_type"] for row in csv.DictReader(f)}
     with open(directory / "transactions.csv", newline="", encoding="utf-8") as f:
         return [
             Transfer(
@@ -49,10 +62,23 @@ def read_amlsim(directory: Path) -> list[Transfer]:
                 row["bene_acct"],
                 float(row["base_amt"]),
                 _epoch(row["tran_timestamp"]),
-                row["is_sar"].strip().lower() == "true",
+                laundering := row["is_sar"].strip().lower() == "true",
+                kinds.get(row.get("alert_id") or "", "") if laundering else "",
             )
             for row in csv.DictReader(f)
         ]
+
+
+def disjoint_copies(transfers: list[Transfer], copies: int) -> list[Transfer]:
+    """``copies`` copies of the list over disjoint accounts (``c0-``, ``c1-``, ...
+    before every name), at the same times: a larger list with the same patterns."""
+    if copies == 1:
+        return transfers
+    return [
+        Transfer(f"c{c}-{t.source}", f"c{c}-{t.target}", t.amount, t.time, t.laundering, t.kind)
+        for c in range(copies)
+        for t in transfers
+    ]
 
 
 def read_labelled(path: Path) -> list[Transfer]:
@@ -94,15 +120,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benign", action="store_true", help="add benign traffic first")
     parser.add_argument("--seed", type=int, default=11, help="seed of the benign traffic")
     parser.add_argument("--out", type=Path, help="also write the report here")
+    parser.add_argument(
+        "--copies", type=int, default=1, help="score this many disjoint copies of the list"
+    )
+    parser.add_argument("--edges", type=Path, help="also write the unlabelled list here")
     args = parser.parse_args(argv)
+    if args.copies < 1:
+        parser.error("--copies must be 1 or more")
 
     transfers = read_amlsim(args.amlsim) if args.amlsim else read_labelled(args.labelled)
+    transfers = disjoint_copies(transfers, args.copies)
     if args.benign:
         transfers = add_benign(transfers, seed=args.seed)
     truth_rows = {i for i, t in enumerate(transfers) if t.laundering}
     truth_accounts = {a for t in transfers if t.laundering for a in (t.source, t.target)}
     with tempfile.TemporaryDirectory() as scratch:
-        edges = Path(scratch) / "edges.csv"
+        edges = args.edges or Path(scratch) / "edges.csv"
         write_unlabelled(transfers, edges)
         started = time.perf_counter()
         with open(edges, newline="", encoding="utf-8") as f:
@@ -132,9 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     rows_by: dict[str, set[int]] = defaultdict(set)
     for row, typology in report.flagged_transfers():
         rows_by[typology.value].add(row)
-    for typology, rows in sorted(rows_by.items()):
+    for name, rows in sorted(rows_by.items()):
         hit = len(rows & truth_rows)
-        print(f"  {typology:<22} {len(rows):>6,} transfers flagged, {hit:>6,} laundering")
+        print(f"  {name:<22} {len(rows):>6,} transfers flagged, {hit:>6,} laundering")
+    kinds: dict[str, set[str]] = defaultdict(set)
+    for t in transfers:
+        if t.laundering and t.kind:
+            kinds[t.kind] |= {t.source, t.target}
+    if kinds:
+        print("laundering accounts flagged, by the generator's pattern:")
+    for kind, accounts in sorted(kinds.items()):
+        print(f"  {kind:<22} {len(accounts & flagged_accounts):>6,} of {len(accounts):>6,}")
     return 0
 
 
