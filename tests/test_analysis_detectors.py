@@ -128,8 +128,8 @@ def test_fan_out_to_fresh_accounts_is_found_among_many_one_off_payers() -> None:
     # The regulars, with one one-off payment each, could never pay three fresh accounts:
     # they are no test, and do not raise the bar for the payer.
     pattern = [("payer", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(25)]
-    pattern += [("payer", f"fresh{i}", 900.0, at(14 * i + 1)) for i in range(6)]
-    assert {"payer", "fresh0", "fresh5"} <= found_among_established(
+    pattern += [("payer", f"fresh{i}", 900.0, at(10 * i + 1)) for i in range(9)]
+    assert {"payer", "fresh0", "fresh8"} <= found_among_established(
         FanDetector(direction="out"), with_regulars(pattern)
     )
 
@@ -171,6 +171,16 @@ def test_fan_in_of_quiet_accounts_is_found_among_many_others() -> None:
         (f"mule{k}-{i}", f"boss{k}", 500.0, at(k + 0.1 * i)) for k in range(40) for i in range(5)
     ]
     pattern += [(f"p{k + 100}", f"boss{k}", 50.0, at(k + 1)) for k in range(40)]
+    assert {"collector", "quiet0", "quiet5"} <= found_among_established(
+        FanDetector(direction="in"), pattern
+    )
+
+
+def test_fan_in_of_quiet_accounts_is_found_among_chains_of_quiet_accounts() -> None:
+    # 300 one-off payments between accounts never seen again make quiet payers common
+    # in the list, but among accounts that could be a fan's centre they are rare.
+    pattern = busy_collector(6)
+    pattern += [(f"first{i}", f"second{i}", 300.0, at(i * 0.3)) for i in range(300)]
     assert {"collector", "quiet0", "quiet5"} <= found_among_established(
         FanDetector(direction="in"), pattern
     )

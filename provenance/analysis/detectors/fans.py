@@ -22,10 +22,11 @@ direction) reach a quiet account, then among an account's ``n`` occasional trans
 ``P(Bin(n, q) >= k)``. Fans are reported by Benjamini-Hochberg at a false-discovery
 rate of ``fdr`` over the accounts tested, which are only those with enough occasional
 counterparties to make a fan at all (see :func:`_testable`); ``q`` is estimated
-without the fans found (see :func:`_null_share`). Where quiet accounts are common (a
-marketplace full of one-time buyers), ``q`` is large and the test asks for
-proportionately more; where every account also makes everyday one-off payments,
-nobody is quiet and the test finds nothing, rather than something false. A fan whose
+over those same accounts, without the fans found (see :func:`_null_share`). Where
+quiet accounts are common (a marketplace full of one-time buyers), ``q`` is large and
+the test asks for proportionately more; where every account also makes everyday
+one-off payments, nobody is quiet and the test finds nothing, rather than something
+false. A fan whose
 leaves were all fed by (or all paid) one other account is a scatter-gather and left to
 that detector. A gather-scatter hub is tested the same way on
 both sides, and gets the chance that all its gathering comes before all its scattering
@@ -133,14 +134,18 @@ def _quiet_fans(
     """Accounts whose occasional counterparties are quiet far more often than chance
     would have it: (account, rows, quiet counterparties, chance per account).
 
-    The share ``q`` that chance gives is estimated from the accounts not found: a fan's
-    own quiet leaves are not what chance does, and where fans are many they would
-    otherwise raise ``q`` and hide each other. Estimate and test alternate until the
-    accounts found no longer change (see :func:`_null_share`).
+    The share ``q`` that chance gives is estimated over the accounts tested, less
+    those found: a fan's own quiet leaves are not what chance does, and where fans are
+    many they would otherwise raise ``q`` and hide each other. Estimate and test
+    alternate until the accounts found no longer change (see :func:`_null_share`).
     """
     degree = adjacency.degree()
     hits = _quiet_hits(adjacency, quiet)
-    tested = _testable(degree >= min_quiet, quiet)
+    # Chance's share is that of the accounts tested: a quiet account (a mule paying the
+    # next mule of a chain) or one with too few counterparties is never a centre, and
+    # what its transfers reach says nothing of how often a centre's would.
+    testable = (degree >= min_quiet) & ~quiet
+    tested = max(1, int(np.count_nonzero(testable)))
     candidates = []
     for account in np.flatnonzero((hits >= min_quiet) & (hits <= max_quiet) & ~quiet):
         a = int(account)
@@ -149,7 +154,7 @@ def _quiet_fans(
             candidates.append((a, rows, others))
     found: list[tuple[int, list[int], list[int], float]] = []
     for _ in range(_NULL_ROUNDS):
-        q = _null_share(hits, degree, [a for a, *_ in found])
+        q = _null_share(hits, degree, [a for a, *_ in found], testable)
         tested_now = [
             (a, rows, others, binomial_tail(len(others), int(degree[a]), q))
             for a, rows, others in candidates
@@ -165,13 +170,16 @@ def _quiet_fans(
 _NULL_ROUNDS = 10
 
 
-def _null_share(hits: np.ndarray, degree: np.ndarray, found: list[int]) -> float:
-    """The share of occasional transfers that reach a quiet account, over every account
-    except those in ``found``: chance's share, with the patterns already found, which
-    are not chance, left out."""
-    total = int(degree.sum()) - int(degree[found].sum()) if found else int(degree.sum())
-    quiet = int(hits.sum()) - int(hits[found].sum()) if found else int(hits.sum())
-    return quiet / total if total > 0 else 0.0
+def _null_share(
+    hits: np.ndarray, degree: np.ndarray, found: list[int], population: np.ndarray
+) -> float:
+    """The share of occasional transfers that reach a quiet account, over the accounts
+    of ``population`` except those in ``found``: chance's share among the accounts
+    tested, with the patterns already found, which are not chance, left out."""
+    keep = population.copy()
+    keep[found] = False
+    total = int(degree[keep].sum())
+    return int(hits[keep].sum()) / total if total > 0 else 0.0
 
 
 def _one_account_behind(
