@@ -26,13 +26,15 @@ over those same accounts, without the fans found (see :func:`_null_share`). Wher
 quiet accounts are common (a marketplace full of one-time buyers), ``q`` is large and
 the test asks for proportionately more; where every account also makes everyday
 one-off payments, nobody is quiet and the test finds nothing, rather than something
-false. A fan whose
-leaves were all fed by (or all paid) one other account is a scatter-gather and left to
-that detector. A gather-scatter hub is tested the same way on
-both sides, and gets the chance that all its gathering comes before all its scattering
-(``a! b! / (a + b)!``, as a random order would have it) on top; for a hub, a sender is
-quiet when it sends at most ``quiet_activity`` transfers and a receiver when it
-receives at most that many, whatever else it does (see :func:`_quiet`).
+false. A fan whose leaves were all fed by (or all paid) one other account is a
+scatter-gather and left to that detector.
+
+A gather-scatter hub is tested the same way on both sides, and gets the chance that
+all its gathering comes before all its scattering (``a! b! / (a + b)!``, as a random
+order would have it) on top; for a hub, a sender is quiet when it sends at most
+``quiet_activity`` transfers and a receiver when it receives at most that many,
+whatever else it does (see :func:`_quiet`), and ``q`` on each side is the share over
+all occasional transfers.
 """
 
 from __future__ import annotations
@@ -496,6 +498,9 @@ class GatherScatterDetector:
             if not index.outside_ties((a, *senders, *receivers), rows_in + rows_out):
                 ordered = max(int(time[r]) for r in rows_in) <= min(int(time[r]) for r in rows_out)
                 shapes.append((a, rows_in, rows_out, senders, receivers, ordered))
+        # The share over all occasional transfers, not over the hubs tested as for fans:
+        # quiet in the looser, facing sense is rarer around accounts busy on both sides
+        # than around everyone, and that lower share let benign hubs through.
         q_in = _quiet_share(index.into, quiet_senders)
         q_out = _quiet_share(index.out, quiet_receivers)
         candidates: list[tuple[int, list[int], list[int], list[int], list[int], float]] = []
