@@ -22,6 +22,7 @@ from webapp import (
     health,
     openapi,
 )
+from webapp.accounts import limits_store
 from webapp.config import Environment, load_settings
 from webapp.database import make_engine, session_factory
 from webapp.pages import init_pages
@@ -70,7 +71,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         # Secure everywhere; only `cardtrace run` (local http) turns it off.
         SESSION_COOKIE_SECURE=True,
-        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+        RATELIMIT_STORAGE_URI=settings.redis_url or f"{limits_store.SCHEME}://",
         TESTING=settings.env is Environment.TESTING,
     )
     make_session = test_config.pop("SESSION_FACTORY", None)
