@@ -13,8 +13,8 @@ the same machine: ``POST /api/v1/codes/verify`` (one raw code per request, in th
 :mod:`bench.codes_http` compares with. Then the parts of a verify request, each timed
 alone in the app's context on the same codes: the API-key check
 (``authenticate_bearer_key``: its read and the key's rate limit) and the verify with its
-risk step (``verify_for_sale``, ``from_raw`` included). ``--profile`` adds cProfile
-tables of 1,000 verify requests.
+risk step (``verify_for_sale``, ``from_raw`` included, its session closed after each as
+a request's is). ``--profile`` adds cProfile tables of 1,000 verify requests.
 
 What it tells: over HTTP the verify route's rate is at least half the trivial route's
 only if verify's own work costs no more than a whole trivial request; the test client
@@ -55,7 +55,7 @@ from tests.keys import write_key_dir
 from webapp import create_app
 from webapp.accounts.api import authenticate_bearer_key
 from webapp.api_codes import VerifyRequest, verify_for_sale
-from webapp.runtime import current_runtime
+from webapp.runtime import close_db_session, current_runtime
 
 MODULE = "bench.codes_request"
 
@@ -130,6 +130,7 @@ def measure(db: Database, args: argparse.Namespace, folder: Path) -> None:
                 assert code is not None
                 query = CodeQuery.from_raw(key, code.issuer, code.product, code.serial, code.pin)
                 verify_for_sale([query], body.merchant, [None])
+                close_db_session()  # as the request's teardown does
 
             key_ms = [per_call_ms(check_key, r * 200, 200) for r in range(rounds)]
             alone_ms = [per_call_ms(verify_alone, r * 200, 200) for r in range(rounds)]
@@ -148,12 +149,12 @@ def measure(db: Database, args: argparse.Namespace, folder: Path) -> None:
                 ["verify's extra over the trivial route", f"{v - t:.3f}", "100%"],
                 ["of which the API-key check (read, rate limit)", f"{k:.3f}", f"{k / (v - t):.0%}"],
                 [
-                    "of which verify_for_sale (from_raw, verify, risk)",
+                    "of which verify_for_sale (from_raw, verify, risk, session)",
                     f"{a:.3f}",
                     f"{a / (v - t):.0%}",
                 ],
                 [
-                    "the rest (body, answer as JSON, headers)",
+                    "the rest (body, answer as JSON, Flask's handling)",
                     f"{v - t - k - a:.3f}",
                     f"{(v - t - k - a) / (v - t):.0%}",
                 ],
