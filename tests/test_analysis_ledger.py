@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import zlib
+from collections.abc import Callable
 from typing import Any
 
+import networkx as nx
+import orjson
 import pytest
 from sqlalchemy.orm import Session
 
@@ -15,13 +19,20 @@ from provenance.analysis.ledger_detectors import (
     CustodyPatterns,
     DuplicateSerial,
     LedgerDetector,
+    LedgerFinding,
     SaleBursts,
     SharedPaymentRing,
     StolenPaymentTaint,
     UnknownOriginAtVolume,
     analyze_ledger,
 )
-from provenance.analysis.ledger_graph import GraphSnapshotError, LedgerGraph, read_ledger
+from provenance.analysis.ledger_graph import (
+    GraphSnapshotError,
+    LedgerGraph,
+    NodeKind,
+    read_ledger,
+)
+from provenance.analysis.scenario import generate
 from provenance.ledger import Ledger
 from tests.codes_support import SHOP, build_chain, sale_body
 
@@ -289,10 +300,108 @@ def test_snapshot_roundtrips() -> None:
     assert again.sales_table().accounts == story.graph.sales_table().accounts
 
 
-def test_a_damaged_snapshot_is_refused() -> None:
+def test_a_snapshot_with_names_holding_nul_or_nothing_roundtrips() -> None:
+    graph = LedgerGraph()
+    graph.apply(1, "party.register", T0, "x", {"party": "", "kind": "merchant"})
+    graph.apply(2, "party.register", T0, "x", {"party": "odd\x00name", "kind": "merchant"})
+    graph.apply(3, "party.register", T0, "x", {"party": "店铺", "kind": "merchant"})
+    again = LedgerGraph.from_bytes(graph.to_bytes())
+    assert again.names == ["", "odd\x00name", "店铺"]
+    assert again.find(NodeKind.PARTY, "odd\x00name") == 1
+    assert again.to_bytes() == graph.to_bytes()
+
+
+def _snapshot() -> bytes:
+    story = Story()
+    story.shop_day("shop-a", 5)
+    return story.graph.to_bytes()
+
+
+def _flip_a_middle_byte(raw: bytes) -> bytes:
+    middle = len(raw) // 2
+    return raw[:middle] + bytes([raw[middle] ^ 0x01]) + raw[middle + 1 :]
+
+
+def _next_version(raw: bytes) -> bytes:
+    at = raw.index(b"\n") + 1
+    version = int.from_bytes(raw[at : at + 4], "little")
+    return raw[:at] + (version + 1).to_bytes(4, "little") + raw[at + 4 :]
+
+
+def _json_snapshot_of_version_2(raw: bytes) -> bytes:
+    # What snapshots were before the binary format: zlib over one JSON object.
+    return zlib.compress(orjson.dumps({"version": 2, "last_seq": 5, "names": []}), 1)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda raw: b"not a snapshot",
+        lambda raw: b"",
+        _json_snapshot_of_version_2,
+        _next_version,
+        lambda raw: raw[: len(raw) // 2],
+        lambda raw: raw[:-1],
+        lambda raw: raw + b"\0",
+        _flip_a_middle_byte,
+    ],
+    ids=[
+        "garbage",
+        "empty",
+        "older-json-snapshot",
+        "newer-version",
+        "truncated-in-half",
+        "checksum-cut",
+        "padded",
+        "bit-flipped",
+    ],
+)
+def test_a_damaged_or_foreign_snapshot_is_refused(damage: Callable[[bytes], bytes]) -> None:
     with pytest.raises(GraphSnapshotError) as caught:
-        LedgerGraph.from_bytes(b"not a snapshot")
+        LedgerGraph.from_bytes(damage(_snapshot()))
     assert caught.value.code == "bad-analysis-snapshot"
+
+
+def _outcome(findings: list[LedgerFinding]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (
+            f.typology.value,
+            f.subject_kind,
+            f.subject,
+            f.score,
+            f.reason,
+            sorted(f.members),
+            orjson.dumps(nx.node_link_data(f.evidence, edges="edges"), option=orjson.OPT_SORT_KEYS),
+        )
+        for f in findings
+    )
+
+
+def test_an_incremental_run_finds_what_a_full_run_finds() -> None:
+    _, stream = generate(20_000, fraud_rate=0.03, seed=4)
+    events = list(stream)
+    split = len(events) - len(events) // 20
+    earlier, later = events[:split], events[split:]
+    previous = LedgerGraph()
+    for event in earlier:
+        previous.apply(*event)
+    analyze_ledger(previous)
+    # The new entries reach into the graph already kept: known buyers, devices, parties.
+    sales = [body for _, kind, _, _, body in later if kind == "code.sale"]
+    assert any(previous.find(NodeKind.BUYER, body["buyer"]) is not None for body in sales)
+    assert any(previous.find(NodeKind.DEVICE, body.get("device", "")) is not None for body in sales)
+    assert any(previous.find(NodeKind.PARTY, actor) is not None for _, _, _, actor, _ in later)
+
+    incremental = LedgerGraph.from_bytes(previous.to_bytes())
+    for event in later:
+        incremental.apply(*event)
+    full = LedgerGraph()
+    for event in events:
+        full.apply(*event)
+
+    found = _outcome(analyze_ledger(incremental))
+    assert found
+    assert found == _outcome(analyze_ledger(full))
 
 
 def test_a_second_read_takes_only_the_new_entries(session: Session, ledger: Ledger) -> None:

@@ -23,6 +23,8 @@ import base64
 import binascii
 import math
 import re
+import struct
+import sys
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
@@ -41,7 +43,7 @@ from provenance.analysis.transfers import TransferTable, format_epoch
 from provenance.errors import ValidationError
 from provenance.ledger import iter_records
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 
 
 class NodeKind(StrEnum):
@@ -500,22 +502,23 @@ class LedgerGraph:
     # --- persistence ------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """The graph as compressed bytes (JSON of names and fingerprints, raw arrays)."""
+        """The graph as bytes: the snapshot magic, a version, a small JSON header, then
+        every column as raw bytes (numbers as the arrays hold them, little-endian; names
+        and fingerprints as UTF-8 joined by NUL), and a CRC-32 of everything before it.
+        Nothing is compressed, so reading it back is copying, splitting and hashing."""
         self.flush()
-        arrays = {
-            name: base64.b64encode(getattr(self, name).tobytes()).decode("ascii")
-            for name in _ARRAYS
-        }
+        sections: list[tuple[str, str, int, bytes]] = []
+        for name in _ARRAYS:
+            column = getattr(self, name)
+            sections.append((name, column.typecode, len(column), _little_endian(column)))
         kinds = bytes(_KIND_CODES[k] for k in self.kinds)
-        state = {
-            "version": SNAPSHOT_VERSION,
+        sections.append(("kinds", "B", len(kinds), kinds))
+        for name in _STRINGS:
+            strings: list[str] = getattr(self, name)
+            sections.append((name, "str", len(strings), _join(strings)))
+        header = {
             "last_seq": self.last_seq,
-            "names": self.names,
-            "kinds": base64.b64encode(kinds).decode("ascii"),
-            "arrays": arrays,
-            "sale_code": self.sale_code,
-            "code_fp": self.code_fp,
-            "code_serial": self.code_serial,
+            "sections": [[name, kind, count, len(raw)] for name, kind, count, raw in sections],
             "shared_serials": self.shared_serials,
             "stolen": list(self.stolen.items()),
             "attested": list(self.attested.items()),
@@ -523,56 +526,126 @@ class LedgerGraph:
             "face_values": list(self.face_values.items()),
             "party_kinds": list(self.party_kinds.items()),
         }
-        return zlib.compress(orjson.dumps(state), 1)
+        head = orjson.dumps(header)
+        parts = [
+            _MAGIC,
+            _HEAD.pack(SNAPSHOT_VERSION, len(head)),
+            head,
+            *(raw for _, _, _, raw in sections),
+        ]
+        crc = 0
+        for part in parts:
+            crc = zlib.crc32(part, crc)
+        parts.append(_CRC.pack(crc))
+        return b"".join(parts)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> LedgerGraph:
         """Read :meth:`to_bytes`' output.
 
         Raises:
-            GraphSnapshotError: the bytes are not a snapshot of this version.
+            GraphSnapshotError: the bytes are not a whole snapshot of this version (an
+                older snapshot, a truncated or altered one, or something else).
         """
-        try:
-            state = orjson.loads(zlib.decompress(raw))
-            if state.get("version") != SNAPSHOT_VERSION:
-                raise GraphSnapshotError("the analysis snapshot is of another version")
-            graph = cls(last_seq=int(state["last_seq"]))
-            graph.names = list(state["names"])
-            codes = np.frombuffer(base64.b64decode(state["kinds"]), dtype=np.uint8)
-            if codes.shape[0] != len(graph.names):
-                raise GraphSnapshotError("the analysis snapshot's nodes do not match")
-            kinds = list(NodeKind)
-            graph.kinds = [kinds[k] for k in codes.tolist()]
-            for code, kind in enumerate(kinds):
-                ids = np.flatnonzero(codes == code).tolist()
-                graph._ids[kind] = dict(zip(map(graph.names.__getitem__, ids), ids, strict=True))
-            for name in _ARRAYS:
-                getattr(graph, name).frombytes(base64.b64decode(state["arrays"][name]))
-            graph.sale_code = list(state["sale_code"])
-            graph.code_fp = list(state["code_fp"])
-            graph.code_serial = list(state["code_serial"])
-            n = len(graph.code_fp)
-            graph.codes = dict(zip(graph.code_fp, range(n), strict=True))
-            graph.serials = dict(
-                zip(reversed(graph.code_serial), range(n - 1, -1, -1), strict=True)
+        if not raw.startswith(_MAGIC):
+            raise GraphSnapshotError("the analysis snapshot is of another version or damaged")
+        at = len(_MAGIC)
+        if len(raw) < at + _HEAD.size + _CRC.size:
+            raise GraphSnapshotError("the analysis snapshot is truncated")
+        version, head_size = _HEAD.unpack_from(raw, at)
+        if version != SNAPSHOT_VERSION:
+            raise GraphSnapshotError(
+                f"the analysis snapshot is of version {version}, not {SNAPSHOT_VERSION}"
             )
-            graph.shared_serials = {k: list(v) for k, v in state["shared_serials"].items()}
-            graph.stolen = {int(k): int(v) for k, v in state["stolen"]}
-            graph.attested = {int(k): int(v) for k, v in state["attested"]}
-            graph.received = {int(k): int(v) for k, v in state["received"]}
-            graph.face_values = {int(k): float(v) for k, v in state["face_values"]}
-            graph.party_kinds = {int(k): str(v) for k, v in state["party_kinds"]}
+        body = memoryview(raw)[: len(raw) - _CRC.size]
+        if zlib.crc32(body) != _CRC.unpack_from(raw, len(body))[0]:
+            raise GraphSnapshotError("the analysis snapshot is damaged (checksum mismatch)")
+        try:
+            return cls._from_sections(body, at + _HEAD.size, head_size)
         except GraphSnapshotError:
             raise
-        except (ValueError, KeyError, TypeError, IndexError, zlib.error) as e:
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
             raise GraphSnapshotError(f"the analysis snapshot cannot be read ({e})") from e
+
+    @classmethod
+    def _from_sections(cls, body: memoryview, at: int, head_size: int) -> LedgerGraph:
+        header = orjson.loads(body[at : at + head_size])
+        at += head_size
+        sections: dict[str, tuple[str, int, memoryview]] = {}
+        for name, kind, count, size in header["sections"]:
+            if not isinstance(size, int) or size < 0 or at + size > len(body):
+                raise GraphSnapshotError("the analysis snapshot is truncated")
+            sections[name] = (kind, count, body[at : at + size])
+            at += size
+        if at != len(body) or set(sections) != {*_ARRAYS, "kinds", *_STRINGS}:
+            raise GraphSnapshotError("the analysis snapshot's sections do not match")
+        graph = cls(last_seq=int(header["last_seq"]))
+        for name in _ARRAYS:
+            column = getattr(graph, name)
+            kind, count, raw = sections[name]
+            if kind != column.typecode or len(raw) != count * column.itemsize:
+                raise GraphSnapshotError(f"the analysis snapshot's {name} does not match")
+            column.frombytes(raw)
+            if _BIG_ENDIAN:
+                column.byteswap()
+        for name in _STRINGS:
+            kind, count, raw = sections[name]
+            strings = _split(raw, count)
+            if kind != "str" or strings is None:
+                raise GraphSnapshotError(f"the analysis snapshot's {name} does not match")
+            setattr(graph, name, strings)
+        _, _, kind_raw = sections["kinds"]
+        codes = np.frombuffer(kind_raw, dtype=np.uint8)
+        kinds = list(NodeKind)
+        if codes.shape[0] != len(graph.names) or (codes.size and int(codes.max()) >= len(kinds)):
+            raise GraphSnapshotError("the analysis snapshot's nodes do not match")
+        graph.kinds = [kinds[k] for k in codes.tolist()]
+        for code, kind in enumerate(kinds):
+            ids = np.flatnonzero(codes == code).tolist()
+            graph._ids[kind] = dict(zip(map(graph.names.__getitem__, ids), ids, strict=True))
+        graph._check_lengths()
+        n = len(graph.code_fp)
+        graph.codes = dict(zip(graph.code_fp, range(n), strict=True))
+        graph.serials = dict(zip(reversed(graph.code_serial), range(n - 1, -1, -1), strict=True))
+        graph.shared_serials = {
+            str(k): [int(i) for i in v] for k, v in header["shared_serials"].items()
+        }
+        graph.stolen = {int(k): int(v) for k, v in header["stolen"]}
+        graph.attested = {int(k): int(v) for k, v in header["attested"]}
+        graph.received = {int(k): int(v) for k, v in header["received"]}
+        graph.face_values = {int(k): float(v) for k, v in header["face_values"]}
+        graph.party_kinds = {int(k): str(v) for k, v in header["party_kinds"]}
         return graph
+
+    def _check_lengths(self) -> None:
+        """Every column of a group has the same length, and node ids are in range."""
+        groups = {
+            "code": [len(self.code_fp), len(self.code_serial)]
+            + [len(getattr(self, n)) for n in _ARRAYS if n.startswith("code_")],
+            "edge": [len(getattr(self, n)) for n in _ARRAYS if n.startswith("edge_")],
+            "sale": [len(self.sale_code)]
+            + [len(getattr(self, n)) for n in _ARRAYS if n.startswith("sale_")],
+        }
+        for group, lengths in groups.items():
+            if len(set(lengths)) != 1:
+                raise GraphSnapshotError(f"the analysis snapshot's {group} columns do not match")
+        n_nodes = len(self.names)
+        for name in _NODE_COLUMNS:
+            ids = np.frombuffer(getattr(self, name), dtype=np.int32)
+            if ids.size and (int(ids.min()) < -1 or int(ids.max()) >= n_nodes):
+                raise GraphSnapshotError(f"the analysis snapshot's {name} names unknown nodes")
 
 
 _KIND_CODES = {kind: code for code, kind in enumerate(NodeKind)}
 _KIND_VALUES = {kind: kind.value for kind in NodeKind}
 # Transfers of at least this many codes are applied with numpy (see _transfer).
 _BULK_TRANSFER = 32
+# What a snapshot starts with; the version and the header's length follow.
+_MAGIC = b"cardtrace-ledger-graph\n"
+_HEAD = struct.Struct("<II")
+_CRC = struct.Struct("<I")
+_BIG_ENDIAN = sys.byteorder == "big"
+_STRINGS = ("names", "sale_code", "code_fp", "code_serial")
 _ARRAYS = (
     "code_product",
     "code_batch",
@@ -595,6 +668,55 @@ _ARRAYS = (
     "sale_time",
     "sale_seq",
 )
+
+# Columns of node ids (-1 where absent).
+_NODE_COLUMNS = (
+    "code_product",
+    "code_batch",
+    "code_holder",
+    "edge_source",
+    "edge_target",
+    "sale_merchant",
+    "sale_buyer",
+    "sale_instrument",
+    "sale_payment_ref",
+    "sale_device",
+    "sale_ip",
+)
+
+
+def _little_endian(column: array[Any]) -> bytes:
+    if not _BIG_ENDIAN:
+        return column.tobytes()
+    swapped = array(column.typecode, column)
+    swapped.byteswap()
+    return swapped.tobytes()
+
+
+def _join(strings: list[str]) -> bytes:
+    """Strings as UTF-8 joined by NUL; a string holding NUL itself is escaped as JSON
+    (the section then starts with a NUL, which no joined list of plain strings does
+    unless its first string is empty, so an empty first string is escaped too)."""
+    joined = "\0".join(strings)
+    if joined.count("\0") == max(len(strings) - 1, 0) and not (strings and strings[0] == ""):
+        return joined.encode("utf-8", "surrogatepass")
+    return b"\0" + orjson.dumps(strings)
+
+
+def _split(raw: memoryview, count: int) -> list[str] | None:
+    """Inverse of :func:`_join`, or ``None`` if ``raw`` does not hold ``count`` strings."""
+    strings: list[str]
+    if bytes(raw[:1]) == b"\0":
+        loaded = orjson.loads(raw[1:])
+        if not isinstance(loaded, list) or not all(isinstance(s, str) for s in loaded):
+            return None
+        strings = loaded
+    elif not raw:
+        strings = []
+    else:
+        strings = str(raw, "utf-8", "surrogatepass").split("\0")
+    return strings if len(strings) == count else None
+
 
 _HANDLERS = {
     "party.register": LedgerGraph._party_register,
