@@ -121,7 +121,9 @@ class LedgerGraph:
         codes: per code fingerprint (base64), its index in the ``code_*`` columns.
         code_*: one entry per code: fingerprint, serial fingerprint, product, batch,
             origin (0 issuer, 1 attested), holder and sale (node ids; ``-1`` if none).
-        serials: per serial fingerprint, the first code (index) carrying it.
+        serials: per serial fingerprint, the first code (index) carrying it (built
+            from ``code_serial`` when first asked for after a snapshot is read: only new
+            codes need it).
         shared_serials: per serial fingerprint carried by two or more codes, those codes
             (indices, in the order recorded).
         stolen: per reported instrument or payment reference node id, the report's seq.
@@ -161,7 +163,7 @@ class LedgerGraph:
     code_origin: array[int] = field(default_factory=lambda: array("b"))
     code_holder: array[int] = field(default_factory=lambda: array("i"))
     code_sale: array[int] = field(default_factory=lambda: array("i"))
-    serials: dict[str, int] = field(default_factory=dict)
+    _serials: dict[str, int] | None = field(default_factory=dict)
     shared_serials: dict[str, list[int]] = field(default_factory=dict)
     stolen: dict[int, int] = field(default_factory=dict)
     attested: dict[int, int] = field(default_factory=dict)
@@ -275,6 +277,13 @@ class LedgerGraph:
             if first != index:
                 self.shared_serials.setdefault(serial, [first]).append(index)
 
+    @property
+    def serials(self) -> dict[str, int]:
+        if self._serials is None:
+            n = len(self.code_serial)
+            self._serials = dict(zip(reversed(self.code_serial), range(n - 1, -1, -1), strict=True))
+        return self._serials
+
     def code(self, fingerprint: str) -> CodeRecord | None:
         """The record of one code, or ``None`` if the graph never saw it."""
         i = self.codes.get(fingerprint)
@@ -376,13 +385,22 @@ class LedgerGraph:
 
     # --- views for the detectors ------------------------------------------------------------
 
+    def _dense(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``numpy.unique(ids, return_inverse=True)`` for node ids, in linear time: the
+        ids present, ascending, and each id's place among them."""
+        present = np.zeros(len(self.names), dtype=bool)
+        present[ids] = True
+        nodes = np.flatnonzero(present)
+        place = np.cumsum(present, dtype=np.int64) - 1
+        return nodes, place[ids]
+
     def sales_table(self) -> TransferTable:
         """The sales as a transfer list, buyer to merchant, with the buyer's device, IP
         and instrument as attribute columns, for the account-to-account detectors. Row
         ``i`` is sale ``i``; account ``j`` of the table is node ``accounts[j]``."""
         buyers = np.frombuffer(self.sale_buyer, dtype=np.int32)
         merchants = np.frombuffer(self.sale_merchant, dtype=np.int32)
-        nodes, inverse = np.unique(np.concatenate([buyers, merchants]), return_inverse=True)
+        nodes, inverse = self._dense(np.concatenate([buyers, merchants]))
         n = buyers.shape[0]
         attributes: dict[str, np.ndarray] = {}
         values: dict[str, list[str]] = {}
@@ -392,7 +410,7 @@ class LedgerGraph:
             ("instrument", self.sale_instrument),
         ):
             raw = np.frombuffer(ids, dtype=np.int32)
-            used, local = np.unique(raw[raw >= 0], return_inverse=True)
+            used, local = self._dense(raw[raw >= 0])
             mapped = np.full(n, -1, dtype=np.int32)
             mapped[raw >= 0] = local.astype(np.int32)
             attributes[column] = mapped
@@ -414,7 +432,7 @@ class LedgerGraph:
         rows = np.flatnonzero(kinds == EdgeKind.TRANSFER)
         source = np.frombuffer(self.edge_source, dtype=np.int32)[rows]
         target = np.frombuffer(self.edge_target, dtype=np.int32)[rows]
-        nodes, inverse = np.unique(np.concatenate([source, target]), return_inverse=True)
+        nodes, inverse = self._dense(np.concatenate([source, target]))
         n = rows.shape[0]
         table = TransferTable(
             accounts=[self.names[int(v)] for v in nodes],
@@ -606,7 +624,7 @@ class LedgerGraph:
         graph._check_lengths()
         n = len(graph.code_fp)
         graph.codes = dict(zip(graph.code_fp, range(n), strict=True))
-        graph.serials = dict(zip(reversed(graph.code_serial), range(n - 1, -1, -1), strict=True))
+        graph._serials = None
         graph.shared_serials = {
             str(k): [int(i) for i in v] for k, v in header["shared_serials"].items()
         }
