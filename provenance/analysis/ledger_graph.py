@@ -449,7 +449,9 @@ class LedgerGraph:
         kind = _KIND_VALUES[self.kinds[node]]
         name = self.names[node]
         label = f"{kind}:{name}"
-        graph.add_node(label, kind=kind, name=name)
+        # A node is drawn with the same kind and name each time; add it once.
+        if label not in graph:
+            graph.add_node(label, kind=kind, name=name)
         return label
 
     def subgraph(
