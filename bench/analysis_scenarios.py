@@ -7,12 +7,15 @@ fixed defaults, at several fraud rates.
 several scales, each in a fresh process so that its peak resident memory is its own;
 then an incremental run after 1 % new events (load the previous run's snapshot, read
 only the new events, run the detectors again). Writing the snapshot is timed apart,
-outside the full run's total. Events are read from a JSON-lines file
-of ledger entries, one ``{"entry": {...}, "seq": N}`` object a line, parsed as the
-ledger reader parses stored records.
+outside the full run's total; the incremental run's detectors are also timed one by one.
+Events are read from a JSON-lines file of ledger entries, one ``{"entry": {...},
+"seq": N}`` object a line, parsed as the ledger reader parses stored records.
+
+``snapshot``: a graph of generated events written as a snapshot and read back, timed.
 
     .venv/bin/python -m bench.analysis_scenarios quality --events 100000
     .venv/bin/python -m bench.analysis_scenarios speed --scales 100000 300000 1000000
+    .venv/bin/python -m bench.analysis_scenarios snapshot --events 1000000
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 import orjson
 
 from provenance.analysis.findings import Typology
-from provenance.analysis.ledger_detectors import analyze_ledger
+from provenance.analysis.ledger_detectors import analyze_ledger, default_ledger_detectors
 from provenance.analysis.ledger_graph import LedgerGraph
 from provenance.analysis.scenario import generate, score
 from provenance.entries import format_time
@@ -131,12 +134,38 @@ def child_incremental(path: Path, snapshot: Path) -> None:
         graph.apply(*event)
         count += 1
     read = time.perf_counter()
-    findings = analyze_ledger(graph)
+    # analyze_ledger's loop, each detector timed.
+    graph.flush()
+    findings: list[Any] = []
+    spent = []
+    for detector in default_ledger_detectors():
+        before = time.perf_counter()
+        findings.extend(detector.detect(graph))
+        spent.append(f"{type(detector).__name__}={time.perf_counter() - before:.2f}")
     done = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"{count} {loaded - started:.2f} {read - loaded:.2f} {done - read:.2f} "
-        f"{done - started:.2f} {peak:.0f} {len(findings)}"
+        f"{done - started:.2f} {peak:.0f} {len(findings)} {','.join(spent)}"
+    )
+
+
+def snapshot_speed(events: int, seed: int) -> None:
+    """The snapshot alone: a graph of ``events`` generated events (sales flushed), then
+    written and read back."""
+    _, stream = generate(events, fraud_rate=0.01, seed=seed)
+    graph = LedgerGraph()
+    for event in stream:
+        graph.apply(*event)
+    graph.flush()
+    started = time.perf_counter()
+    raw = graph.to_bytes()
+    written = time.perf_counter()
+    LedgerGraph.from_bytes(raw)
+    read = time.perf_counter()
+    print(
+        f"{events:,} events: write {written - started:.2f} s, read {read - written:.2f} s, "
+        f"{len(raw) / 1e6:,.0f} MB"
     )
 
 
@@ -180,12 +209,15 @@ def speed(scales: list[int], seed: int) -> None:
         "| share of full | peak RSS |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for scale, (count, load, read, detect, total, peak, _), full_total in incremental:
+    for scale, (count, load, read, detect, total, peak, _, _), full_total in incremental:
         print(
             f"| {scale:,} | {int(count):,} | {float(load):.1f} s | {float(read):.1f} s | "
             f"{float(detect):.1f} s | {float(total):.1f} s | {float(total) / full_total:.0%} | "
             f"{float(peak):,.0f} MB |"
         )
+    print()
+    for scale, inc, _ in incremental:
+        print(f"detectors after {scale:,}: {inc[7].replace(',', ', ')} (s)")
 
 
 def main() -> None:
@@ -201,6 +233,9 @@ def main() -> None:
     f = sub.add_parser("full")
     f.add_argument("path", type=Path)
     f.add_argument("snapshot", type=Path)
+    n = sub.add_parser("snapshot")
+    n.add_argument("--events", type=int, default=1_000_000)
+    n.add_argument("--seed", type=int, default=1)
     i = sub.add_parser("incremental")
     i.add_argument("path", type=Path)
     i.add_argument("snapshot", type=Path)
@@ -209,6 +244,8 @@ def main() -> None:
         quality(args.events, tuple(args.rates), args.seed)
     elif args.command == "speed":
         speed(args.scales, args.seed)
+    elif args.command == "snapshot":
+        snapshot_speed(args.events, args.seed)
     elif args.command == "full":
         child_full(args.path, args.snapshot)
     else:
