@@ -3,6 +3,7 @@ bad decisions refused with nothing written; the API and the suspension proposal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from provenance.analysis.alerts import (
     run_ledger_analysis,
 )
 from provenance.analysis.ledger_detectors import LedgerFinding
+from provenance.analysis.ledger_graph import LedgerGraph
 from provenance.analysis.models import Alert, AnalysisState
 from provenance.core import core_catalog
 from provenance.ledger import Ledger, LedgerEntry, PlatformSigner
@@ -108,6 +110,31 @@ def test_a_second_run_reads_only_new_entries_and_opens_nothing_twice(
     state = session.get(AnalysisState, "ledger")
     assert state is not None and state.last_seq == size - 1
     assert all(a.runs == 2 for a in list_alerts(session))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda _: b"not a snapshot", lambda _: b"", lambda kept: kept[: len(kept) // 2]],
+    ids=["foreign", "empty", "truncated"],
+)
+def test_a_stored_graph_that_cannot_be_read_is_rebuilt_from_the_ledger(
+    session: Session, ledger: Ledger, damage: Callable[[bytes], bytes]
+) -> None:
+    chain = build_chain(session, ledger)
+    stolen_sales(session, chain)
+    first = run_ledger_analysis(session, ledger, now=NOW)
+    state = session.get(AnalysisState, "ledger")
+    assert state is not None
+    state.snapshot = damage(state.snapshot)  # another version's graph, or a damaged one
+    session.flush()
+    size = entries(session)
+    again = run_ledger_analysis(session, ledger, now=LATER)
+    assert again.entries_read == size  # the whole ledger, read again
+    assert again.opened == [] and sorted(again.refreshed) == sorted(first.opened)
+    assert entries(session) == size  # no alert opened twice
+    assert all(a.runs == 2 for a in list_alerts(session))
+    session.refresh(state)
+    assert LedgerGraph.from_bytes(state.snapshot).last_seq == size - 1
 
 
 def test_the_same_subject_found_again_keeps_one_alert(session: Session, ledger: Ledger) -> None:

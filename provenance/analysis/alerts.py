@@ -22,6 +22,7 @@ Services flush and never commit.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from provenance.analysis.findings import Typology
 from provenance.analysis.ledger_detectors import LedgerDetector, LedgerFinding, analyze_ledger
-from provenance.analysis.ledger_graph import LedgerGraph, read_ledger
+from provenance.analysis.ledger_graph import GraphSnapshotError, LedgerGraph, read_ledger
 from provenance.analysis.models import Alert, AlertNote, AnalysisState
 from provenance.catalog import Body, EntryCatalog, EntryType
 from provenance.entries import canonical, decode_record, format_time
@@ -44,6 +45,8 @@ from provenance.errors import ConflictError, NotFoundError, ValidationError
 from provenance.ledger import Ledger, LedgerEntry
 from provenance.risk.live import RiskHit
 from provenance.risk.store import RiskShadowHit
+
+log = logging.getLogger(__name__)
 
 STATE_NAME = "ledger"
 OPEN_TYPE = "alert.open"
@@ -409,9 +412,18 @@ class AnalysisRun:
 
 
 def load_graph(session: Session) -> LedgerGraph:
-    """The graph the last run kept, or an empty one."""
+    """The graph the last run kept, or an empty one: also when the kept one cannot be
+    read (written by another version of cardtrace, or damaged). The graph is only a
+    summary of the ledger, so the run then reads the whole ledger again; alerts are
+    deduplicated by their pattern, so findings alerted before refresh their alerts."""
     state = session.get(AnalysisState, STATE_NAME)
-    return LedgerGraph.from_bytes(state.snapshot) if state is not None else LedgerGraph()
+    if state is None:
+        return LedgerGraph()
+    try:
+        return LedgerGraph.from_bytes(state.snapshot)
+    except GraphSnapshotError as e:
+        log.warning("the stored analysis graph cannot be read (%s); rebuilding it", e)
+        return LedgerGraph()
 
 
 def run_ledger_analysis(
@@ -422,10 +434,8 @@ def run_ledger_analysis(
     detectors: Sequence[LedgerDetector] | None = None,
 ) -> AnalysisRun:
     """Read the entries appended since the last run, run the detectors over the whole
-    graph and record the findings as alerts (see the module docstring).
-
-    Raises:
-        GraphSnapshotError: the stored graph cannot be read.
+    graph and record the findings as alerts (see the module docstring). A stored graph
+    that cannot be read is rebuilt from the whole ledger (:func:`load_graph`).
     """
     graph, read = read_ledger(session, load_graph(session))
     findings = analyze_ledger(graph, detectors)
