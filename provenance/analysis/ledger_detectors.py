@@ -30,7 +30,6 @@ from provenance.analysis.detectors import (
     StackedChainDetector,
 )
 from provenance.analysis.findings import Finding, Typology, scaled_score
-from provenance.analysis.index import TransferIndex
 from provenance.analysis.ledger_graph import LedgerGraph, NodeKind, short_code
 from provenance.analysis.pipeline import analyze_transfers
 
@@ -293,10 +292,9 @@ class SaleBursts:
         if not graph.n_sales:
             return []
         table = graph.sales_table()
-        index = TransferIndex.build(table)
         seqs = np.frombuffer(graph.sale_seq, dtype=np.int64)
         findings = []
-        for found in self.burst.detect(index):
+        for found in self.burst.detect_table(table):
             rows = list(found.transfers)
             kind, subject = _burst_subject(graph, table, rows)
             findings.append(

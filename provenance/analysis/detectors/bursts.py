@@ -15,7 +15,7 @@ import numpy as np
 
 from provenance.analysis.findings import Finding, Typology, scaled_score
 from provenance.analysis.index import TransferIndex
-from provenance.analysis.transfers import IntArray
+from provenance.analysis.transfers import IntArray, TransferTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +33,13 @@ class BurstDetector:
         return Typology.BURST
 
     def detect(self, index: TransferIndex) -> list[Finding]:
-        table = index.table
+        return self.detect_table(index.table)
+
+    def detect_table(self, table: TransferTable) -> list[Finding]:
+        """As :meth:`detect`, from the table alone: bursts need none of the index's
+        occasional views, so a caller with only a table need not build them."""
         window = int(self.window_minutes * 60)
-        eligible = _short_lived_pairs(index, window)
+        eligible = _short_lived_pairs(table, window)
         keys: list[tuple[str, IntArray]] = [("account", table.source.astype(np.int64))]
         keys += [(column, ids.astype(np.int64)) for column, ids in table.attributes.items()]
         findings = []
@@ -56,11 +60,10 @@ class BurstDetector:
                 if i < resume:
                     continue
                 resume = int(ends[i])
-                findings.append(self._finding(index, what, int(k[i]), order[i:resume]))
+                findings.append(self._finding(table, what, int(k[i]), order[i:resume]))
         return findings
 
-    def _finding(self, index: TransferIndex, what: str, value: int, rows: IntArray) -> Finding:
-        table = index.table
+    def _finding(self, table: TransferTable, what: str, value: int, rows: IntArray) -> Finding:
         senders = sorted({int(table.source[r]) for r in rows})
         receivers = sorted({int(table.target[r]) for r in rows} - set(senders))
         label = "sender" if what == "account" else f"{what} {table.attribute_values[what][value]}"
@@ -73,9 +76,8 @@ class BurstDetector:
         )
 
 
-def _short_lived_pairs(index: TransferIndex, window: int) -> np.ndarray:
+def _short_lived_pairs(table: TransferTable, window: int) -> np.ndarray:
     """Rows whose sender-receiver pair trades only inside one span of ``window``."""
-    table = index.table
     n = table.n_accounts
     pair = table.source.astype(np.int64) * n + table.target.astype(np.int64)
     unique, inverse = np.unique(pair, return_inverse=True)
