@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from flask import Flask
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 
 POSTGRES_URL = os.environ.get("CARDTRACE_TEST_POSTGRES_URL")
@@ -55,3 +58,49 @@ def fresh_postgres_database(prefix: str = "cardtrace_t") -> Iterator[URL]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def own_engines_app(
+    url: URL, instance: Path, key_dir: Path, clock: Callable[[], datetime]
+) -> Iterator[Flask]:
+    """The app on ``url`` with its own engines, as in production (the read engine
+    included), disposed of on exit; no broker, no result backend."""
+    from webapp import create_app
+    from webapp.runtime import current_runtime
+
+    saved = {k: os.environ.pop(k) for k in _SERVICE_SETTINGS if k in os.environ}
+    try:
+        app = create_app(
+            {
+                "env": "testing",
+                "instance_path": instance,
+                "database_url": url,
+                "key_dir": key_dir,
+                "CLOCK": clock,
+            }
+        )
+        yield app
+        with app.app_context():
+            current_runtime().engine.dispose()
+            reader = current_runtime().reader()
+            if reader is not None:
+                reader.dispose()
+    finally:
+        os.environ.update(saved)
+
+
+_SERVICE_SETTINGS = ("CARDTRACE_BROKER_URL", "CARDTRACE_RESULT_BACKEND", "CARDTRACE_SECRET_KEY")
+
+
+def terminate_other_connections(engine: Engine) -> int:
+    """End every other connection to ``engine``'s database, as a server restart would;
+    returns how many."""
+    with engine.connect() as conn:
+        dropped: int = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    return dropped

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection, event, func, select, text
+from sqlalchemy import Connection, event, func, select
 from sqlalchemy.orm import Session
 
 from provenance.codes import Product
@@ -40,8 +40,7 @@ from tests.codes_support import (
 )
 from tests.keys import FINGERPRINT_KEY
 from tests.ledger_support import NOW, make_ledger
-from tests.services import fresh_postgres_database
-from webapp import create_app
+from tests.services import fresh_postgres_database, own_engines_app, terminate_other_connections
 from webapp.accounts.apikeys import create_key
 from webapp.database import make_engine, upgrade
 from webapp.runtime import current_runtime
@@ -647,10 +646,8 @@ def test_every_problem_type_uri_dereferences(chain: Chain, client: FlaskClient) 
 
 
 def test_verify_on_postgresql_survives_the_server_dropping_its_connections(
-    tmp_path: Path, key_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, key_dir: Path
 ) -> None:
-    for name in ("CARDTRACE_BROKER_URL", "CARDTRACE_RESULT_BACKEND", "CARDTRACE_SECRET_KEY"):
-        monkeypatch.delenv(name, raising=False)
     with fresh_postgres_database() as url:
         engine = make_engine(url)
         upgrade(engine)
@@ -664,31 +661,12 @@ def test_verify_on_postgresql_survives_the_server_dropping_its_connections(
         ledger.close()
         # The app makes its own sessions, as in production: verify and the check of its
         # API key read in autocommit, through the read engine.
-        app = create_app(
-            {
-                "env": "testing",
-                "instance_path": tmp_path / "instance",
-                "database_url": url,
-                "key_dir": key_dir,
-                "CLOCK": lambda: NOW,
-            }
-        )
-        client = app.test_client()
-        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-        first = verify(client, 0)
-        with engine.connect() as conn:
-            dropped = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
-        second = verify(client, 0)
-        with app.app_context():
-            current_runtime().engine.dispose()
-            reader = current_runtime().reader()
-            assert reader is not None
-            reader.dispose()
+        with own_engines_app(url, tmp_path / "instance", key_dir, lambda: NOW) as app:
+            client = app.test_client()
+            client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+            first = verify(client, 0)
+            dropped = terminate_other_connections(engine)
+            second = verify(client, 0)
         engine.dispose()
     assert dropped >= 1
     assert first["decision"] == "allow"
