@@ -147,12 +147,74 @@ def test_busy_payer_paying_established_accounts_is_quiet() -> None:
     assert "payer" not in found_among_established(FanDetector(direction="out"), pattern)
 
 
+def slow_fan_out() -> list[Row]:
+    """The busy payer of :func:`test_slow_fan_out_to_fresh_accounts_is_found`: six fresh
+    accounts paid between days 1 and 71, among 25 established ones."""
+    pattern = [("payer", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(25)]
+    return pattern + [("payer", f"fresh{i}", 900.0, at(14 * i + 1)) for i in range(6)]
+
+
+def test_account_paid_twice_by_a_fan_and_by_nobody_else_joins_it() -> None:
+    pattern = [*slow_fan_out(), ("payer", "kept", 700.0, at(20)), ("payer", "kept", 650.0, at(90))]
+    assert {"payer", "fresh0", "kept"} <= found_among_established(
+        FanDetector(direction="out"), pattern
+    )
+
+
+def test_account_paid_twice_by_a_fan_that_others_pay_too_stays_out() -> None:
+    pattern = [*slow_fan_out(), ("payer", "kept", 700.0, at(20)), ("payer", "kept", 650.0, at(90))]
+    pattern += [("p7", "kept", 40.0, at(50))]
+    flagged = found_among_established(FanDetector(direction="out"), pattern)
+    assert "fresh0" in flagged
+    assert "kept" not in flagged
+
+
+def test_account_paid_twice_by_a_payer_that_is_no_fan_is_not_reported() -> None:
+    pattern = [("payer", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(25)]
+    pattern += [("payer", f"kept{i}", 700.0, at(10 * i + d)) for i in range(3) for d in (1, 2)]
+    assert not found_among_established(FanDetector(direction="out"), pattern)
+
+
+def test_payee_fed_only_by_a_fan_inside_its_span_joins_it() -> None:
+    # The payee pays its own bills every week, but the fan's centre is the only account
+    # that ever pays it, and it did so while paying its fresh accounts.
+    pattern = [*slow_fan_out(), ("payer", "lent", 800.0, at(40))]
+    pattern += [("lent", f"p{30 + week}", 50.0, at(7 * week + 2)) for week in range(12)]
+    assert {"payer", "fresh0", "lent"} <= found_among_established(
+        FanDetector(direction="out"), pattern
+    )
+
+
+def test_payee_fed_only_by_a_fan_outside_its_span_stays_out() -> None:
+    pattern = [*slow_fan_out(), ("payer", "lent", 800.0, at(85))]
+    pattern += [("lent", f"p{30 + week}", 50.0, at(7 * week + 2)) for week in range(12)]
+    flagged = found_among_established(FanDetector(direction="out"), pattern)
+    assert "fresh0" in flagged
+    assert "lent" not in flagged
+
+
 def test_hub_gathering_from_and_scattering_to_fresh_accounts_is_found() -> None:
     pattern = [(f"in{i}", "hub", 500.0, at(30 + i)) for i in range(3)]
     pattern += [("hub", f"out{i}", 480.0, at(36 + i)) for i in range(3)]
     pattern += [("hub", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(10)]
     pattern += [(f"p{i}", "hub", 60.0, at(3 * i + 1.5)) for i in range(10, 20)]
     assert {"hub", "in0", "out2"} <= found_among_established(GatherScatterDetector(), pattern)
+
+
+def test_account_paid_twice_by_a_hub_and_by_nobody_else_joins_it() -> None:
+    pattern = [(f"in{i}", "hub", 500.0, at(30 + i)) for i in range(3)]
+    pattern += [("hub", f"out{i}", 480.0, at(36 + i)) for i in range(3)]
+    pattern += [("hub", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(10)]
+    pattern += [(f"p{i}", "hub", 60.0, at(3 * i + 1.5)) for i in range(10, 20)]
+    kept = [("hub", "kept", 300.0, at(37.5)), ("hub", "kept", 200.0, at(70))]
+    assert {"hub", "out2", "kept"} <= found_among_established(
+        GatherScatterDetector(), pattern + kept
+    )
+    paid_by_others = found_among_established(
+        GatherScatterDetector(), pattern + kept + [("p3", "kept", 40.0, at(50))]
+    )
+    assert "hub" in paid_by_others
+    assert "kept" not in paid_by_others
 
 
 def busy_collector(quiet_payers: int) -> list[Row]:

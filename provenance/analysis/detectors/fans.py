@@ -35,6 +35,14 @@ order would have it) on top; for a hub, a sender is quiet when it sends at most
 ``quiet_activity`` transfers and a receiver when it receives at most that many,
 whatever else it does (see :func:`_quiet`), and ``q`` on each side is the share over
 all occasional transfers.
+
+**Who joins a fan found.** Once a fan or hub is found, two kinds of counterparty join
+it without a test of their own, when their dealings with the centre fall inside the
+pattern's time span (see :func:`_joined`): an account whose every transfer, at most
+``quiet_activity`` of them, is with the centre (a mule paid twice by the fan it serves
+trades more than once with it, so the occasional view misses it), and, for fans, a
+counterparty quiet on the side facing the centre (a payee that receives nothing but
+the centre's payment, whatever it pays out itself).
 """
 
 from __future__ import annotations
@@ -200,6 +208,119 @@ def _one_account_behind(
     return bool(common)
 
 
+def _devoted(
+    index: TransferIndex, direction: Literal["out", "in"], most: int
+) -> dict[int, list[int]]:
+    """Rows to (``"out"``) or from (``"in"``) accounts that deal with one account alone,
+    more than once and at most ``most`` times in the whole list, grouped by that
+    account: ``{centre: rows}``.
+
+    A mule paid twice by the fan it serves and by nobody else is no less quiet than one
+    paid once, but its pair trades more than once, so the occasional view (and the
+    quiet test built on it) does not see it. It never makes a fan; it joins one found
+    by the test.
+    """
+    table = index.table
+    leaf = table.target if direction == "out" else table.source
+    centre = table.source if direction == "out" else table.target
+    # Receiving (or sending) every one of its transfers means they all face one way;
+    # the pair's count equal to its activity means they all involve one account.
+    faces = np.bincount(leaf, minlength=index.n_accounts)
+    mask = (
+        (index.activity[leaf] <= most)
+        & (faces[leaf] == index.activity[leaf])
+        & (index.pair_count == index.activity[leaf])
+        & ~index.occasional
+        & (table.source != table.target)
+    )
+    rows = np.flatnonzero(mask)
+    grouped: dict[int, list[int]] = {}
+    for row, owner in zip(rows.tolist(), centre[rows].tolist(), strict=True):
+        grouped.setdefault(int(owner), []).append(int(row))
+    return grouped
+
+
+def _joined(
+    index: TransferIndex,
+    adjacency: Adjacency | None,
+    facing_quiet: np.ndarray | None,
+    devoted: list[int],
+    direction: Literal["out", "in"],
+    centre: int,
+    members: set[int],
+    rows: list[int],
+) -> tuple[list[int], list[int]]:
+    """The counterparties that join a fan (or one side of a hub) already found, with
+    their rows: those whose dealings with the centre fall inside the pattern's own time
+    span and that are either devoted to the centre (see :func:`_devoted`) or, given
+    ``facing_quiet``, quiet on the side facing it (a payee that receives nothing but
+    this payment, whatever it pays out itself: an account lent for the job keeps its
+    own standing orders).
+
+    Joining a found pattern costs no test of its own: the centre is already judged, and
+    the span and the facing side keep everyday counterparties out. Nothing joins when
+    the newcomers have dealt with the pattern's accounts outside it (see
+    :meth:`TransferIndex.outside_ties`).
+    """
+    time = index.table.time
+    first = min(int(time[r]) for r in rows)
+    last = max(int(time[r]) for r in rows)
+    far = index.table.target if direction == "out" else index.table.source
+    by_account: dict[int, list[int]] = {}
+    for row in devoted:
+        by_account.setdefault(int(far[row]), []).append(row)
+    if adjacency is not None and facing_quiet is not None:
+        for position in range(int(adjacency.ptr[centre]), int(adjacency.ptr[centre + 1])):
+            other = int(adjacency.other[position])
+            if facing_quiet[other]:
+                by_account.setdefault(other, []).append(int(adjacency.rows[position]))
+    added_rows: list[int] = []
+    added: list[int] = []
+    for other, its_rows in by_account.items():
+        if other in members or other == centre:
+            continue
+        # A devoted account's every transfer is with the centre: all of them join,
+        # so long as one falls inside the pattern's span.
+        if any(first <= int(time[r]) <= last for r in its_rows):
+            added.append(other)
+            added_rows.extend(its_rows)
+    if not added or index.outside_ties({centre, *members, *added}, rows + added_rows):
+        return [], []
+    return added_rows, added
+
+
+def _with_joined(
+    index: TransferIndex,
+    finding: Finding,
+    direction: Literal["out", "in"],
+    adjacency: Adjacency | None,
+    facing_quiet: np.ndarray | None,
+    devoted: dict[int, list[int]],
+) -> Finding:
+    """``finding`` with the counterparties that join it (see :func:`_joined`)."""
+    centre, *members = finding.accounts
+    rows, added = _joined(
+        index,
+        adjacency,
+        facing_quiet,
+        devoted.get(centre, []),
+        direction,
+        centre,
+        set(members),
+        list(finding.transfers),
+    )
+    if not added:
+        return finding
+    return Finding(
+        finding.typology,
+        finding.score,
+        (centre, *sorted({*members, *added})),
+        (*finding.transfers, *rows),
+        f"{finding.reason}; {len(added)} more within its span, dealing with nobody else "
+        f"on that side",
+    )
+
+
 def _testable(enough: np.ndarray, quiet: np.ndarray) -> int:
     """How many accounts are tested: those with enough occasional counterparties to
     make the pattern at all (``enough``) and not quiet themselves. An account with fewer
@@ -360,7 +481,14 @@ class FanDetector:
                     f"{p:.1e} per account",
                 )
             )
-        return findings
+        facing = _quiet(
+            index, "received" if self.direction == "out" else "sent", self.quiet_activity
+        )
+        devoted = _devoted(index, self.direction, self.quiet_activity)
+        return [
+            _with_joined(index, finding, self.direction, full, facing, devoted)
+            for finding in findings
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,7 +598,19 @@ class GatherScatterDetector:
                 )
             )
         findings.extend(self._quiet_hubs(index, {f.accounts[0] for f in findings}))
-        return findings
+        devoted_in = _devoted(index, "in", self.quiet_activity)
+        devoted_out = _devoted(index, "out", self.quiet_activity)
+        return [
+            _with_joined(
+                index,
+                _with_joined(index, finding, "in", None, None, devoted_in),
+                "out",
+                None,
+                None,
+                devoted_out,
+            )
+            for finding in findings
+        ]
 
     def _quiet_hubs(self, index: TransferIndex, reported: set[int]) -> list[Finding]:
         quiet_senders = _quiet(index, "sent", self.quiet_activity)
