@@ -142,6 +142,27 @@ def test_busy_payer_paying_a_few_fresh_accounts_among_many_is_quiet() -> None:
     )
 
 
+def busy_payer_with_fresh(days_apart: float) -> list[Row]:
+    """A busy payer (25 one-off payments to established accounts over three months)
+    that also pays seven fresh accounts, ``days_apart`` days apart from day 40."""
+    pattern = [("payer", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(25)]
+    return pattern + [("payer", f"fresh{i}", 900.0, at(40 + days_apart * i)) for i in range(7)]
+
+
+def test_fresh_accounts_paid_within_one_week_make_a_fan_out_among_many_payments() -> None:
+    # Seven of 32 payees fresh is what chance gives some busy payer here; seven within
+    # a week, among the eight other payments of that month, is not.
+    assert {"payer", "fresh0", "fresh6"} <= found_among_established(
+        FanDetector(direction="out"), with_regulars(busy_payer_with_fresh(0.7))
+    )
+
+
+def test_fresh_accounts_paid_over_three_months_among_many_payments_are_quiet() -> None:
+    assert "payer" not in found_among_established(
+        FanDetector(direction="out"), with_regulars(busy_payer_with_fresh(13))
+    )
+
+
 def test_busy_payer_paying_established_accounts_is_quiet() -> None:
     pattern = [("payer", f"p{i}", 60.0, at(3 * i + 0.5)) for i in range(25)]
     assert "payer" not in found_among_established(FanDetector(direction="out"), pattern)

@@ -19,8 +19,10 @@ occasional counterparties are quiet far more often than everyone's are is a fan
 whatever its size or pace: if a share ``q`` of all occasional transfers (in that
 direction) reach a quiet account, then among an account's ``n`` occasional transfers
 ``k`` or more reach distinct quiet accounts with the binomial probability
-``P(Bin(n, q) >= k)``. Fans are reported by Benjamini-Hochberg at a false-discovery
-rate of ``fdr`` over the accounts tested, which are only those with enough occasional
+``P(Bin(n, q) >= k)``; mules paid within weeks of each other amid a busy account's
+year of everyday payments are judged in that window too (see :func:`_quiet_chance`).
+Fans are reported by Benjamini-Hochberg at a false-discovery rate of ``fdr`` over the
+accounts tested, which are only those with enough occasional
 counterparties to make a fan at all (see :func:`_testable`); ``q`` is estimated
 over those same accounts, without the fans found (see :func:`_null_share`). Where
 quiet accounts are common (a marketplace full of one-time buyers), ``q`` is large and
@@ -140,6 +142,7 @@ def _quiet_fans(
     min_quiet: int,
     max_quiet: int,
     alpha: float,
+    window: int,
 ) -> list[tuple[int, list[int], list[int], float]]:
     """Accounts whose occasional counterparties are quiet far more often than chance
     would have it: (account, rows, quiet counterparties, chance per account).
@@ -166,7 +169,7 @@ def _quiet_fans(
     for _ in range(_NULL_ROUNDS):
         q = _null_share(hits, degree, [a for a, *_ in found], testable)
         tested_now = [
-            (a, rows, others, binomial_tail(len(others), int(degree[a]), q))
+            (a, rows, others, _quiet_chance(index, adjacency, a, quiet, q, min_quiet, window))
             for a, rows, others in candidates
         ]
         keep = _discoveries([p for *_, p in tested_now], tested, alpha)
@@ -175,6 +178,44 @@ def _quiet_fans(
             return now
         found = now
     return found
+
+
+def _quiet_chance(
+    index: TransferIndex,
+    adjacency: Adjacency,
+    account: int,
+    quiet: np.ndarray,
+    q: float,
+    least: int,
+    window: int,
+) -> float:
+    """The chance that an account reaches as many distinct quiet counterparties as this
+    one does, over the whole list or packed into one window.
+
+    Over the whole list it is ``P(Bin(n, q) >= k)``. Mules are often paid within weeks
+    of each other, amid an account's everyday payments spread over the year; a window
+    of ``window`` seconds holding ``k_w`` quiet counterparties among the account's
+    ``n_w`` transfers in it has ``P(Bin(n_w, q) >= k_w)``, times the number of disjoint
+    windows in the list (a scan over all of them, Bonferroni). The two looks count as
+    two tests: the smaller chance, doubled.
+    """
+    lo, hi = int(adjacency.ptr[account]), int(adjacency.ptr[account + 1])
+    times = index.table.time[adjacency.rows[lo:hi]]
+    others = adjacency.other[lo:hi]
+    is_quiet = quiet[others]
+    whole = binomial_tail(len(set(others[is_quiet].tolist())), hi - lo, q)
+    looks = max(1.0, index.span / window)
+    best = 1.0
+    for position in np.flatnonzero(is_quiet).tolist():
+        end = int(np.searchsorted(times, times[position] + window, side="right"))
+        inside = others[position:end]
+        hits = len(set(inside[is_quiet[position:end]].tolist()))
+        if hits >= least:
+            best = min(best, binomial_tail(hits, end - position, q))
+    return min(1.0, _LOOKS * min(whole, looks * best))
+
+
+_LOOKS = 2
 
 
 _NULL_ROUNDS = 10
@@ -460,6 +501,7 @@ class FanDetector:
             self.min_quiet,
             self.max_counterparties,
             self.fdr,
+            window,
         ):
             if (
                 centre in reported
