@@ -329,6 +329,25 @@ def test_same_payments_in_one_month_are_a_fan_out() -> None:
     assert "boss" in found_among_many(FanDetector(direction="out"), pattern)
 
 
+def test_quiet_payee_outside_the_month_of_a_fan_found_by_count_belongs_to_it() -> None:
+    # Twelve fresh suppliers in a month is a fan by count among established accounts;
+    # a thirteenth, paid seven weeks later and never seen again, is one of its leaves.
+    pattern = [("boss", f"supplier{i}", 150.0, at(30 + 0.5 * i)) for i in range(12)]
+    pattern += [("boss", "late", 150.0, at(80))]
+    assert {"boss", "supplier0", "late"} <= found_among_established(
+        FanDetector(direction="out"), pattern
+    )
+
+
+def test_busy_payee_outside_the_month_of_a_fan_found_by_count_stays_out() -> None:
+    pattern = [("boss", f"supplier{i}", 150.0, at(30 + 0.5 * i)) for i in range(12)]
+    pattern += [("boss", "late", 150.0, at(80))]
+    pattern += [("late", f"p{i}", 20.0, at(2 * i)) for i in range(5)]
+    flagged = found_among_established(FanDetector(direction="out"), pattern)
+    assert "boss" in flagged
+    assert "late" not in flagged
+
+
 def test_paying_friends_and_shops_in_a_festival_is_not_a_fan_out() -> None:
     # Five friends and four busy shops in one week: the shops, with their thirty other
     # customers each, are not leaves of a fan.

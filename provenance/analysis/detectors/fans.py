@@ -38,7 +38,9 @@ order would have it) on top; for a hub, a sender is quiet when it sends at most
 whatever else it does (see :func:`_quiet`), and ``q`` on each side is the share over
 all occasional transfers.
 
-**Who joins a fan found.** Once a fan or hub is found, two kinds of counterparty join
+**Who joins a fan found.** A fan found by count in one window takes the quiet
+counterparties that the quiet test finds around the same centre, in or out of that
+window. Once a fan or hub is found, two kinds of counterparty join
 it without a test of their own, when their dealings with the centre fall inside the
 pattern's time span (see :func:`_joined`): an account whose every transfer, at most
 ``quiet_activity`` of them, is with the centre (a mule paid twice by the fan it serves
@@ -362,6 +364,29 @@ def _with_joined(
     )
 
 
+def _merged(
+    index: TransferIndex, finding: Finding, rows: list[int], others: list[int], p: float
+) -> Finding:
+    """A fan found by count, with the quiet counterparties (``others``, over ``rows``)
+    that the quiet test found around the same centre, unless they have dealt with the
+    fan's accounts outside it."""
+    centre, *members = finding.accounts
+    new = [(row, other) for row, other in zip(rows, others, strict=True) if other not in members]
+    if not new:
+        return finding
+    accounts = {*members, *(other for _, other in new)}
+    transfers = (*finding.transfers, *(row for row, _ in new))
+    if index.outside_ties((centre, *accounts), transfers):
+        return finding
+    return Finding(
+        finding.typology,
+        finding.score,
+        (centre, *sorted(accounts)),
+        transfers,
+        f"{finding.reason}; {len(others)} of its counterparties quiet, chance {p:.1e} per account",
+    )
+
+
 def _testable(enough: np.ndarray, quiet: np.ndarray) -> int:
     """How many accounts are tested: those with enough occasional counterparties to
     make the pattern at all (``enough``) and not quiet themselves. An account with fewer
@@ -492,7 +517,7 @@ class FanDetector:
                     f"{self.window_days:g} days (threshold {threshold})",
                 )
             )
-        reported = {f.accounts[0] for f in findings}
+        reported = {f.accounts[0]: i for i, f in enumerate(findings)}
         tested = _testable(full.degree() >= self.min_quiet, index.activity <= self.quiet_activity)
         for centre, rows, others, p in _quiet_fans(
             index,
@@ -503,11 +528,15 @@ class FanDetector:
             self.fdr,
             window,
         ):
-            if (
-                centre in reported
-                or index.outside_ties((centre, *others), rows)
-                or _one_account_behind(index, self.direction, centre, others)
+            if index.outside_ties((centre, *others), rows) or _one_account_behind(
+                index, self.direction, centre, others
             ):
+                continue
+            if centre in reported:
+                # Found by count in one window too: its quiet counterparties outside
+                # that window belong to the same fan.
+                at = reported[centre]
+                findings[at] = _merged(index, findings[at], rows, others, p)
                 continue
             word = "to" if self.direction == "out" else "from"
             times = index.table.time[list(rows)]
