@@ -28,8 +28,8 @@ from provenance.analysis.alerts import (
     record_findings,
     run_ledger_analysis,
 )
-from provenance.analysis.ledger_detectors import LedgerFinding
-from provenance.analysis.ledger_graph import LedgerGraph
+from provenance.analysis.ledger_detectors import LedgerFinding, analyze_ledger, evidence_digest
+from provenance.analysis.ledger_graph import LedgerGraph, read_ledger
 from provenance.analysis.models import Alert, AnalysisState
 from provenance.core import core_catalog
 from provenance.ledger import Ledger, LedgerEntry, PlatformSigner
@@ -144,6 +144,58 @@ def test_the_same_subject_found_again_keeps_one_alert(session: Session, ledger: 
     [alert] = list_alerts(session)
     assert alert.key == alert_key(Typology.STOLEN_PAYMENT_TAINT, "party", "shop-x")
     assert alert.score == pytest.approx(0.95) and alert.runs == 2
+
+
+def test_an_alert_whose_evidence_is_known_unchanged_is_not_drawn_again(
+    session: Session, ledger: Ledger
+) -> None:
+    first = finding("shop-1")
+    record_findings(session, ledger, [first], now=NOW)
+    (alert,) = list_alerts(session)
+    kept = dict(alert.evidence)
+
+    def undrawable() -> nx.MultiDiGraph:
+        raise AssertionError("the evidence was drawn")
+
+    same = LedgerFinding(
+        Typology.STOLEN_PAYMENT_TAINT,
+        "party",
+        "shop-1",
+        0.8,
+        "tainted again",
+        undrawable,
+        evidence_sha256=alert.evidence_sha256,
+    )
+    record_findings(session, ledger, [same], now=LATER)
+    assert alert.evidence == kept and alert.runs == 2 and alert.score == 0.8
+    moved = finding("shop-1", score=0.7)
+    moved.evidence.add_edge("party:shop-1", "party:shop-2", kind="holds")
+    record_findings(session, ledger, [moved], now=LATER)
+    assert alert.evidence == moved.evidence_json() != kept
+    assert alert.evidence_sha256 == evidence_digest(alert.evidence) == moved.evidence_sha256
+
+
+def test_after_new_entries_every_alert_holds_a_full_runs_evidence(
+    session: Session, ledger: Ledger
+) -> None:
+    chain = build_chain(session, ledger)
+    stolen_sales(session, chain)
+    run_ledger_analysis(session, ledger, now=NOW)
+    body = sale_body(5, instrument="stolen-card") | {"buyer": person("buyer", "mule")}
+    chain.append(session, SHOP, "code.sale", body)
+    run_ledger_analysis(session, ledger, now=LATER)
+    graph, _ = read_ledger(session)
+    fresh: dict[str, LedgerFinding] = {}
+    for found in analyze_ledger(graph):
+        key = alert_key(found.typology, found.subject_kind, found.subject)
+        if key not in fresh or found.score > fresh[key].score:
+            fresh[key] = found
+    alerts = list_alerts(session)
+    assert {a.key for a in alerts} == set(fresh)
+    for alert in alerts:
+        assert alert.evidence == fresh[alert.key].evidence_json()
+        assert alert.evidence_sha256 == fresh[alert.key].evidence_sha256
+        assert alert.runs == 2
 
 
 def test_triage_then_escalate_records_each_decision(session: Session, ledger: Ledger) -> None:

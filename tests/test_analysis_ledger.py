@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from provenance.analysis import Typology
+from provenance.analysis.detectors import BurstDetector
 from provenance.analysis.ledger_detectors import (
     CustodyPatterns,
     DuplicateSerial,
@@ -25,6 +26,7 @@ from provenance.analysis.ledger_detectors import (
     StolenPaymentTaint,
     UnknownOriginAtVolume,
     analyze_ledger,
+    evidence_digest,
 )
 from provenance.analysis.ledger_graph import (
     GraphSnapshotError,
@@ -55,10 +57,12 @@ class Story:
         self.graph = LedgerGraph()
         self.seq = 0
         self.codes = 0
+        self.events: list[tuple[int, str, int, str, dict[str, Any]]] = []
         self.apply("product.register", 0, "issuer", {"product": "p", "face_value": "100.00"})
 
     def apply(self, kind: str, time: int, actor: str, body: dict[str, Any]) -> None:
         self.seq += 1
+        self.events.append((self.seq, kind, T0 + time, actor, body))
         self.graph.apply(self.seq, kind, T0 + time, actor, body)
 
     def issue(self, n: int, holder: str = "issuer", serials: list[str] | None = None) -> list[str]:
@@ -385,7 +389,8 @@ def test_an_incremental_run_finds_what_a_full_run_finds() -> None:
     previous = LedgerGraph()
     for event in earlier:
         previous.apply(*event)
-    analyze_ledger(previous)
+    for finding in analyze_ledger(previous):
+        finding.evidence_with_sha256()
     # The new entries reach into the graph already kept: known buyers, devices, parties.
     sales = [body for _, kind, _, _, body in later if kind == "code.sale"]
     assert any(previous.find(NodeKind.BUYER, body["buyer"]) is not None for body in sales)
@@ -399,9 +404,14 @@ def test_an_incremental_run_finds_what_a_full_run_finds() -> None:
     for event in events:
         full.apply(*event)
 
-    found = _outcome(analyze_ledger(incremental))
+    findings = analyze_ledger(incremental)
+    found = _outcome(findings)
     assert found
     assert found == _outcome(analyze_ledger(full))
+    # Most evidence is known from the snapshot, and rightly so.
+    known = [f for f in findings if f.known_evidence_sha256 is not None]
+    assert len(known) > len(findings) / 2
+    assert all(f.known_evidence_sha256 == evidence_digest(f.evidence_json()) for f in known)
 
 
 def test_a_second_read_takes_only_the_new_entries(session: Session, ledger: Ledger) -> None:
@@ -415,3 +425,143 @@ def test_a_second_read_takes_only_the_new_entries(session: Session, ledger: Ledg
     assert read == 2
     assert again.n_sales == 2
     assert read_ledger(session, again)[1] == 0
+
+
+# --- incremental runs: what new entries change in what was found before ----------------------
+
+
+class Resumed:
+    """A story analysed, its graph kept as a snapshot, then told further: the run over
+    the snapshot and the new entries against a run over every entry from the start."""
+
+    def __init__(self, story: Story) -> None:
+        self.story = story
+        # As recording them as alerts does: every evidence drawn and hashed.
+        for finding in analyze_ledger(story.graph):
+            finding.evidence_with_sha256()
+        self.snapshot = story.graph.to_bytes()
+        self.told = len(story.events)
+
+    def runs(self) -> tuple[list[LedgerFinding], list[LedgerFinding]]:
+        incremental = LedgerGraph.from_bytes(self.snapshot)
+        for event in self.story.events[self.told :]:
+            incremental.apply(*event)
+        full = LedgerGraph()
+        for event in self.story.events:
+            full.apply(*event)
+        return analyze_ledger(incremental), analyze_ledger(full)
+
+    def check(self) -> list[LedgerFinding]:
+        """The incremental run's findings, once shown equal to the full run's, and every
+        evidence digest it took from the snapshot equal to its evidence's."""
+        incremental, full = self.runs()
+        assert _outcome(incremental) == _outcome(full)
+        for finding in incremental:
+            known = finding.known_evidence_sha256
+            if known is not None:
+                assert known == evidence_digest(finding.evidence_json())
+        return incremental
+
+
+def _bursts(findings: list[LedgerFinding]) -> set[tuple[str, str, str]]:
+    return {(f.subject_kind, f.subject, f.reason) for f in findings if f.typology is Typology.BURST}
+
+
+def test_a_new_sale_of_the_same_pair_outside_the_window_ends_old_bursts() -> None:
+    # Ten purchases by one buyer at one shop within the hour, on one phone: a burst of
+    # the buyer and of the phone. A later purchase at the same shop shows the buyer
+    # uses it outside that hour: none of the ten count any more, for either key.
+    story = Story()
+    story.shop_day("shop-a", 20)
+    for i, code in enumerate(story.issue(10, holder="shop-a")):
+        story.sell("shop-a", code, "spree", 5 * DAY + i * 60, "spree-card", "spree-phone")
+    resumed = Resumed(story)
+    assert ("buyer", pseud("spree"), "10 purchases by one sender within 60 minutes") in _bursts(
+        analyze_ledger(LedgerGraph.from_bytes(resumed.snapshot))
+    )
+    (code,) = story.issue(1, holder="shop-a")
+    story.sell("shop-a", code, "spree", 12 * DAY, "other-card", "other-phone")
+    assert _bursts(resumed.check()) == set()
+
+
+def test_a_new_sale_elsewhere_keeps_old_bursts() -> None:
+    story = Story()
+    story.shop_day("shop-a", 20)
+    for i, code in enumerate(story.issue(10, holder="shop-a")):
+        story.sell("shop-a", code, "spree", 5 * DAY + i * 60, "spree-card", "spree-phone")
+    resumed = Resumed(story)
+    (code,) = story.issue(1, holder="shop-b")
+    story.sell("shop-b", code, "spree", 12 * DAY, "spree-card", "spree-phone")
+    reasons = {reason for _, _, reason in _bursts(resumed.check())}
+    phone = pseud("spree-phone")
+    assert f"10 purchases by one device {phone} within 60 minutes" in reasons
+
+
+def test_new_sales_on_a_shared_device_complete_a_burst_begun_before() -> None:
+    # Six purchases on one tablet by different buyers, then four more by others: the
+    # tablet's burst needs the old six and the new four.
+    story = Story()
+    story.shop_day("shop-a", 20)
+    codes = story.issue(10, holder="shop-a")
+    for i, code in enumerate(codes[:6]):
+        story.sell("shop-a", code, f"early-{i}", 5 * DAY + i * 60, f"card-{i}", "tablet")
+    resumed = Resumed(story)
+    assert _bursts(analyze_ledger(LedgerGraph.from_bytes(resumed.snapshot))) == set()
+    for i, code in enumerate(codes[6:]):
+        story.sell("shop-a", code, f"late-{i}", 5 * DAY + 600 + i * 60, f"late-card-{i}", "tablet")
+    assert {(k, s) for k, s, _ in _bursts(resumed.check())} == {("device", pseud("tablet"))}
+
+
+def test_kept_findings_evidence_follows_custody() -> None:
+    # The taint finding's evidence draws each code with its holder; moving one of its
+    # codes after the snapshot redraws it, the untouched findings keep their digest.
+    story = Story()
+    story.shop_day("shop-a", 20)
+    sold = story.issue(5, holder="shop-dump")
+    for i, code in enumerate(sold):
+        story.sell("shop-dump", code, "mule", i * 60, "stolen-card", "phone")
+    story.report_stolen("stolen-card")
+    for i, code in enumerate(story.issue(10, holder="shop-a")):
+        story.sell("shop-a", code, "spree", 5 * DAY + i * 60, "spree-card", "spree-phone")
+    resumed = Resumed(story)
+    story.transfer("shop-dump", "shop-c", sold[:1], time=9 * DAY)
+    found = resumed.check()
+    card = next(f for f in found if f.subject == pseud("stolen-card"))
+    assert card.known_evidence_sha256 is None
+    assert "party:shop-c" in card.members
+    spree = next(f for f in found if f.subject == pseud("spree"))
+    assert spree.known_evidence_sha256 is not None
+
+
+def test_a_new_stolen_report_and_new_codes_are_taken_in() -> None:
+    story = Story()
+    story.shop_day("shop-a", 20)
+    for i, code in enumerate(story.issue(5, holder="shop-dump")):
+        story.sell("shop-dump", code, "mule", i * 60, "card-later-reported", "phone")
+    story.issue(3, serials=["dup-1", "dup-2", "dup-3"], holder="shop-a")
+    resumed = Resumed(story)
+    story.report_stolen("card-later-reported")
+    story.attest("shop-a", 3, serials=["dup-1", "dup-2", "dup-3"])
+    found = resumed.check()
+    assert any(f.subject == pseud("card-later-reported") for f in found)
+    assert any(f.typology is Typology.SAME_SERIAL_DIFFERENT_PIN for f in found)
+
+
+def test_bursts_of_other_parameters_are_not_taken_from_the_snapshot() -> None:
+    story = Story()
+    story.shop_day("shop-a", 20)
+    for i, code in enumerate(story.issue(6, holder="shop-a")):
+        story.sell("shop-a", code, "spree", 5 * DAY + i * 60, "spree-card", "spree-phone")
+    graph = LedgerGraph.from_bytes(Resumed(story).snapshot)
+    loose = SaleBursts(BurstDetector(min_transfers=5))
+    assert _bursts(loose.detect(graph))
+    assert not _bursts(SaleBursts().detect(graph))
+
+
+def test_a_snapshot_keeps_only_memos_of_its_own_state() -> None:
+    story = Story()
+    story.shop_day("shop-a", 5)
+    analyze_ledger(story.graph)
+    assert LedgerGraph.from_bytes(story.graph.to_bytes()).memos
+    story.shop_day("shop-a", 1, start=DAY)
+    assert LedgerGraph.from_bytes(story.graph.to_bytes()).memos == {}

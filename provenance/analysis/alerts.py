@@ -30,10 +30,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from networkx.readwrite import json_graph
 from pydantic import Field
 from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from provenance.analysis.findings import Typology
 from provenance.analysis.ledger_detectors import LedgerDetector, LedgerFinding, analyze_ledger
@@ -137,23 +136,11 @@ def alert_key(typology: Typology | str, subject_kind: str, subject: str) -> str:
 
 def evidence_json(finding: LedgerFinding) -> dict[str, Any]:
     """The evidence subgraph as node-link JSON."""
-    data: dict[str, Any] = json_graph.node_link_data(finding.evidence, edges="edges")
-    return data
+    return finding.evidence_json()
 
 
 def _sha256(value: Any) -> str:
     return hashlib.sha256(canonical(value)).hexdigest()
-
-
-def _canonical_ready(value: Any) -> Any:
-    """Floats become fixed-point strings: canonical JSON here carries no floats."""
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, dict):
-        return {str(k): _canonical_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_canonical_ready(v) for v in value]
-    return value
 
 
 # --- recording findings -------------------------------------------------------------------
@@ -171,34 +158,39 @@ def record_findings(
     """Open an alert per new (typology, subject) and refresh the ones already open.
 
     When several findings share a key (the same subject found twice in one run), the
-    strongest is kept.
+    strongest is kept. An alert whose stored evidence has the digest the finding's
+    evidence is known to have (:func:`~provenance.analysis.ledger_detectors.reuse_evidence`)
+    keeps it: the evidence is neither drawn nor written again.
     """
     strongest: dict[str, LedgerFinding] = {}
     for finding in findings:
         key = alert_key(finding.typology, finding.subject_kind, finding.subject)
         if key not in strongest or finding.score > strongest[key].score:
             strongest[key] = finding
+    keys = list(strongest)
     existing = {
         a.key: a
-        for start in range(0, len(strongest), 500)
+        for start in range(0, len(keys), 500)
         for a in session.scalars(
-            select(Alert).where(Alert.key.in_(list(strongest)[start : start + 500]))
+            select(Alert)
+            .where(Alert.key.in_(keys[start : start + 500]))
+            .options(defer(Alert.evidence))
         )
     }
     opened, refreshed, statements, rows = [], [], [], []
     for key, finding in strongest.items():
-        evidence = evidence_json(finding)
-        digest = _sha256(_canonical_ready(evidence))
         alert = existing.get(key)
         if alert is not None:
+            known = finding.known_evidence_sha256
+            if known is None or known != alert.evidence_sha256:
+                alert.evidence, alert.evidence_sha256 = finding.evidence_with_sha256()
             alert.score = finding.score
             alert.reason = finding.reason[:500]
-            alert.evidence = evidence
-            alert.evidence_sha256 = digest
             alert.last_seen_at = now
             alert.runs += 1
             refreshed.append(key)
             continue
+        evidence, digest = finding.evidence_with_sha256()
         body = {
             "key": key,
             "typology": finding.typology.value,

@@ -11,14 +11,17 @@ against a scenario's ground truth.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import networkx as nx
 import numpy as np
+import orjson
+from networkx.readwrite import json_graph
 
 from provenance.analysis.detectors import (
     BurstDetector,
@@ -29,9 +32,11 @@ from provenance.analysis.detectors import (
     ScatterGatherDetector,
     StackedChainDetector,
 )
+from provenance.analysis.detectors.bursts import burst_runs, short_lived
 from provenance.analysis.findings import Finding, Typology, scaled_score
-from provenance.analysis.ledger_graph import LedgerGraph, NodeKind, short_code
+from provenance.analysis.ledger_graph import GraphMark, LedgerGraph, NodeKind, short_code
 from provenance.analysis.pipeline import analyze_transfers
+from provenance.entries import canonical
 
 MAX_EVIDENCE_SALES = 50
 
@@ -42,7 +47,6 @@ class Severity(StrEnum):
     HIGH = "high"
 
 
-@dataclass(frozen=True, slots=True)
 class LedgerFinding:
     """One pattern found in the ledger graph.
 
@@ -52,21 +56,95 @@ class LedgerFinding:
             fingerprint, shown by its first 12 hex digits).
         score: in [0, 1].
         reason: one line a reviewer reads first.
-        evidence: the subgraph behind it.
-        members: every node involved, as ``kind:name``.
+        evidence: the subgraph behind it: given, or drawn from the graph the first time
+            it is asked for (``evidence`` is then a function drawing it).
+        members: every node involved, as ``kind:name`` (by default the evidence's).
+        recipe: what the evidence is drawn from (JSON naming the edges,
+            sales, codes and nodes, with typology, subject, score and reason), when the
+            finding comes from a ledger detector: equal recipes over codes whose records
+            did not change draw equal evidence.
+        evidence_sha256: the SHA-256 of the canonical evidence, if known without
+            drawing it (a previous run drew the same recipe); else computed when asked.
     """
 
-    typology: Typology
-    subject_kind: str
-    subject: str
-    score: float
-    reason: str
-    evidence: nx.MultiDiGraph
-    members: frozenset[str]
+    __slots__ = (
+        "_evidence",
+        "_members",
+        "_sha256",
+        "reason",
+        "recipe",
+        "score",
+        "subject",
+        "subject_kind",
+        "typology",
+    )
 
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.score <= 1.0:
-            raise ValueError(f"score {self.score} is outside [0, 1]")
+    def __init__(
+        self,
+        typology: Typology,
+        subject_kind: str,
+        subject: str,
+        score: float,
+        reason: str,
+        evidence: nx.MultiDiGraph | Callable[[], nx.MultiDiGraph],
+        members: frozenset[str] | None = None,
+        *,
+        recipe: str | None = None,
+        evidence_sha256: str | None = None,
+    ) -> None:
+        if not 0.0 <= score <= 1.0:
+            raise ValueError(f"score {score} is outside [0, 1]")
+        self.typology = typology
+        self.subject_kind = subject_kind
+        self.subject = subject
+        self.score = score
+        self.reason = reason
+        self.recipe = recipe
+        self._evidence = evidence
+        self._members = members
+        self._sha256 = evidence_sha256
+
+    def __repr__(self) -> str:
+        return (
+            f"LedgerFinding({self.typology.value}, {self.subject_kind}:{self.subject}, "
+            f"{self.score:.3f}, {self.reason!r})"
+        )
+
+    @property
+    def evidence(self) -> nx.MultiDiGraph:
+        if not isinstance(self._evidence, nx.MultiDiGraph):
+            self._evidence = self._evidence()
+        return self._evidence
+
+    @property
+    def members(self) -> frozenset[str]:
+        if self._members is None:
+            self._members = frozenset(str(n) for n in self.evidence.nodes)
+        return self._members
+
+    def evidence_json(self) -> dict[str, Any]:
+        """The evidence subgraph as node-link JSON."""
+        data: dict[str, Any] = json_graph.node_link_data(self.evidence, edges="edges")
+        return data
+
+    @property
+    def evidence_sha256(self) -> str:
+        """The SHA-256 (hex) of the canonical evidence (floats as fixed-point strings)."""
+        if self._sha256 is None:
+            self.evidence_with_sha256()
+        assert self._sha256 is not None
+        return self._sha256
+
+    def evidence_with_sha256(self) -> tuple[dict[str, Any], str]:
+        """:meth:`evidence_json` and :attr:`evidence_sha256`, the evidence drawn once."""
+        evidence = self.evidence_json()
+        self._sha256 = evidence_digest(evidence)
+        return evidence, self._sha256
+
+    @property
+    def known_evidence_sha256(self) -> str | None:
+        """:attr:`evidence_sha256` if known without drawing the evidence, else ``None``."""
+        return self._sha256
 
     @property
     def severity(self) -> Severity:
@@ -76,24 +154,57 @@ class LedgerFinding:
         return Severity.MEDIUM if self.score >= 0.6 else Severity.LOW
 
 
+def evidence_digest(evidence: dict[str, Any]) -> str:
+    """The SHA-256 (hex) of node-link evidence as canonical JSON, floats written as
+    fixed-point strings (canonical JSON here carries no floats)."""
+    return hashlib.sha256(canonical(_canonical_ready(evidence))).hexdigest()
+
+
+def _canonical_ready(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict):
+        return {str(k): _canonical_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical_ready(v) for v in value]
+    return value
+
+
 class LedgerDetector(Protocol):
     def detect(self, graph: LedgerGraph) -> list[LedgerFinding]: ...
 
 
-def _members(evidence: nx.MultiDiGraph) -> frozenset[str]:
-    return frozenset(str(n) for n in evidence.nodes)
-
-
 def _finding(
+    graph: LedgerGraph,
     typology: Typology,
     kind: str,
     subject: str,
     score: float,
     reason: str,
-    evidence: nx.MultiDiGraph,
+    *,
+    edges: Sequence[int] = (),
+    sales: Sequence[int] = (),
+    codes: Sequence[str] = (),
+    nodes: Sequence[int] = (),
+    **attributes: int,
 ) -> LedgerFinding:
-    evidence.graph.update(typology=typology.value, score=round(score, 4), reason=reason)
-    return LedgerFinding(typology, kind, subject, score, reason, evidence, _members(evidence))
+    """A finding whose evidence is :meth:`LedgerGraph.subgraph` of these edges, sales,
+    codes and nodes, with typology, score and reason (and ``attributes``) on the
+    graph, drawn when first asked for."""
+    edges, sales, nodes = [int(e) for e in edges], [int(s) for s in sales], [int(n) for n in nodes]
+    codes = list(codes)
+    rounded = round(score, 4)
+
+    def draw() -> nx.MultiDiGraph:
+        evidence = graph.subgraph(edges=edges, sales=sales, codes=codes, nodes=nodes, **attributes)
+        evidence.graph.update(typology=typology.value, score=rounded, reason=reason)
+        return evidence
+
+    recipe = orjson.dumps(
+        [typology.value, kind, subject, score, reason, edges, sales, codes, nodes, attributes],
+        option=orjson.OPT_SORT_KEYS,
+    ).decode()
+    return LedgerFinding(typology, kind, subject, score, reason, draw, recipe=recipe)
 
 
 def _distinct(keys: np.ndarray) -> np.ndarray:
@@ -151,6 +262,7 @@ class StolenPaymentTaint:
             kind = graph.kinds[payment]
             findings.append(
                 _finding(
+                    graph,
                     Typology.STOLEN_PAYMENT_TAINT,
                     kind.value,
                     graph.names[payment],
@@ -158,7 +270,7 @@ class StolenPaymentTaint:
                     f"{len(sales)} codes bought with "
                     f"{'an instrument' if kind is NodeKind.INSTRUMENT else 'a payment reference'}"
                     " reported stolen",
-                    graph.subgraph(sales=sales[:MAX_EVIDENCE_SALES]),
+                    sales=sales[:MAX_EVIDENCE_SALES],
                 )
             )
         for column, kind in (
@@ -176,13 +288,14 @@ class StolenPaymentTaint:
                 sales = tainted_rows[column[tainted_rows] == node].tolist()
                 findings.append(
                     _finding(
+                        graph,
                         Typology.STOLEN_PAYMENT_TAINT,
                         kind.value,
                         graph.names[int(node)],
                         scaled_score(float(share[node]), self.min_share),
                         f"{share[node]:.0%} of the {what} volume ({len(sales)} codes) paid "
                         "with payments reported stolen",
-                        graph.subgraph(sales=sales[:MAX_EVIDENCE_SALES]),
+                        sales=sales[:MAX_EVIDENCE_SALES],
                     )
                 )
         return findings
@@ -201,24 +314,26 @@ class DuplicateSerial:
             name = short_code(serial)
             findings.append(
                 _finding(
+                    graph,
                     Typology.SAME_SERIAL_DIFFERENT_PIN,
                     "serial",
                     name,
                     1.0,
                     f"{len(indices)} codes carry serial {name} with different PINs",
-                    graph.subgraph(codes=[graph.code_fp[i] for i in indices]),
+                    codes=[graph.code_fp[i] for i in indices],
                 )
             )
             sales = [graph.code_sale[i] for i in indices if graph.code_sale[i] >= 0]
             if len(sales) >= 2:
                 findings.append(
                     _finding(
+                        graph,
                         Typology.DOUBLE_SALE,
                         "serial",
                         name,
                         1.0,
                         f"serial {name} sold {len(sales)} times",
-                        graph.subgraph(sales=sales),
+                        sales=sales,
                     )
                 )
         return findings
@@ -258,17 +373,16 @@ class UnknownOriginAtVolume:
             unsold = [graph.code_fp[int(i)] for i in mine if sale[i] < 0]
             findings.append(
                 _finding(
+                    graph,
                     Typology.UNKNOWN_ORIGIN,
                     NodeKind.PARTY.value,
                     graph.names[party],
                     scaled_score(share, self.min_share),
                     f"{attested} codes of origin vouched for only by this party "
                     f"({share:.0%} of its intake), {len(sold)} of them sold",
-                    graph.subgraph(
-                        nodes=[party],
-                        sales=sold[:MAX_EVIDENCE_SALES],
-                        codes=unsold[: max(0, MAX_EVIDENCE_SALES - len(sold))],
-                    ),
+                    nodes=[party],
+                    sales=sold[:MAX_EVIDENCE_SALES],
+                    codes=unsold[: max(0, MAX_EVIDENCE_SALES - len(sold))],
                 )
             )
         return findings
@@ -281,36 +395,142 @@ class SaleBursts:
     buyer, or on one device, IP or instrument, in a short span, from merchants the
     buyer does not use outside it.
 
+    Run again on a graph that has grown since its last run (the bursts it found then
+    are kept in the graph's memos), it recounts only the buyers, devices, IPs and
+    instruments whose bursts can have changed, and keeps the others' bursts. Why that
+    is exact: a key's bursts (one buyer's, one device's, ...) are a function of its
+    *eligible* sales alone, those whose buyer-merchant pair trades only inside one
+    window, in (time, row) order (:func:`~provenance.analysis.detectors.bursts.burst_runs`).
+    New sales change a key's eligible sales in two ways only: a new sale carrying the
+    key, or an old sale carrying it whose pair's span grew past the window with a new
+    sale of the same buyer and merchant. Sales are only appended, so a pair's span
+    only grows: an old sale never becomes eligible, it can only stop being so. Every
+    key reached neither way has the same eligible sales, hence the same bursts.
+
     Attributes:
         burst: the detector and its parameters.
     """
 
     burst: BurstDetector = field(default_factory=BurstDetector)
 
+    @property
+    def memo_name(self) -> str:
+        return f"bursts {self.burst.window_minutes!r} {self.burst.min_transfers}"
+
     def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
         graph.flush()
-        if not graph.n_sales:
-            return []
-        table = graph.sales_table()
+        columns = [
+            _ids(graph.sale_buyer),
+            _ids(graph.sale_device),
+            _ids(graph.sale_ip),
+            _ids(graph.sale_instrument),
+        ]
+        kept = graph.recall(self.memo_name)
+        if kept is None:
+            runs = self._runs(graph, columns, None)
+        else:
+            runs = self._update(graph, columns, *kept)
+        graph.remember(self.memo_name, [[w, key, rows] for w, key, rows in runs])
         seqs = np.frombuffer(graph.sale_seq, dtype=np.int64)
         findings = []
-        for found in self.burst.detect_table(table):
-            rows = list(found.transfers)
-            kind, subject = _burst_subject(graph, table, rows)
+        for what, key, rows in runs:
+            label = "sender" if what == 0 else f"{_BURST_KEYS[what]} {graph.names[key]}"
+            reason = (
+                f"{len(rows)} transfers by one {label} within {self.burst.window_minutes:g} minutes"
+            )
+            kind, subject = _burst_subject(graph, rows)
             findings.append(
                 _finding(
+                    graph,
                     Typology.BURST,
                     kind,
                     subject,
-                    found.score,
-                    found.reason.replace("transfers", "purchases"),
-                    graph.subgraph(sales=rows[:MAX_EVIDENCE_SALES], first_seq=int(seqs[rows[0]])),
+                    scaled_score(len(rows), self.burst.min_transfers),
+                    reason.replace("transfers", "purchases"),
+                    sales=rows[:MAX_EVIDENCE_SALES],
+                    first_seq=int(seqs[rows[0]]),
                 )
             )
         return findings
 
+    def _runs(
+        self, graph: LedgerGraph, columns: list[np.ndarray], dirty: list[np.ndarray] | None
+    ) -> list[tuple[int, int, list[int]]]:
+        """The bursts of every key (``dirty`` is ``None``) or of the keys marked in
+        ``dirty`` (per column, a boolean per node id and one more, false, for -1):
+        ``(column, key, sale rows)``, by column, key and time."""
+        time = np.frombuffer(graph.sale_time, dtype=np.int64)
+        window = self.burst.window
+        everywhere = None
+        if dirty is None:
+            everywhere = self._eligible(graph, columns[0], np.arange(graph.n_sales))
+        runs = []
+        for what, column in enumerate(columns):
+            if everywhere is not None:
+                rows = np.flatnonzero(everywhere & (column >= 0))
+            else:
+                rows = np.flatnonzero(dirty[what][column])  # type: ignore[index]
+                rows = rows[self._eligible(graph, columns[0], rows)]
+            for key, burst in burst_runs(column, time, rows, window, self.burst.min_transfers):
+                runs.append((what, key, burst.tolist()))
+        return runs
 
-def _burst_subject(graph: LedgerGraph, table: object, rows: list[int]) -> tuple[str, str]:
+    def _eligible(self, graph: LedgerGraph, buyer: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Whether each of ``rows`` is eligible: its buyer-merchant pair trades only
+        inside one window (over every sale of the pair, not only those in ``rows``)."""
+        if rows.shape[0] == graph.n_sales:
+            around = rows
+        else:
+            buyers = np.zeros(len(graph.names) + 1, dtype=bool)
+            buyers[buyer[rows]] = True
+            around = np.flatnonzero(buyers[buyer])
+        short = self._short(graph, buyer, around)
+        eligible = np.zeros(graph.n_sales, dtype=bool)
+        eligible[around] = short
+        chosen: np.ndarray = eligible[rows]
+        return chosen
+
+    def _short(self, graph: LedgerGraph, buyer: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        merchant = _ids(graph.sale_merchant)
+        time = np.frombuffer(graph.sale_time, dtype=np.int64)
+        pair = buyer[rows].astype(np.int64) * len(graph.names) + merchant[rows]
+        return short_lived(pair, time[rows], self.burst.window)
+
+    def _update(
+        self, graph: LedgerGraph, columns: list[np.ndarray], mark: GraphMark, previous: Any
+    ) -> list[tuple[int, int, list[int]]]:
+        """The bursts after the sales from ``mark.sales`` on, from ``previous`` (the
+        bursts at ``mark``): the keys those sales reach recounted, the others kept."""
+        kept = [(int(w), int(key), [int(r) for r in rows]) for w, key, rows in previous]
+        new = np.arange(mark.sales, graph.n_sales)
+        if not new.shape[0]:
+            return kept
+        buyer = columns[0]
+        # Every sale of the buyers with new sales: their pairs' spans before and after.
+        touched = np.zeros(len(graph.names) + 1, dtype=bool)
+        touched[buyer[new]] = True
+        around = np.flatnonzero(touched[buyer])
+        before = around[around < mark.sales]
+        was_short = self._short(graph, buyer, before)
+        now_short = self._short(graph, buyer, around)[: before.shape[0]]
+        changed = np.concatenate([new, before[was_short & ~now_short]])
+        dirty = []
+        for column in columns:
+            mask = np.zeros(len(graph.names) + 1, dtype=bool)
+            values = column[changed]
+            mask[values[values >= 0]] = True
+            dirty.append(mask)
+        fresh = self._runs(graph, columns, dirty)
+        time = np.frombuffer(graph.sale_time, dtype=np.int64)
+        runs = [run for run in kept if not dirty[run[0]][run[1]]] + fresh
+        runs.sort(key=lambda run: (run[0], run[1], int(time[run[2][0]]), run[2][0]))
+        return runs
+
+
+_BURST_KEYS = ("account", "device", "ip", "instrument")
+
+
+def _burst_subject(graph: LedgerGraph, rows: list[int]) -> tuple[str, str]:
     buyers = {graph.sale_buyer[r] for r in rows}
     if len(buyers) == 1:
         return NodeKind.BUYER.value, graph.names[buyers.pop()]
@@ -388,13 +608,14 @@ class SharedPaymentRing:
                 kind = graph.kinds[value]
                 findings.append(
                     _finding(
+                        graph,
                         Typology.SHARED_ATTRIBUTE_RING,
                         kind.value,
                         graph.names[value],
                         scaled_score(len(members), self.min_accounts),
                         f"{len(members)} buyer accounts on one {kind.value.replace('_', ' ')} "
                         f"made {len(best)} purchases within {self.window_hours:g} hours",
-                        graph.subgraph(sales=[int(s) for s in best[:MAX_EVIDENCE_SALES]]),
+                        sales=best[:MAX_EVIDENCE_SALES].tolist(),
                     )
                 )
         return findings
@@ -477,14 +698,14 @@ class CustodyPatterns:
             subject = names[1]
         else:
             subject = names[0]
-        evidence = graph.subgraph(edges=[edges[r] for r in found.transfers])
         return _finding(
+            graph,
             found.typology,
             NodeKind.PARTY.value,
             subject,
             found.score,
             found.reason.replace("transfers", "custody transfers"),
-            evidence,
+            edges=[edges[r] for r in found.transfers],
         )
 
 
@@ -503,9 +724,55 @@ def default_ledger_detectors() -> list[LedgerDetector]:
 def analyze_ledger(
     graph: LedgerGraph, detectors: Sequence[LedgerDetector] | None = None
 ) -> list[LedgerFinding]:
-    """Run the detectors (default: :func:`default_ledger_detectors`) over ``graph``."""
+    """Run the detectors (default: :func:`default_ledger_detectors`) over ``graph``,
+    then :func:`reuse_evidence`."""
     graph.flush()
     findings: list[LedgerFinding] = []
     for detector in detectors if detectors is not None else default_ledger_detectors():
         findings.extend(detector.detect(graph))
+    reuse_evidence(graph, findings)
     return findings
+
+
+EVIDENCE_MEMO = "evidence"
+
+
+def reuse_evidence(graph: LedgerGraph, findings: Sequence[LedgerFinding]) -> None:
+    """Give each finding the evidence SHA-256 the last run computed for the same recipe,
+    unless a code its evidence shows has changed since (its holder moved, or it is
+    new), and keep the digests known at the end of this run for the next.
+
+    Evidence is drawn from the recipe (edges, sales, codes, nodes: rows and ids that
+    never change once written) and the current record of each code shown (its holder
+    moves with custody; a code the graph did not know is drawn as of unknown origin),
+    so an equal recipe over unchanged codes draws equal evidence. A finding with a
+    known digest need not be drawn to tell that its alert's evidence is still right.
+    """
+    kept = graph.recall(EVIDENCE_MEMO)
+    if kept is not None:
+        mark, pairs = kept
+        known = {str(recipe): str(digest) for recipe, digest in pairs}
+        changed = graph.changed_codes(mark)
+        for finding in findings:
+            if finding.recipe is None or finding._sha256 is not None:
+                continue
+            digest = known.get(finding.recipe)
+            if digest is None:
+                continue
+            if _shows_changed(graph, finding.recipe, changed):
+                continue
+            finding._sha256 = digest
+    graph.remember(
+        EVIDENCE_MEMO,
+        lambda: [[f.recipe, f._sha256] for f in findings if f.recipe is not None and f._sha256],
+    )
+
+
+def _shows_changed(graph: LedgerGraph, recipe: str, changed: np.ndarray) -> bool:
+    """Whether the evidence of ``recipe`` shows a code marked in ``changed``."""
+    sales, codes = orjson.loads(recipe)[6:8]
+    for fingerprint in [graph.sale_code[s] for s in sales] + codes:
+        i = graph.codes.get(fingerprint)
+        if i is not None and changed[i]:
+            return True
+    return False

@@ -43,7 +43,7 @@ from provenance.analysis.transfers import TransferTable, format_epoch
 from provenance.errors import ValidationError
 from provenance.ledger import iter_records
 
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
 
 
 class NodeKind(StrEnum):
@@ -109,6 +109,20 @@ def short_code(fingerprint_b64: str) -> str:
 _BASE64_HEAD = re.compile("[A-Za-z0-9+/]{8}")
 
 
+@dataclass(frozen=True, slots=True)
+class GraphMark:
+    """How far a graph had got: its counts of sales, codes, edges and reported payments,
+    and of the holder changes logged since it was read (see :meth:`LedgerGraph.mark`).
+    Sales, codes, edges and reports are only ever appended, so rows below a mark are
+    the ones it saw."""
+
+    sales: int
+    codes: int
+    edges: int
+    stolen: int
+    moves: int
+
+
 @dataclass(slots=True)
 class LedgerGraph:
     """The typed graph of the ledger read so far (see the module docstring).
@@ -131,6 +145,10 @@ class LedgerGraph:
         received: per party node id, how many codes it received by transfer.
         face_values: per product node id, the face value of one code.
         party_kinds: per party node id, its registered kind (issuer, merchant, ...).
+        memos: what detectors kept from their last run, by name: the graph's
+            :class:`GraphMark` then and a JSON value (or a function returning one when
+            the snapshot is written). Only memos taken at the graph's current state go
+            into a snapshot.
     """
 
     last_seq: int = -1
@@ -170,9 +188,12 @@ class LedgerGraph:
     received: dict[int, int] = field(default_factory=dict)
     face_values: dict[int, float] = field(default_factory=dict)
     party_kinds: dict[int, str] = field(default_factory=dict)
+    memos: dict[str, tuple[GraphMark, Any]] = field(default_factory=dict)
     _pending: tuple[list[str | None], ...] = field(
         default_factory=lambda: tuple([] for _ in range(6))
     )
+    # Codes whose holder changed, logged only while some memo may need to know.
+    _moved: array[int] = field(default_factory=lambda: array("i"))
 
     # --- nodes and edges ------------------------------------------------------------------
 
@@ -212,6 +233,33 @@ class LedgerGraph:
     @property
     def n_sales(self) -> int:
         return len(self.sale_seq)
+
+    # --- what detectors keep between runs ----------------------------------------------------
+
+    def mark(self) -> GraphMark:
+        """The graph's extent now (sales are counted as flushed)."""
+        self.flush()
+        return GraphMark(
+            self.n_sales, len(self.code_fp), self.n_edges, len(self.stolen), len(self._moved)
+        )
+
+    def remember(self, name: str, value: Any) -> None:
+        """Keep ``value`` (JSON, or a function returning it when the snapshot is written)
+        under ``name``, marked with the graph's extent now."""
+        self.memos[name] = (self.mark(), value)
+
+    def recall(self, name: str) -> tuple[GraphMark, Any] | None:
+        """What was kept under ``name`` and the graph's extent then, or ``None``."""
+        return self.memos.get(name)
+
+    def changed_codes(self, since: GraphMark) -> np.ndarray:
+        """Whether each code's record changed after ``since`` (a boolean per code): it
+        is new, or its holder moved."""
+        changed = np.zeros(len(self.code_fp), dtype=bool)
+        changed[since.codes :] = True
+        moved = np.frombuffer(self._moved, dtype=np.int32)[since.moves :]
+        changed[moved] = True
+        return changed
 
     # --- reading entries ------------------------------------------------------------------
 
@@ -307,11 +355,14 @@ class LedgerGraph:
         if len(moved) < _BULK_TRANSFER:
             value = 0.0
             codes, holder, product = self.codes, self.code_holder, self.code_product
+            log = self._moved.append if self.memos else None
             for fingerprint in moved:
                 i = codes.get(fingerprint)
                 if i is not None:
                     holder[i] = recipient
                     value += faces.get(product[i], 0.0)
+                    if log is not None:
+                        log(i)
         else:
             # A wholesale lot: look the codes up in one pass, then move them and price
             # them by product with numpy over views of the code columns.
@@ -319,6 +370,8 @@ class LedgerGraph:
                 map(self.codes.get, moved, repeat(-1)), dtype=np.int64, count=len(moved)
             )
             found = found[found >= 0]
+            if self.memos:
+                self._moved.frombytes(found.astype(np.int32).tobytes())
             holder_view = np.frombuffer(self.code_holder, dtype=np.int32)
             holder_view[found] = recipient
             products, counts = np.unique(
@@ -545,6 +598,7 @@ class LedgerGraph:
             "received": list(self.received.items()),
             "face_values": list(self.face_values.items()),
             "party_kinds": list(self.party_kinds.items()),
+            "memos": self._current_memos(),
         }
         head = orjson.dumps(header)
         parts = [
@@ -558,6 +612,16 @@ class LedgerGraph:
             crc = zlib.crc32(part, crc)
         parts.append(_CRC.pack(crc))
         return b"".join(parts)
+
+    def _current_memos(self) -> dict[str, Any]:
+        """The memos taken at the graph's current state, as JSON: the others no longer
+        describe it, and the holder changes they would need are not kept."""
+        now = self.mark()
+        return {
+            name: value() if callable(value) else value
+            for name, (mark, value) in self.memos.items()
+            if mark == now
+        }
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> LedgerGraph:
@@ -635,6 +699,11 @@ class LedgerGraph:
         graph.received = {int(k): int(v) for k, v in header["received"]}
         graph.face_values = {int(k): float(v) for k, v in header["face_values"]}
         graph.party_kinds = {int(k): str(v) for k, v in header["party_kinds"]}
+        memos = header["memos"]
+        if not isinstance(memos, dict):
+            raise GraphSnapshotError("the analysis snapshot's memos do not match")
+        mark = graph.mark()
+        graph.memos = {str(name): (mark, value) for name, value in memos.items()}
         return graph
 
     def _check_lengths(self) -> None:

@@ -5,6 +5,9 @@ transfers to counterparties the sender does not deal with outside that short spa
 payroll run or a standing order repeats across the list and is not a burst, a string of
 top-ups to a new account is. When the list carries ``device``, ``ip`` or ``instrument``
 columns, the same count runs per value of each, across every account that used it.
+
+The two steps are functions over plain columns (:func:`short_lived`, :func:`burst_runs`)
+so that the ledger's sales, whose columns hold node ids, use them without a table.
 """
 
 from __future__ import annotations
@@ -32,35 +35,27 @@ class BurstDetector:
     def typology(self) -> Typology:
         return Typology.BURST
 
+    @property
+    def window(self) -> int:
+        """The burst's length in seconds."""
+        return int(self.window_minutes * 60)
+
     def detect(self, index: TransferIndex) -> list[Finding]:
         return self.detect_table(index.table)
 
     def detect_table(self, table: TransferTable) -> list[Finding]:
         """As :meth:`detect`, from the table alone: bursts need none of the index's
         occasional views, so a caller with only a table need not build them."""
-        window = int(self.window_minutes * 60)
-        eligible = _short_lived_pairs(table, window)
+        n = table.n_accounts
+        pair = table.source.astype(np.int64) * n + table.target.astype(np.int64)
+        eligible = short_lived(pair, table.time, self.window)
         keys: list[tuple[str, IntArray]] = [("account", table.source.astype(np.int64))]
         keys += [(column, ids.astype(np.int64)) for column, ids in table.attributes.items()]
         findings = []
         for what, key in keys:
             rows = np.flatnonzero(eligible & (key >= 0))
-            if rows.shape[0] == 0:
-                continue
-            order = rows[np.lexsort((table.time[rows], key[rows]))]
-            k, t = key[order], table.time[order]
-            shift = int(t.max() - t.min()) + window + 1
-            flat = k * shift + (t - t.min())
-            ends = np.searchsorted(flat, flat + window, side="right")
-            counts = ends - np.arange(flat.shape[0])
-            # Greedy from the left: a burst starts at the first row whose window holds
-            # enough rows and takes that window; the next may start only after it.
-            resume = 0
-            for i in np.flatnonzero(counts >= self.min_transfers).tolist():
-                if i < resume:
-                    continue
-                resume = int(ends[i])
-                findings.append(self._finding(table, what, int(k[i]), order[i:resume]))
+            for value, burst in burst_runs(key, table.time, rows, self.window, self.min_transfers):
+                findings.append(self._finding(table, what, value, burst))
         return findings
 
     def _finding(self, table: TransferTable, what: str, value: int, rows: IntArray) -> Finding:
@@ -76,14 +71,41 @@ class BurstDetector:
         )
 
 
-def _short_lived_pairs(table: TransferTable, window: int) -> np.ndarray:
-    """Rows whose sender-receiver pair trades only inside one span of ``window``."""
-    n = table.n_accounts
-    pair = table.source.astype(np.int64) * n + table.target.astype(np.int64)
+def burst_runs(
+    key: IntArray, time: IntArray, rows: IntArray, window: int, least: int
+) -> list[tuple[int, IntArray]]:
+    """The bursts among ``rows`` (ascending, each with ``key >= 0``), per key value: its
+    rows in (time, row) order, taken greedily from the left, a burst starting at the
+    first row whose ``window`` holds ``least`` rows or more and taking that window, the
+    next starting only after it. A key's bursts depend on its own rows only. Returned
+    by key ascending, then in time order: ``(key value, rows)``."""
+    if rows.shape[0] == 0:
+        return []
+    order = rows[np.lexsort((time[rows], key[rows]))]
+    k, t = key[order].astype(np.int64), time[order]
+    # Keys are laid end to end on one axis with a gap wider than any window, so one
+    # search finds every row's window without crossing into the next key.
+    shift = int(t.max() - t.min()) + window + 1
+    flat = k * shift + (t - t.min())
+    ends = np.searchsorted(flat, flat + window, side="right")
+    counts = ends - np.arange(flat.shape[0])
+    runs = []
+    resume = 0
+    for i in np.flatnonzero(counts >= least).tolist():
+        if i < resume:
+            continue
+        resume = int(ends[i])
+        runs.append((int(k[i]), order[i:resume]))
+    return runs
+
+
+def short_lived(pair: IntArray, time: IntArray, window: int) -> np.ndarray:
+    """Which rows' pair (any integer naming a sender-receiver pair) trades only inside
+    one span of ``window``."""
     unique, inverse = np.unique(pair, return_inverse=True)
     first = np.full(unique.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
     last = np.full(unique.shape[0], np.iinfo(np.int64).min, dtype=np.int64)
-    np.minimum.at(first, inverse, table.time)
-    np.maximum.at(last, inverse, table.time)
+    np.minimum.at(first, inverse, time)
+    np.maximum.at(last, inverse, time)
     short: np.ndarray = (last - first)[inverse] <= window
     return short
