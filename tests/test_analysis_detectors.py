@@ -238,6 +238,37 @@ def test_account_paid_twice_by_a_hub_and_by_nobody_else_joins_it() -> None:
     assert "kept" not in paid_by_others
 
 
+def small_hub(senders: list[str], receivers: list[str]) -> list[Row]:
+    """A hub paid by two accounts and paying two others within five days; it keeps a
+    weekly standing order of its own."""
+    pattern = [(sender, "hub", 500.0, at(30 + i)) for i, sender in enumerate(senders)]
+    pattern += [("hub", receiver, 480.0, at(33 + i)) for i, receiver in enumerate(receivers)]
+    return pattern + [("hub", "landlord-hub", 90.0, at(7 * week + 3)) for week in range(12)]
+
+
+def test_small_hub_of_accounts_with_standing_orders_is_found() -> None:
+    # Nobody here is quiet (each keeps a weekly standing order) and two a side is below
+    # any count threshold; but accounts with no other one-off dealings, gathered and
+    # scattered in five days, are what chance does not make.
+    pattern = small_hub(["in0", "in1"], ["out0", "out1"])
+    pattern += [
+        (name, f"landlord-{name}", 90.0, at(7 * week + 2))
+        for name in ("in0", "in1", "out0", "out1")
+        for week in range(12)
+    ]
+    assert {"hub", "in0", "in1", "out0", "out1"} <= found_among_established(
+        GatherScatterDetector(), pattern
+    )
+
+
+def test_small_hub_among_accounts_with_many_one_off_dealings_is_quiet() -> None:
+    # The same hub, but its senders and receivers make a dozen one-off payments each:
+    # chance puts two of them on each side of some account every few days.
+    assert "hub" not in found_among_established(
+        GatherScatterDetector(), small_hub(["p30", "p31"], ["p32", "p33"])
+    )
+
+
 def busy_collector(quiet_payers: int) -> list[Row]:
     """A collector paid once by each of 40 established accounts and by ``quiet_payers``
     accounts that never pay anyone else."""

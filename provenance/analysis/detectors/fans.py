@@ -36,7 +36,9 @@ all its gathering comes before all its scattering (``a! b! / (a + b)!``, as a ra
 order would have it) on top; for a hub, a sender is quiet when it sends at most
 ``quiet_activity`` transfers and a receiver when it receives at most that many,
 whatever else it does (see :func:`_quiet`), and ``q`` on each side is the share over
-all occasional transfers.
+all occasional transfers. A hub of a few accounts, quiet or not, is also judged by the
+expected number of hubs like it that chance would make (see
+:meth:`GatherScatterDetector._improbable_hubs`).
 
 **Who joins a fan found.** A fan found by count in one window takes the quiet
 counterparties that the quiet test finds around the same centre, in or out of that
@@ -364,26 +366,23 @@ def _with_joined(
     )
 
 
-def _merged(
-    index: TransferIndex, finding: Finding, rows: list[int], others: list[int], p: float
-) -> Finding:
-    """A fan found by count, with the quiet counterparties (``others``, over ``rows``)
-    that the quiet test found around the same centre, unless they have dealt with the
-    fan's accounts outside it."""
+def _merged(index: TransferIndex, finding: Finding, more: Finding) -> Finding:
+    """One finding around the same centre as two: ``finding`` with the accounts and
+    transfers of ``more`` (found another way, or in another window), unless these
+    have dealt with the pattern's accounts outside it."""
     centre, *members = finding.accounts
-    new = [(row, other) for row, other in zip(rows, others, strict=True) if other not in members]
-    if not new:
-        return finding
-    accounts = {*members, *(other for _, other in new)}
-    transfers = (*finding.transfers, *(row for row, _ in new))
-    if index.outside_ties((centre, *accounts), transfers):
+    accounts = set(members) | set(more.accounts[1:])
+    transfers = tuple(dict.fromkeys((*finding.transfers, *more.transfers)))
+    if len(transfers) == len(finding.transfers) or index.outside_ties(
+        (centre, *accounts), transfers
+    ):
         return finding
     return Finding(
         finding.typology,
-        finding.score,
+        max(finding.score, more.score),
         (centre, *sorted(accounts)),
         transfers,
-        f"{finding.reason}; {len(others)} of its counterparties quiet, chance {p:.1e} per account",
+        f"{finding.reason}; {more.reason}",
     )
 
 
@@ -532,26 +531,25 @@ class FanDetector:
                 index, self.direction, centre, others
             ):
                 continue
+            word = "to" if self.direction == "out" else "from"
+            times = index.table.time[list(rows)]
+            quiet_fan = Finding(
+                self.typology,
+                _quiet_score(p * tested, self.fdr),
+                (centre, *sorted(others)),
+                tuple(rows),
+                f"occasional transfers {word} {len(others)} quiet accounts (at most "
+                f"{self.quiet_activity} transfers each) within "
+                f"{(int(times.max()) - int(times.min())) / DAY:.0f} days; chance "
+                f"{p:.1e} per account",
+            )
             if centre in reported:
                 # Found by count in one window too: its quiet counterparties outside
                 # that window belong to the same fan.
                 at = reported[centre]
-                findings[at] = _merged(index, findings[at], rows, others, p)
-                continue
-            word = "to" if self.direction == "out" else "from"
-            times = index.table.time[list(rows)]
-            findings.append(
-                Finding(
-                    self.typology,
-                    _quiet_score(p * tested, self.fdr),
-                    (centre, *sorted(others)),
-                    tuple(rows),
-                    f"occasional transfers {word} {len(others)} quiet accounts (at most "
-                    f"{self.quiet_activity} transfers each) within "
-                    f"{(int(times.max()) - int(times.min())) / DAY:.0f} days; chance "
-                    f"{p:.1e} per account",
-                )
-            )
+                findings[at] = _merged(index, findings[at], quiet_fan)
+            else:
+                findings.append(quiet_fan)
         facing = _quiet(
             index, "received" if self.direction == "out" else "sent", self.quiet_activity
         )
@@ -582,7 +580,10 @@ class GatherScatterDetector:
         quiet_activity: accounts with at most this many transfers in the whole list
             are quiet (see the module docstring).
         min_quiet_side: the fewest quiet senders and quiet receivers of a hub of quiet
-            accounts.
+            accounts, and the fewest senders and receivers of a hub judged by expected
+            copies.
+        max_expected: the most hubs like it that chance alone may be expected to make
+            (see :meth:`_improbable_hubs`).
     """
 
     window_days: float = 30.0
@@ -593,6 +594,7 @@ class GatherScatterDetector:
     quiet_activity: int = 2
     min_quiet_side: int = 2
     fdr: float = 0.05
+    max_expected: float = 1.0
 
     @property
     def typology(self) -> Typology:
@@ -669,6 +671,15 @@ class GatherScatterDetector:
                 )
             )
         findings.extend(self._quiet_hubs(index, {f.accounts[0] for f in findings}))
+        # A hub found by count or by its quiet accounts may show, in another window or
+        # with busy members, more of the same hub: one finding per hub.
+        reported = {f.accounts[0]: i for i, f in enumerate(findings)}
+        for hub in self._improbable_hubs(index):
+            at = reported.get(hub.accounts[0])
+            if at is None:
+                findings.append(hub)
+            else:
+                findings[at] = _merged(index, findings[at], hub)
         devoted_in = _devoted(index, "in", self.quiet_activity)
         devoted_out = _devoted(index, "out", self.quiet_activity)
         return [
@@ -682,6 +693,76 @@ class GatherScatterDetector:
             )
             for finding in findings
         ]
+
+    def _improbable_hubs(self, index: TransferIndex) -> list[Finding]:
+        """Hubs that chance would not make even once: a few senders and receivers, not
+        necessarily quiet, judged as cycles and scatter-gathers are, by the expected
+        number of patterns like it in a random rewiring of the occasional transfers
+        (same shape, same occasional degrees, no wider time spread; see
+        :meth:`TransferIndex.expected_copies`), divided by ``(a + b)! / (a! b!)`` when
+        all ``a`` gathering transfers come before all ``b`` scattering ones, as a
+        random order would have them with that chance.
+
+        A hub of two senders and two receivers needs no threshold on counts or on
+        quiet accounts: its accounts' own degrees and the days it spans say how often
+        chance makes one. The window is anchored on each incoming transfer in turn and
+        the least likely one is kept.
+        """
+        window = int(self.window_days * DAY)
+        table = index.table
+        time = table.time
+        degree_in, degree_out = index.into.degree(), index.out.degree()
+        limit = math.log(self.max_expected)
+        least = self.min_quiet_side
+        findings = []
+        for account in np.flatnonzero(
+            (degree_in >= least)
+            & (degree_out >= least)
+            & (degree_in <= self.max_counterparties)
+            & (degree_out <= self.max_counterparties)
+        ):
+            a = int(account)
+            rows_in, rows_out = index.into.of(a), index.out.of(a)
+            times_in, times_out = time[rows_in], time[rows_out]
+            best: tuple[float, list[int], list[int]] | None = None
+            for anchor in times_in.tolist():
+                lo_in = int(np.searchsorted(times_in, anchor, side="left"))
+                hi_in = int(np.searchsorted(times_in, anchor + window, side="right"))
+                lo_out = int(np.searchsorted(times_out, anchor, side="left"))
+                hi_out = int(np.searchsorted(times_out, anchor + window, side="right"))
+                if hi_in - lo_in < least or hi_out - lo_out < least:
+                    continue
+                chosen_in = rows_in[lo_in:hi_in].tolist()
+                chosen_out = rows_out[lo_out:hi_out].tolist()
+                pairs = [(int(table.source[r]), a) for r in chosen_in]
+                pairs += [(a, int(table.target[r])) for r in chosen_out]
+                first, last = int(times_in[lo_in]), int(times_in[hi_in - 1])
+                start, end = int(times_out[lo_out]), int(times_out[hi_out - 1])
+                log_e = index.expected_copies(pairs, max(last, end) - min(first, start))
+                if last <= start:
+                    log_e -= math.log(math.comb(len(pairs), len(chosen_in)))
+                if best is None or log_e < best[0]:
+                    best = (log_e, chosen_in, chosen_out)
+            if best is None or best[0] > limit:
+                continue
+            log_e, chosen_in, chosen_out = best
+            senders = {int(table.source[r]) for r in chosen_in}
+            receivers = {int(table.target[r]) for r in chosen_out}
+            if index.outside_ties((a, *senders, *receivers), chosen_in + chosen_out):
+                continue
+            times = [int(time[r]) for r in chosen_in + chosen_out]
+            findings.append(
+                Finding(
+                    Typology.GATHER_SCATTER,
+                    min(1.0, 0.6 + 0.05 * (len(senders) + len(receivers))),
+                    (a, *sorted(senders | receivers)),
+                    tuple(chosen_in + chosen_out),
+                    f"gathers from {len(senders)} and scatters to {len(receivers)} accounts "
+                    f"within {(max(times) - min(times)) / DAY:.0f} days; chance would make "
+                    f"{math.exp(log_e):.1e} hubs like it",
+                )
+            )
+        return findings
 
     def _quiet_hubs(self, index: TransferIndex, reported: set[int]) -> list[Finding]:
         quiet_senders = _quiet(index, "sent", self.quiet_activity)
