@@ -272,6 +272,9 @@ def _decide(reasons: Iterable[Reason]) -> Decision:
 LogKey = tuple[str | None, str, bytes | None]
 """A log as the node cache knows it: instance id, checkpoint origin, genesis leaf hash."""
 
+_PathKey = tuple[int, bytes, int]
+"""An audit path as the node cache keeps it: checkpoint size, checkpoint root, entry seq."""
+
 
 class NodeCache:
     """Hashes of the log's perfect subtrees, kept in the process between verifies.
@@ -282,17 +285,65 @@ class NodeCache:
     never serves one store's tree to the other; at most ``max_nodes`` per log and
     ``max_logs`` logs, the least recently used going first.
 
+    It also keeps whole audit paths, at most ``max_proofs`` per log: the path of entry
+    ``seq`` to the checkpoint of ``size`` leaves and root ``root`` never changes either,
+    and the entries behind verdicts (a batch's issuance, its transfers) are shared by
+    thousands of codes, so most verifies fold no tree hashes at all.
+
     Give a cache only to sessions that read committed data: a node read inside a
     transaction that is later rolled back would outlive it. Safe to share between threads.
     """
 
-    def __init__(self, max_nodes: int = 65_536, max_logs: int = 4) -> None:
-        if max_nodes < 1 or max_logs < 1:
-            raise ValueError("a node cache holds at least one node of one log")
+    def __init__(
+        self, max_nodes: int = 65_536, max_logs: int = 4, max_proofs: int = 16_384
+    ) -> None:
+        if max_nodes < 1 or max_logs < 1 or max_proofs < 1:
+            raise ValueError("a node cache holds at least one node and path of one log")
         self.max_nodes = max_nodes
         self.max_logs = max_logs
+        self.max_proofs = max_proofs
         self._logs: OrderedDict[LogKey, OrderedDict[NodeId, bytes]] = OrderedDict()
+        self._paths: OrderedDict[LogKey, OrderedDict[_PathKey, tuple[bytes, ...]]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def lookup_paths(
+        self, log: LogKey, size: int, root: bytes, seqs: Iterable[int]
+    ) -> tuple[dict[int, tuple[bytes, ...]], list[int]]:
+        """The cached audit paths of ``seqs`` to the checkpoint (``size``, ``root``) of
+        ``log``, and the entries it holds none for."""
+        found: dict[int, tuple[bytes, ...]] = {}
+        missing: list[int] = []
+        with self._lock:
+            paths = self._paths.get(log)
+            if paths is None:
+                return found, list(seqs)
+            self._paths.move_to_end(log)
+            for seq in seqs:
+                key = (size, root, seq)
+                path = paths.get(key)
+                if path is None:
+                    missing.append(seq)
+                else:
+                    paths.move_to_end(key)
+                    found[seq] = path
+        return found, missing
+
+    def store_paths(
+        self, log: LogKey, size: int, root: bytes, paths: Mapping[int, tuple[bytes, ...]]
+    ) -> None:
+        """Remember audit paths to the checkpoint (``size``, ``root``) of ``log``."""
+        with self._lock:
+            cached = self._paths.get(log)
+            if cached is None:
+                cached = self._paths[log] = OrderedDict()
+                while len(self._paths) > self.max_logs:
+                    self._paths.popitem(last=False)
+            else:
+                self._paths.move_to_end(log)
+            for seq, path in paths.items():
+                cached[(size, root, seq)] = path
+            while len(cached) > self.max_proofs:
+                cached.popitem(last=False)
 
     def lookup(
         self, log: LogKey, ids: Iterable[NodeId]
@@ -510,7 +561,7 @@ def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
 
 
 def verify_codes(
-    session: Session,
+    session: Session | Connection,
     queries: Sequence[CodeQuery],
     *,
     merchant: str,
@@ -520,12 +571,13 @@ def verify_codes(
     """Judge each code for a sale by ``merchant`` at ``now``; write nothing.
 
     Args:
+        session: a session, or a connection of its own (a read engine's).
         queries: the codes (at most what the caller allows; the API caps it at 10,000).
         nodes: where to keep tree hashes between calls (see :class:`NodeCache`); the
             answer is the same with or without it.
     """
     # Core statements on the session's connection: the ORM layer adds nothing here.
-    connection = session.connection()
+    connection = session if isinstance(session, Connection) else session.connection()
     postgresql = connection.dialect.name == "postgresql"
     statements = _BY_DIALECT[postgresql]
     distinct = {q.fingerprint for q in queries}
@@ -671,6 +723,28 @@ def _proofs(
         return Proofs(0, None, None, {}, tuple(sorted(entries)))
     size, root, note = head.checkpoint
     covered = sorted(s for s in entries if s < size)
+    if cache is None:
+        paths: dict[int, tuple[bytes, ...]] = {}
+        todo = covered
+    else:
+        paths, todo = cache.lookup_paths(head.log, size, root, covered)
+    if todo:
+        built = _build_paths(connection, statements, head.log, size, todo, cache)
+        if cache is not None:
+            cache.store_paths(head.log, size, root, built)
+        paths.update(built)
+    proofs = {seq: EntryProof(seq, entries[seq][1], paths[seq]) for seq in covered}
+    return Proofs(size, root, note, proofs, tuple(sorted(s for s in entries if s >= size)))
+
+
+def _build_paths(
+    connection: Connection,
+    statements: _ListStatements,
+    log: LogKey,
+    size: int,
+    covered: list[int],
+    cache: NodeCache | None,
+) -> dict[int, tuple[bytes, ...]]:
     plans = {seq: inclusion_plan(seq, size) for seq in covered}
     ids: set[NodeId] = set()
     for plan in plans.values():
@@ -679,16 +753,12 @@ def _proofs(
         nodes: dict[NodeId, bytes] = {}
         missing: list[NodeId] = sorted(ids)
     else:
-        nodes, missing = cache.lookup(head.log, ids)
+        nodes, missing = cache.lookup(log, ids)
     read: dict[NodeId, bytes] = {}
     for chunk in _chunks(sorted(missing)):
         for node, value in connection.execute(statements.nodes, {"ids": chunk}):
             read[NodeId(node)] = value
     if cache is not None and read:
-        cache.store(head.log, read)
+        cache.store(log, read)
     nodes.update(read)
-    proofs = {
-        seq: EntryProof(seq, entries[seq][1], tuple(assemble(plan, nodes)))
-        for seq, plan in plans.items()
-    }
-    return Proofs(size, root, note, proofs, tuple(sorted(s for s in entries if s >= size)))
+    return {seq: tuple(assemble(plan, nodes)) for seq, plan in plans.items()}

@@ -185,6 +185,35 @@ def test_a_warm_cache_reads_no_tree_nodes(session: Session, store: Chain) -> Non
     assert not [s for s in statements if "merkle_node" in s]
 
 
+def test_audit_paths_kept_for_one_checkpoint_are_not_served_against_the_next(
+    session: Session, ledger: Ledger, store: Chain
+) -> None:
+    cache = NodeCache()
+    before = _verify(session, QUERIES, cache)
+    assert before.proofs.pending
+    ledger.issue_checkpoint(session, now=NOW)  # takes in the entry that was pending
+    session.flush()
+    after = _verify(session, QUERIES, cache)
+    assert after.proofs.checkpoint_size > before.proofs.checkpoint_size
+    assert not after.proofs.pending
+    assert after == _verify(session, QUERIES, None)
+    _assert_proofs_verify(after)
+    # The same entry's path differs between the two checkpoints; each answer has its own.
+    shared = set(before.proofs.entries) & set(after.proofs.entries)
+    assert any(before.proofs.entries[s].proof != after.proofs.entries[s].proof for s in shared)
+
+
+def test_a_cache_holding_one_audit_path_still_gives_the_same_proofs(
+    session: Session, store: Chain
+) -> None:
+    cache = NodeCache(max_proofs=1)
+    uncached = _verify(session, QUERIES, None)
+    for _ in range(3):
+        assert _verify(session, QUERIES, cache) == uncached
+    with pytest.raises(ValueError):
+        NodeCache(max_proofs=0)
+
+
 @pytest.fixture()
 def other_engine(tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine(make_url(f"sqlite:///{tmp_path / 'other.db'}"))

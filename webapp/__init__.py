@@ -25,6 +25,7 @@ from webapp import (
 from webapp.accounts import limits_store
 from webapp.config import Environment, load_settings
 from webapp.database import make_engine, session_factory
+from webapp.json_provider import FastJSONProvider
 from webapp.pages import init_pages
 from webapp.routing import IdConverter
 from webapp.runtime import Runtime, close_db_session
@@ -63,10 +64,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(overrides=overrides)
 
     app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.json = FastJSONProvider(app)
     app.url_map.converters["int"] = IdConverter
     app.config.update(
         MAX_CONTENT_LENGTH=32 * 1024 * 1024,
-        JSON_SORT_KEYS=False,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         # Secure everywhere; only `cardtrace run` (local http) turns it off.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from provenance.verdict import (
     CodeQuery,
     CodeVerdict,
     Decision,
+    EntryProof,
     NodeCache,
     Proofs,
     VerifyResult,
@@ -215,15 +217,24 @@ def verdict_json(verdict: CodeVerdict) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=16_384)
+def _encoded_proof(proof: EntryProof) -> tuple[str, tuple[str, ...]]:
+    # The entries behind verdicts are shared by many codes (a batch's issuance, its
+    # transfers): their proofs against one checkpoint are encoded once.
+    return _b64(proof.leaf_hash), tuple(_b64(h) for h in proof.proof)
+
+
+def _entry_proof_json(proof: EntryProof) -> dict[str, Any]:
+    leaf, path = _encoded_proof(proof)
+    return {"leaf_hash": leaf, "proof": list(path)}
+
+
 def proofs_json(proofs: Proofs) -> dict[str, Any]:
     return {
         "checkpoint": None
         if proofs.root is None
         else {"size": proofs.checkpoint_size, "root": _b64(proofs.root), "note": proofs.note},
-        "entries": {
-            str(seq): {"leaf_hash": _b64(p.leaf_hash), "proof": [_b64(h) for h in p.proof]}
-            for seq, p in sorted(proofs.entries.items())
-        },
+        "entries": {str(seq): _entry_proof_json(p) for seq, p in sorted(proofs.entries.items())},
         "pending": list(proofs.pending),
     }
 
@@ -386,18 +397,18 @@ def _verify(queries: Sequence[CodeQuery], merchant: str) -> VerifyResult:
             db_session(), queries, merchant=merchant, now=runtime.now(), nodes=state.nodes
         )
     try:
-        with Session(engine) as session:
+        with engine.connect() as connection:
             return verify_codes(
-                session, queries, merchant=merchant, now=runtime.now(), nodes=state.nodes
+                connection, queries, merchant=merchant, now=runtime.now(), nodes=state.nodes
             )
     except DBAPIError as e:
         if not e.connection_invalidated:
             raise
     # The server dropped a pooled connection (a restart, a failover): SQLAlchemy has
     # discarded the pool, and verify writes nothing, so asking again is safe.
-    with Session(engine) as session:
+    with engine.connect() as connection:
         return verify_codes(
-            session, queries, merchant=merchant, now=runtime.now(), nodes=state.nodes
+            connection, queries, merchant=merchant, now=runtime.now(), nodes=state.nodes
         )
 
 

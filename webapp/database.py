@@ -43,8 +43,9 @@ def make_engine(url: URL, **kwargs: Any) -> Engine:
                 ) from e
         connect_args = kwargs.pop("connect_args", {})
         connect_args.setdefault("timeout", 30)
+        read_only = kwargs.pop("sqlite_read_only", False)
         engine = create_engine(url, connect_args=connect_args, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, read_only=read_only)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     connect_args = kwargs.pop("connect_args", {})
@@ -75,9 +76,17 @@ def read_engine(url: URL) -> Engine | None:
     :data:`READ_CONNECTION_SECONDS`, so such a plan cannot outlive a few minutes. JIT
     compilation is off on these connections: a list of 500 keys in a large store can
     pass the server's cost threshold for it, and compiling then costs tens of
-    milliseconds for a statement that runs in a few. SQLite reads in-process, where a
-    transaction costs next to nothing.
+    milliseconds for a statement that runs in a few.
+
+    On SQLite (a database file) it reads in autocommit as well, on connections that
+    cannot write (``PRAGMA query_only``): no ``BEGIN``/``ROLLBACK`` around a read, and,
+    as on PostgreSQL, each statement reads the latest committed state. An in-memory
+    database has no second connection to read it through: ``None``.
     """
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
+            return None
+        return make_engine(url, isolation_level="AUTOCOMMIT", sqlite_read_only=True)
     if url.get_backend_name() != "postgresql":
         return None
     return make_engine(
@@ -89,7 +98,7 @@ def read_engine(url: URL) -> Engine | None:
     )
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not pysqlite, decide when transactions begin.
@@ -104,7 +113,12 @@ def _configure_sqlite(engine: Engine) -> None:
         # 32 MiB of pages (SQLite's default is 2 MiB) across its transactions.
         cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
+
+    if read_only:
+        return  # autocommit reads: no transaction to begin
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

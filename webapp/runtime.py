@@ -60,9 +60,9 @@ class Runtime:
     def reader(self) -> Engine | None:
         """The engine short reads outside the request's transaction go through (verify
         before sale, API-key checks; see :func:`webapp.database.read_engine`), or
-        ``None`` to read through a session: on SQLite, and where the app's sessions are
-        not made from its own engine (tests bind them to one connection they roll back,
-        which another engine would not see)."""
+        ``None`` to read through a session: on an in-memory SQLite database, and where
+        the app's sessions are not made from its own engine (tests bind them to one
+        connection they roll back, which another engine would not see)."""
         with self._reader_lock:
             if not self._reader_known:
                 own = isinstance(self.make_session, sessionmaker) and (

@@ -30,7 +30,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from wtforms import ValidationError as WTFormsValidationError
 
-from webapp.accounts.apikeys import authenticate_key, key_scopes, key_user
+from webapp.accounts.apikeys import LiveKey, authenticate_key, key_scopes, key_user
 from webapp.accounts.errors import (
     ApiKeyInvalidError,
     CsrfTokenError,
@@ -99,10 +99,13 @@ def _api_key_token() -> str | None:
 
 
 def _signed_in_cookie() -> bool:
+    # Without the cookie there is no session to open (and no signature to check).
+    if current_app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+        return False
     return isinstance(session.get(SID), str)
 
 
-def authenticate_bearer_key(token: str) -> tuple[ApiKey, AccountUser | None]:
+def authenticate_bearer_key(token: str) -> tuple[LiveKey, AccountUser | None]:
     """The live key ``token`` is and, for a personal key, its (enabled) account, both
     detached; counts the request against the key's rate limit and marks it used.
 
@@ -113,7 +116,7 @@ def authenticate_bearer_key(token: str) -> tuple[ApiKey, AccountUser | None]:
     """
     at = now()
 
-    def _read(aside: Session) -> tuple[ApiKey, AccountUser | None]:
+    def _read(aside: Session) -> tuple[LiveKey, AccountUser | None]:
         key = authenticate_key(aside, token, now=at)
         return key, key_user(aside, key, now=at)
 

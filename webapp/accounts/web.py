@@ -3,6 +3,7 @@ headers and the language of each request."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,13 +105,16 @@ def now() -> Any:
 # --- rate limits --------------------------------------------------------------------------
 
 
+_parse_limit = functools.lru_cache(maxsize=256)(limits.parse)
+
+
 def hit_limit(limit: str, *identifiers: str) -> None:
     """Count one request against ``limit`` (e.g. ``"10/minute"``) for these identifiers.
 
     Raises:
         RateLimitedError: the limit is reached; carries the seconds until it resets.
     """
-    item = limits.parse(limit)
+    item = _parse_limit(limit)
     strategy = state().limiter.limiter
     prefix = current_app.config.get("RATELIMIT_KEY_PREFIX") or "cardtrace"
     if not strategy.hit(item, prefix, *identifiers):
