@@ -9,7 +9,8 @@ then an incremental run after 1 % new events (load the previous run's snapshot, 
 only the new events, run the detectors again). Both count the evidence that recording
 the findings as alerts draws (node-link JSON and its SHA-256): every finding's in a full
 run, only those whose digest the last run did not leave in the snapshot in an
-incremental one. Writing the snapshot is timed apart, outside the full run's total; the
+incremental one, which leaves the graph it read out of garbage collection as
+``run_ledger_analysis`` does. Writing the snapshot is timed apart, outside the full run's total; the
 incremental run's detectors are also timed one by one.
 Events are read from a JSON-lines file of ledger entries, one ``{"entry": {...},
 "seq": N}`` object a line, parsed as the ledger reader parses stored records.
@@ -43,7 +44,7 @@ from provenance.analysis.ledger_detectors import (
     default_ledger_detectors,
     reuse_evidence,
 )
-from provenance.analysis.ledger_graph import LedgerGraph
+from provenance.analysis.ledger_graph import LedgerGraph, heap_frozen
 from provenance.analysis.scenario import generate, score
 from provenance.entries import format_time
 
@@ -152,6 +153,11 @@ def child_incremental(path: Path, snapshot: Path) -> None:
     started = time.perf_counter()
     graph = LedgerGraph.from_bytes(snapshot.read_bytes())
     loaded = time.perf_counter()
+    with heap_frozen():
+        _incremental(path, graph, started, loaded)
+
+
+def _incremental(path: Path, graph: LedgerGraph, started: float, loaded: float) -> None:
     count = 0
     for event in _events(path):
         graph.apply(*event)

@@ -4,6 +4,7 @@ on the legitimate twin; the graph reads only new entries and round-trips as byte
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import zlib
 from collections.abc import Callable
@@ -32,7 +33,9 @@ from provenance.analysis.ledger_graph import (
     GraphSnapshotError,
     LedgerGraph,
     NodeKind,
+    heap_frozen,
     read_ledger,
+    short_code,
 )
 from provenance.analysis.scenario import generate
 from provenance.ledger import Ledger
@@ -565,3 +568,38 @@ def test_a_snapshot_keeps_only_memos_of_its_own_state() -> None:
     assert LedgerGraph.from_bytes(story.graph.to_bytes()).memos
     story.shop_day("shop-a", 1, start=DAY)
     assert LedgerGraph.from_bytes(story.graph.to_bytes()).memos == {}
+
+
+def test_a_code_sold_before_the_graph_knew_it_is_shown_once_it_comes() -> None:
+    story = Story()
+    story.shop_day("shop-a", 20)
+    for i, code in enumerate([*story.issue(4, holder="shop-dump"), fp("ghost")]):
+        story.sell("shop-dump", code, "mule", i * 60, "stolen-card", "phone")
+    story.report_stolen("stolen-card")
+    resumed = Resumed(story)
+    story.apply(
+        "code.attest", DAY, "shop-dump", {"product": "p", "codes": [[fp("ghost"), fp("g")]]}
+    )
+    card = next(f for f in resumed.check() if f.subject == pseud("stolen-card"))
+    assert card.known_evidence_sha256 is None
+    ghost = next(
+        d
+        for n, d in card.evidence.nodes(data=True)
+        if n.startswith("code:") and d.get("serial") == short_code(fp("g"))
+    )
+    assert ghost["origin"] == "attested"
+
+
+def test_the_heap_is_frozen_only_for_the_block_and_never_someone_elses_freeze() -> None:
+    assert gc.get_freeze_count() == 0
+    with heap_frozen():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with heap_frozen():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -36,7 +36,12 @@ from sqlalchemy.orm import Session, defer
 
 from provenance.analysis.findings import Typology
 from provenance.analysis.ledger_detectors import LedgerDetector, LedgerFinding, analyze_ledger
-from provenance.analysis.ledger_graph import GraphSnapshotError, LedgerGraph, read_ledger
+from provenance.analysis.ledger_graph import (
+    GraphSnapshotError,
+    LedgerGraph,
+    heap_frozen,
+    read_ledger,
+)
 from provenance.analysis.models import Alert, AlertNote, AnalysisState
 from provenance.catalog import Body, EntryCatalog, EntryType
 from provenance.entries import canonical, decode_record, format_time
@@ -427,19 +432,23 @@ def run_ledger_analysis(
 ) -> AnalysisRun:
     """Read the entries appended since the last run, run the detectors over the whole
     graph and record the findings as alerts (see the module docstring). A stored graph
-    that cannot be read is rebuilt from the whole ledger (:func:`load_graph`).
+    that cannot be read is rebuilt from the whole ledger (:func:`load_graph`). The
+    stored graph is left out of garbage collection while the run lasts
+    (:func:`~provenance.analysis.ledger_graph.heap_frozen`).
     """
-    graph, read = read_ledger(session, load_graph(session))
-    findings = analyze_ledger(graph, detectors)
-    report = record_findings(session, ledger, findings, now=now)
-    state = session.get(AnalysisState, STATE_NAME)
-    if state is None:
-        state = AnalysisState(name=STATE_NAME, last_seq=-1, snapshot=b"", updated_at=now)
-        session.add(state)
-    state.last_seq = graph.last_seq
-    state.snapshot = graph.to_bytes()
-    state.updated_at = now
-    session.flush()
+    kept = load_graph(session)
+    with heap_frozen():
+        graph, read = read_ledger(session, kept)
+        findings = analyze_ledger(graph, detectors)
+        report = record_findings(session, ledger, findings, now=now)
+        state = session.get(AnalysisState, STATE_NAME)
+        if state is None:
+            state = AnalysisState(name=STATE_NAME, last_seq=-1, snapshot=b"", updated_at=now)
+            session.add(state)
+        state.last_seq = graph.last_seq
+        state.snapshot = graph.to_bytes()
+        state.updated_at = now
+        session.flush()
     return AnalysisRun(read, graph.last_seq, len(findings), report.opened, report.refreshed)
 
 

@@ -184,7 +184,7 @@ def _finding(
     *,
     edges: Sequence[int] = (),
     sales: Sequence[int] = (),
-    codes: Sequence[str] = (),
+    codes: Sequence[int] = (),
     nodes: Sequence[int] = (),
     **attributes: int,
 ) -> LedgerFinding:
@@ -192,7 +192,7 @@ def _finding(
     codes and nodes, with typology, score and reason (and ``attributes``) on the
     graph, drawn when first asked for."""
     edges, sales, nodes = [int(e) for e in edges], [int(s) for s in sales], [int(n) for n in nodes]
-    codes = list(codes)
+    codes = [int(i) for i in codes]
     rounded = round(score, 4)
 
     def draw() -> nx.MultiDiGraph:
@@ -259,7 +259,7 @@ class StolenPaymentTaint:
                 if column[s] >= 0 and reported[column[s]]:
                     by_payment[int(column[s])].append(int(s))
         for payment, sales in by_payment.items():
-            kind = graph.kinds[payment]
+            kind = graph.kind(payment)
             findings.append(
                 _finding(
                     graph,
@@ -320,7 +320,7 @@ class DuplicateSerial:
                     name,
                     1.0,
                     f"{len(indices)} codes carry serial {name} with different PINs",
-                    codes=[graph.code_fp[i] for i in indices],
+                    codes=indices,
                 )
             )
             sales = [graph.code_sale[i] for i in indices if graph.code_sale[i] >= 0]
@@ -370,7 +370,7 @@ class UnknownOriginAtVolume:
                 continue
             mine = np.flatnonzero(attested_codes & (holders == party))
             sold = [int(sale[i]) for i in mine if sale[i] >= 0]
-            unsold = [graph.code_fp[int(i)] for i in mine if sale[i] < 0]
+            unsold = [int(i) for i in mine if sale[i] < 0]
             findings.append(
                 _finding(
                     graph,
@@ -537,7 +537,7 @@ def _burst_subject(graph: LedgerGraph, rows: list[int]) -> tuple[str, str]:
     for column in (graph.sale_device, graph.sale_instrument, graph.sale_ip):
         values = {column[r] for r in rows}
         if len(values) == 1 and (value := values.pop()) >= 0:
-            return graph.kinds[value].value, graph.names[value]
+            return graph.kind(value).value, graph.names[value]
     return NodeKind.BUYER.value, graph.names[graph.sale_buyer[rows[0]]]
 
 
@@ -605,7 +605,7 @@ class SharedPaymentRing:
                     continue
                 value = int(values[sales[0]])
                 members = {int(buyer[s]) for s in best}
-                kind = graph.kinds[value]
+                kind = graph.kind(value)
                 findings.append(
                     _finding(
                         graph,
@@ -759,7 +759,7 @@ def reuse_evidence(graph: LedgerGraph, findings: Sequence[LedgerFinding]) -> Non
             digest = known.get(finding.recipe)
             if digest is None:
                 continue
-            if _shows_changed(graph, finding.recipe, changed):
+            if _shows_changed(finding.recipe, changed):
                 continue
             finding._sha256 = digest
     graph.remember(
@@ -768,11 +768,9 @@ def reuse_evidence(graph: LedgerGraph, findings: Sequence[LedgerFinding]) -> Non
     )
 
 
-def _shows_changed(graph: LedgerGraph, recipe: str, changed: np.ndarray) -> bool:
-    """Whether the evidence of ``recipe`` shows a code marked in ``changed``."""
+def _shows_changed(recipe: str, changed: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Whether the evidence of ``recipe`` shows a code whose record changed (``changed``:
+    per code and per sale, from :meth:`LedgerGraph.changed_codes`)."""
     sales, codes = orjson.loads(recipe)[6:8]
-    for fingerprint in [graph.sale_code[s] for s in sales] + codes:
-        i = graph.codes.get(fingerprint)
-        if i is not None and changed[i]:
-            return True
-    return False
+    codes_changed, sales_changed = changed
+    return any(sales_changed[s] for s in sales) or any(codes_changed[i] for i in codes)
