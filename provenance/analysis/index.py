@@ -54,6 +54,8 @@ class TransferIndex:
             exchange transfers, in either direction.
         pair_counts: how many transfers each of those pairs exchanges.
         activity: per account, how many transfers it sends or receives in the list.
+        out_degree, in_degree: per account, its occasional transfers out and in.
+        active: how many accounts have at least one occasional transfer.
     """
 
     table: TransferTable
@@ -65,6 +67,9 @@ class TransferIndex:
     pair_keys: IntArray
     pair_counts: IntArray
     activity: IntArray
+    out_degree: IntArray
+    in_degree: IntArray
+    active: int
 
     @classmethod
     def build(cls, table: TransferTable, *, max_pair_transfers: int = 1) -> TransferIndex:
@@ -76,12 +81,18 @@ class TransferIndex:
         occasional = (pair_count <= max_pair_transfers) & (table.source != table.target)
         rows = np.flatnonzero(occasional).astype(np.int64)
         span = int(table.time.max() - table.time.min()) if len(table) else 0
+        out = _adjacency(table, rows, by_source=True)
+        into = _adjacency(table, rows, by_source=False)
+        out_degree, in_degree = out.degree(), into.degree()
         return cls(
             table=table,
             pair_count=pair_count,
             occasional=occasional,
-            out=_adjacency(table, rows, by_source=True),
-            into=_adjacency(table, rows, by_source=False),
+            out=out,
+            into=into,
+            out_degree=out_degree,
+            in_degree=in_degree,
+            active=int(np.count_nonzero(out_degree + in_degree)),
             span=max(span, DAY),
             pair_keys=keys.astype(np.int64),
             pair_counts=counts.astype(np.int64),
@@ -144,9 +155,9 @@ class TransferIndex:
         """
         if not pairs:
             return 0.0
-        out_degree, in_degree = self.out.degree(), self.into.degree()
+        out_degree, in_degree = self.out_degree, self.in_degree
         m = max(1, int(self.out.rows.shape[0]))
-        active = max(1, self.active_accounts)
+        active = max(1, self.active)
         mean = m / active
         nodes = len({a for pair in pairs for a in pair})
         edges = len(pairs)
@@ -160,12 +171,12 @@ class TransferIndex:
     @property
     def active_accounts(self) -> int:
         """Accounts with at least one occasional transfer."""
-        return int(np.count_nonzero(self.out.degree() + self.into.degree()))
+        return self.active
 
     def occasional_rate(self, window: int) -> float:
         """Mean occasional transfers per account (in one direction) in ``window`` seconds."""
         total = float(self.out.rows.shape[0])
-        active = max(1, int(np.count_nonzero(self.out.degree() + self.into.degree())))
+        active = max(1, self.active)
         return total / active * min(1.0, window / self.span)
 
 
