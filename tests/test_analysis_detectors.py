@@ -261,6 +261,23 @@ def test_small_hub_of_accounts_with_standing_orders_is_found() -> None:
     )
 
 
+def test_hub_found_by_its_quiet_accounts_and_by_expected_copies_is_reported_once() -> None:
+    # Fresh senders and receivers make the hub both a hub of quiet accounts and one that
+    # chance would not make; a busy sender inside its window joins the same finding.
+    pattern = [(f"in{i}", "hub", 500.0, at(30 + i)) for i in range(3)]
+    pattern += [("hub", f"out{i}", 480.0, at(36 + i)) for i in range(3)]
+    pattern += [("lender", "hub", 700.0, at(31.5))]
+    pattern += [("lender", f"landlord{i}", 90.0, at(7 * i + 2)) for i in range(12)]
+    table = TransferTable.from_rows(established() + pattern)
+    hubs = [
+        finding
+        for finding in GatherScatterDetector().detect(TransferIndex.build(table))
+        if table.accounts[finding.accounts[0]] == "hub"
+    ]
+    assert len(hubs) == 1
+    assert {"in0", "out2", "lender"} <= {table.accounts[a] for a in hubs[0].accounts}
+
+
 def test_small_hub_among_accounts_with_many_one_off_dealings_is_quiet() -> None:
     # The same hub, but its senders and receivers make a dozen one-off payments each:
     # chance puts two of them on each side of some account every few days.
