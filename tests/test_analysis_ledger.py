@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import networkx as nx
+import numpy as np
 import orjson
 import pytest
 from sqlalchemy.orm import Session
@@ -33,6 +34,7 @@ from provenance.analysis.ledger_graph import (
     GraphSnapshotError,
     LedgerGraph,
     NodeKind,
+    StringColumn,
     heap_frozen,
     read_ledger,
     short_code,
@@ -603,3 +605,37 @@ def test_the_heap_is_frozen_only_for_the_block_and_never_someone_elses_freeze() 
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize(
+    "strings",
+    [
+        [fp(f"c{i}") for i in range(6)] + [fp("c1")],  # one width: kept as bytes
+        ["a", "bb", "ccc", "bb", "dddddddddd"],  # widths differ: split
+        ["short", "", "a\0b", "short"],  # a NUL inside, an empty one: escaped
+        [fp("x")],
+        [],
+    ],
+    ids=["fixed", "varied", "escaped", "one", "none"],
+)
+def test_a_string_column_reads_back_what_was_written(strings: list[str]) -> None:
+    written = StringColumn(list(strings))
+    column = StringColumn.from_section(memoryview(written.joined()), len(strings))
+    assert column is not None and len(column) == len(strings)
+    assert [column[i] for i in range(len(strings))] == strings
+    indices = np.arange(len(strings))[::-1]
+    assert column.take(indices) == [strings[i] for i in indices]
+    wanted = set(strings[-1:]) | {"absent", fp("absent")}
+    first = {s: strings.index(s) for s in wanted if s in strings}
+    assert column.first_of(wanted, len(strings)) == first
+    column.extend(["later", strings[0] if strings else "later"])
+    assert column.first_of({"later"}, len(column)) == {"later": len(strings)}
+    assert column.joined() == StringColumn([*strings, "later", column[len(strings) + 1]]).joined()
+    assert column.strings() == [*strings, "later", column[len(strings) + 1]]
+    with pytest.raises(IndexError):
+        column[-1]
+
+
+def test_a_string_section_of_another_count_is_refused() -> None:
+    raw = memoryview(StringColumn([fp("a"), fp("b")]).joined())
+    assert StringColumn.from_section(raw, 3) is None

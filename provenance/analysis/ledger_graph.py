@@ -125,6 +125,111 @@ class GraphMark:
     moves: int
 
 
+class StringColumn:
+    """Strings by index, as a list would hold them, for columns of millions of codes.
+
+    Those read from a snapshot stay the section's bytes while they all have one length
+    in UTF-8 (code fingerprints do): the string at ``i`` is a slice, many at once are
+    cut out together (:meth:`take`), and :meth:`first_of` finds strings without making
+    the others. Anything else (:meth:`strings`) splits the section once into a list.
+    Strings added later are kept in a list after them.
+    """
+
+    __slots__ = ("_raw", "_read", "_strings", "_width")
+
+    def __init__(self, strings: list[str] | None = None) -> None:
+        self._raw: np.ndarray | None = None  # (read, width + 1) bytes, NUL last
+        self._read = 0
+        self._width = 0
+        self._strings: list[str] = strings if strings is not None else []
+
+    @classmethod
+    def from_section(cls, raw: memoryview, count: int) -> StringColumn | None:
+        """The column a section of :func:`_join` holds, or ``None`` if it does not hold
+        ``count`` strings."""
+        width = bytes(raw[:256]).find(b"\0") if count > 1 else len(raw)
+        if count > 1 and 0 < width < 256 and len(raw) == count * (width + 1) - 1:
+            cells = np.empty((count, width + 1), dtype=np.uint8)
+            flat = cells.reshape(-1)
+            flat[:-1] = np.frombuffer(raw, dtype=np.uint8)
+            flat[-1] = 0
+            # Every string ends where the next NUL is, and no string holds one.
+            if not cells[:, width].any() and flat.size - np.count_nonzero(flat) == count:
+                column = cls()
+                column._raw, column._read, column._width = cells, count, width
+                return column
+        strings = _split(raw, count)
+        return None if strings is None else cls(strings)
+
+    def __len__(self) -> int:
+        return self._read + len(self._strings)
+
+    def __getitem__(self, i: int) -> str:
+        if 0 <= i < self._read:
+            assert self._raw is not None
+            return str(self._raw[i, : self._width].tobytes(), "utf-8", "surrogatepass")
+        if i < 0:
+            raise IndexError("StringColumn takes no negative index")
+        return self._strings[i - self._read]
+
+    def extend(self, strings: Iterable[str]) -> None:
+        self._strings.extend(strings)
+
+    def strings(self) -> list[str]:
+        """Every string, as a list (the section is split, once)."""
+        if self._raw is not None:
+            self._strings[:0] = self.take(np.arange(self._read))
+            self._raw, self._read = None, 0
+        return self._strings
+
+    def take(self, indices: np.ndarray) -> list[str]:
+        """The strings at ``indices`` (ascending or not), cut out together."""
+        inside = indices[indices < self._read]
+        if inside.shape[0] == indices.shape[0] and self._raw is not None:
+            if not inside.shape[0]:
+                return []
+            joined = self._raw[inside].tobytes()[:-1]
+            return str(joined, "utf-8", "surrogatepass").split("\0")
+        return [self[int(i)] for i in indices]
+
+    def first_of(self, wanted: set[str], below: int) -> dict[str, int]:
+        """Each of ``wanted`` found among the first ``below`` strings, with the first
+        index holding it."""
+        found: dict[str, int] = {}
+        below = min(below, len(self))
+        if self._raw is None or self._width < 8:
+            strings = self.strings()
+            hits = np.fromiter(map(wanted.__contains__, strings[:below]), dtype=bool, count=below)
+            candidates = np.flatnonzero(hits).tolist()
+        else:
+            # Compare the first eight bytes of every string at once, then the few
+            # strings that match them in full.
+            heads = np.ascontiguousarray(self._raw[: min(below, self._read), :8]).view("<u8")
+            keys = [w.encode("utf-8", "surrogatepass") for w in wanted]
+            wanted_heads = np.frombuffer(
+                b"".join(k[:8] for k in keys if len(k) == self._width), dtype="<u8"
+            )
+            candidates = np.flatnonzero(np.isin(heads.ravel(), wanted_heads)).tolist()
+            candidates += list(range(self._read, below))
+        for i in candidates:
+            string = self[i]
+            if string in wanted and string not in found:
+                found[string] = i
+        return found
+
+    def joined(self) -> bytes:
+        """The strings as :func:`_join` writes them."""
+        if self._raw is None:
+            return _join(self._strings)
+        head = self._raw.tobytes()[:-1]
+        if not self._strings:
+            return head
+        tail = _join(self._strings)
+        if tail.startswith(b"\0"):
+            return _join(self.strings())
+        return head + b"\0" + tail
+
+
 @dataclass(slots=True)
 class LedgerGraph:
     """The typed graph of the ledger read so far (see the module docstring).
@@ -185,8 +290,8 @@ class LedgerGraph:
     sale_seq: array[int] = field(default_factory=lambda: array("q"))
     codes: dict[str, int] = field(default_factory=dict)
     _codes_complete: bool = True
-    code_fp: list[str] = field(default_factory=list)
-    code_serial: list[str] = field(default_factory=list)
+    code_fp: StringColumn = field(default_factory=StringColumn)
+    code_serial: StringColumn = field(default_factory=StringColumn)
     code_product: array[int] = field(default_factory=lambda: array("i"))
     code_batch: array[int] = field(default_factory=lambda: array("i"))
     code_origin: array[int] = field(default_factory=lambda: array("b"))
@@ -354,31 +459,28 @@ class LedgerGraph:
 
     def _first_among_read(self, serials: list[str]) -> None:
         """Enter into ``_new_serials`` the first code read from the snapshot carrying
-        each of ``serials`` (one pass over the snapshot's serials, not a dictionary of
-        all of them)."""
+        each of ``serials`` (a search among the snapshot's serials, not a dictionary
+        of all of them)."""
         wanted = set(serials).difference(self._new_serials)
-        if not wanted:
-            return
-        read = self._read_codes
-        hits = np.flatnonzero(
-            np.fromiter(map(wanted.__contains__, self.code_serial[:read]), dtype=bool, count=read)
-        )
-        first_of = self._new_serials.setdefault
-        for i in hits.tolist():
-            first_of(self.code_serial[i], i)
+        if wanted:
+            found = self.code_serial.first_of(wanted, self._read_codes)
+            for serial, i in found.items():
+                self._new_serials.setdefault(serial, i)
 
     @property
     def serials(self) -> dict[str, int]:
         if self._serials is None:
-            n = len(self.code_serial)
-            self._serials = dict(zip(reversed(self.code_serial), range(n - 1, -1, -1), strict=True))
+            serials = self.code_serial.strings()
+            n = len(serials)
+            self._serials = dict(zip(reversed(serials), range(n - 1, -1, -1), strict=True))
             self._new_serials = {}
         return self._serials
 
     def _complete_codes(self) -> None:
         """Make :attr:`codes` name every code (see the class docstring)."""
         if not self._codes_complete:
-            self.codes = dict(zip(self.code_fp, range(len(self.code_fp)), strict=True))
+            fingerprints = self.code_fp.strings()
+            self.codes = dict(zip(fingerprints, range(len(fingerprints)), strict=True))
             self._codes_complete = True
 
     def code_index(self, fingerprint: str) -> int | None:
@@ -655,9 +757,10 @@ class LedgerGraph:
             sections.append((name, column.typecode, len(column), _little_endian(column)))
         kinds = self.kind_codes.tobytes()
         sections.append(("kinds", "B", len(kinds), kinds))
-        for name in _STRINGS:
-            strings: list[str] = getattr(self, name)
-            sections.append((name, "str", len(strings), _join(strings)))
+        sections.append(("names", "str", len(self.names), _join(self.names)))
+        for name in _COLUMNS:
+            codes: StringColumn = getattr(self, name)
+            sections.append((name, "str", len(codes), codes.joined()))
         header = {
             "last_seq": self.last_seq,
             "sections": [[name, kind, count, len(raw)] for name, kind, count, raw in sections],
@@ -731,7 +834,7 @@ class LedgerGraph:
                 raise GraphSnapshotError("the analysis snapshot is truncated")
             sections[name] = (kind, count, body[at : at + size])
             at += size
-        if at != len(body) or set(sections) != {*_ARRAYS, "kinds", *_STRINGS}:
+        if at != len(body) or set(sections) != {*_ARRAYS, "kinds", "names", *_COLUMNS}:
             raise GraphSnapshotError("the analysis snapshot's sections do not match")
         graph = cls(last_seq=int(header["last_seq"]))
         for name in _ARRAYS:
@@ -742,12 +845,17 @@ class LedgerGraph:
             column.frombytes(raw)
             if _BIG_ENDIAN:
                 column.byteswap()
-        for name in _STRINGS:
+        kind, count, raw = sections["names"]
+        names = _split(raw, count)
+        if kind != "str" or names is None:
+            raise GraphSnapshotError("the analysis snapshot's names do not match")
+        graph.names = names
+        for name in _COLUMNS:
             kind, count, raw = sections[name]
-            strings = _split(raw, count)
-            if kind != "str" or strings is None:
+            column = StringColumn.from_section(raw, count)
+            if kind != "str" or column is None:
                 raise GraphSnapshotError(f"the analysis snapshot's {name} does not match")
-            setattr(graph, name, strings)
+            setattr(graph, name, column)
         _, _, kind_raw = sections["kinds"]
         codes = np.frombuffer(kind_raw, dtype=np.uint8)
         kinds = list(NodeKind)
@@ -759,7 +867,8 @@ class LedgerGraph:
             graph._ids[kind] = dict(zip(map(graph.names.__getitem__, ids), ids, strict=True))
         graph._check_lengths()
         unsold = np.flatnonzero(np.frombuffer(graph.code_sale, dtype=np.int32) < 0).tolist()
-        graph.codes = dict(zip(map(graph.code_fp.__getitem__, unsold), unsold, strict=True))
+        unsold_fp = graph.code_fp.take(np.array(unsold, dtype=np.int64))
+        graph.codes = dict(zip(unsold_fp, unsold, strict=True))
         graph._codes_complete = len(unsold) == len(graph.code_fp)
         graph._serials = None
         graph._read_codes = len(graph.code_fp)
@@ -815,7 +924,8 @@ _MAGIC = b"cardtrace-ledger-graph\n"
 _HEAD = struct.Struct("<II")
 _CRC = struct.Struct("<I")
 _BIG_ENDIAN = sys.byteorder == "big"
-_STRINGS = ("names", "code_fp", "code_serial")
+# Strings of codes, kept as StringColumn.
+_COLUMNS = ("code_fp", "code_serial")
 _ARRAYS = (
     "code_product",
     "code_batch",
