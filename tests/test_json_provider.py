@@ -28,7 +28,7 @@ class Point:
 
 
 DOCUMENTS: list[Any] = [
-    {"b": 1, "a": [1, 2.5, None, True, False], "c": {"z": "中文", "y": "e\u0301\n\t\"\\"}},
+    {"b": 1, "a": [1, 2.5, None, True, False], "c": {"z": "中文", "y": 'e\u0301\n\t"\\'}},
     {"when": datetime(2026, 11, 27, 12, 30, tzinfo=UTC), "day": date(2026, 11, 27)},
     {"id": uuid.UUID("12345678-1234-5678-1234-567812345678"), "amount": Decimal("12.50")},
     {"point": Point(3, "p"), "colour": Colour.RED, "tuple": (1, "two")},
@@ -53,6 +53,9 @@ def test_the_same_json_as_flask_writes(
     default, fast = providers
     written = fast.dumps(document)
     assert json.loads(written) == json.loads(default.dumps(document))
+    compact = {"separators": (",", ":")}  # as Flask's response asks out of debug mode
+    assert fast.dumps(document, **compact) == written
+    assert json.loads(written) == json.loads(default.dumps(document, **compact))
     # Keys sorted as the default provider sorts them.
     if isinstance(document, dict) and all(isinstance(k, str) for k in document):
         assert list(json.loads(written)) == sorted(document)
@@ -67,6 +70,16 @@ def test_what_flask_cannot_write_is_refused_alike(
             default.dumps(document)
         with pytest.raises(TypeError):
             fast.dumps(document)
+
+
+def test_compact_output_is_written_by_orjson(
+    providers: tuple[DefaultJSONProvider, FastJSONProvider],
+) -> None:
+    default, fast = providers
+    compact = {"separators": (",", ":")}
+    # The standard encoder escapes non-ASCII text (ensure_ascii); orjson writes UTF-8.
+    assert fast.dumps({"name": "中文"}, **compact) == '{"name":"中文"}'
+    assert default.dumps({"name": "中文"}, **compact) == '{"name":"\\u4e2d\\u6587"}'
 
 
 def test_indented_output_still_takes_the_standard_options(

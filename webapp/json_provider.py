@@ -21,12 +21,16 @@ _OPTIONS = (
     | orjson.OPT_PASSTHROUGH_DATACLASS
 )
 
+# What Flask's ``response`` asks for out of debug mode; orjson writes no spaces anyway.
+_COMPACT = {"separators": (",", ":")}
+
 
 class FastJSONProvider(DefaultJSONProvider):
     """Flask's JSON provider, serialising with orjson where it writes the same JSON."""
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        if kwargs:  # an indent, a custom default, ...: the standard library's encoder
+        if kwargs and kwargs != _COMPACT:
+            # An indent, a custom default, ...: the standard library's encoder.
             return super().dumps(obj, **kwargs)
         try:
             return orjson.dumps(obj, default=self.default, option=_OPTIONS).decode()
