@@ -20,6 +20,7 @@ from provenance.analysis.detectors import (
     SharedAttributeRingDetector,
     StackedChainDetector,
 )
+from provenance.analysis.findings import Finding
 from provenance.analysis.index import TransferIndex, binomial_tail, poisson_tail
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
@@ -55,6 +56,12 @@ def found(detector: Detector, pattern: list[Row], **attributes: list[str | None]
         for a in finding.accounts
         if finding.typology is detector.typology
     }
+
+
+def detected(detector: Detector, pattern: list[Row]) -> list[Finding]:
+    """The findings of ``detector`` over the background plus ``pattern``."""
+    index = TransferIndex.build(TransferTable.from_rows(background() + pattern))
+    return detector.detect(index)
 
 
 def test_fan_out_to_new_accounts_is_found() -> None:
@@ -522,6 +529,42 @@ def test_cycle_is_found_however_much_unrelated_traffic_there_is() -> None:
     assert set(ring) <= {
         table.accounts[a] for f in CycleDetector().detect(index) for a in f.accounts
     }
+
+
+def test_cycle_closed_through_a_pair_that_trades_again_is_found() -> None:
+    # A ring of six fresh accounts whose closing pair trades once more, two months
+    # later: the closing transfer is not occasional, the rest of the ring is.
+    ring = ["m0", "m1", "m2", "m3", "m4", "m5"]
+    pattern = [(ring[i], ring[(i + 1) % 6], 600.0, at(20 + 2 * i)) for i in range(6)]
+    pattern.append(("m5", "m0", 450.0, at(80)))
+    findings = [
+        f for f in detected(CycleDetector(), pattern) if "closed through a pair" in f.reason
+    ]
+    assert len(findings) == 1
+    assert set(ring) <= found(CycleDetector(), pattern)
+    assert not found(CycleDetector(max_closing_pair=1), pattern) & set(ring)
+
+
+def test_friends_ring_with_more_than_one_repeated_pair_is_quiet() -> None:
+    # The same ring, but two of its pairs trade again (friends paying each other now and
+    # then): more ties than the one closing pair may have.
+    ring = ["g0", "g1", "g2", "g3", "g4", "g5"]
+    pattern = [(ring[i], ring[(i + 1) % 6], 60.0, at(20 + 2 * i)) for i in range(6)]
+    pattern += [("g5", "g0", 45.0, at(80)), ("g2", "g3", 45.0, at(70))]
+    assert not found(CycleDetector(), pattern) & set(ring)
+
+
+def test_chance_cycle_of_busy_accounts_closed_through_a_repeated_pair_is_quiet() -> None:
+    # Four accounts that each make and receive twenty one-off payments close a cycle
+    # through a pair that trades twice: chance makes such cycles.
+    ring = ["d0", "d1", "d2", "d3"]
+    pattern = [(ring[i], ring[(i + 1) % 4], 600.0, at(50 + 2 * i)) for i in range(4)]
+    pattern.append(("d3", "d0", 450.0, at(85)))
+    for name in ring:
+        for k in range(20):
+            pattern.append((name, f"{name}-payee{k}", 50.0, at(1 + 4 * k)))
+            pattern.append((f"{name}-payer{k}", name, 50.0, at(2 + 4 * k)))
+    assert not found(CycleDetector(), pattern) & set(ring)
 
 
 def test_friends_splitting_bills_are_not_a_layer() -> None:

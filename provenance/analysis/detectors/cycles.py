@@ -21,10 +21,23 @@ does not make a chance cycle look rarer. Friends who split bills close cycles to
 pays the next, who pays the next, at different dinners), but they also pay each other
 again and again: a cycle whose accounts have dealt with each other outside it
 (see :meth:`provenance.analysis.index.TransferIndex.outside_ties`) is not reported.
+
+**Closed through a pair that trades again.** A ring of mules may close through an
+account that has paid the ring's first mule once before or pays it once again months
+later: that pair trades twice, so the occasional view does not see the closing
+transfer. A transfer between two accounts that trade exactly ``max_closing_pair``
+times in the whole list, always the same way (a pair that paid each other back is a
+refund or a shared bill, not a ring), may close a cycle whose other transfers are
+occasional. Such a
+cycle may have its one repeated pair at any of its ``L`` positions, so the expected
+number of cycles like it is ``L`` times that of an occasional cycle; and its pair's one
+other transfer is the only outside tie it may have (friends who pay each other now and
+then have more).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -43,6 +56,8 @@ class CycleDetector:
     max_branch: accounts with more occasional senders or receivers are not walked.
     max_steps: partial paths explored per starting account.
     max_expected: the most cycles like it that chance alone may be expected to make.
+    max_closing_pair: a cycle may close through one pair that trades this many times
+        in the whole list (see the module docstring); below 2, none does.
     """
 
     window_days: float = 30.0
@@ -51,6 +66,7 @@ class CycleDetector:
     max_branch: int = 30
     max_steps: int = 20_000
     max_expected: float = 1.0
+    max_closing_pair: int = 2
 
     @property
     def typology(self) -> Typology:
@@ -114,6 +130,108 @@ class CycleDetector:
                         index, members, (*rows, row), new_hi - new_lo
                     ):
                         findings.append(self._finding(members, (*rows, row), new_hi - new_lo))
+        if self.max_closing_pair >= 2:
+            findings.extend(self._closed_by_repeat(index, busy))
+        return findings
+
+    def _closed_by_repeat(self, index: TransferIndex, busy: list[bool]) -> list[Finding]:
+        """Cycles of occasional transfers closed by one transfer of a pair that trades
+        ``max_closing_pair`` times (see the module docstring). For each such transfer
+        ``u -> v``, the walk goes from ``v`` back to ``u`` over occasional transfers of
+        accounts that are not busy, through accounts that can reach ``u`` in few enough
+        hops within the window around the closing transfer."""
+        window = int(self.window_days * DAY)
+        table = index.table
+        out, into = index.out, index.into
+        ptr: list[int] = out.ptr.tolist()
+        other: list[int] = out.other.tolist()
+        row_of: list[int] = out.rows.tolist()
+        time_of: list[int] = table.time[out.rows].tolist()
+        back_ptr: list[int] = into.ptr.tolist()
+        back_other: list[int] = into.other.tolist()
+        back_time: list[int] = table.time[into.rows].tolist()
+        longest = self.max_length
+        seen: set[frozenset[int]] = set()
+        findings = []
+        closing = np.flatnonzero(
+            (index.pair_count == self.max_closing_pair) & (table.source != table.target)
+        )
+        # Only a pair whose transfers all go one way: money that went back and forth
+        # between two accounts was paid back (a refund, a shared bill, a loan).
+        directed = table.source[closing].astype(np.int64) * index.n_accounts + table.target[
+            closing
+        ].astype(np.int64)
+        _, inverse, counts = np.unique(directed, return_inverse=True, return_counts=True)
+        closing = closing[counts[inverse] == self.max_closing_pair]
+        for r in closing.tolist():
+            u, v = int(table.source[r]), int(table.target[r])
+            if busy[u] or busy[v] or ptr[v] == ptr[v + 1] or back_ptr[u] == back_ptr[u + 1]:
+                continue
+            t_close = int(table.time[r])
+            # Accounts that reach u within the window around the closing transfer, with
+            # the fewest hops each takes.
+            hops = {u: 0}
+            frontier = [u]
+            for depth in range(1, longest):
+                reached = []
+                for account in frontier:
+                    lo = bisect.bisect_left(
+                        back_time, t_close - window, back_ptr[account], back_ptr[account + 1]
+                    )
+                    hi = bisect.bisect_right(
+                        back_time, t_close + window, back_ptr[account], back_ptr[account + 1]
+                    )
+                    for position in range(lo, hi):
+                        sender = back_other[position]
+                        if sender not in hops and not busy[sender]:
+                            hops[sender] = depth
+                            reached.append(sender)
+                if not reached:
+                    break
+                frontier = reached
+            if v not in hops:
+                continue
+            steps = 0
+            stack: list[tuple[int, tuple[int, ...], tuple[int, ...], int, int]] = [
+                (v, (r,), (u, v), t_close, t_close)
+            ]
+            while stack and steps < self.max_steps:
+                steps += 1
+                node, rows, members, lo_t, hi_t = stack.pop()
+                size = len(members)
+                for position in range(ptr[node], ptr[node + 1]):
+                    w = other[position]
+                    if w != u and (
+                        busy[w] or w in members or size + hops.get(w, longest) > longest
+                    ):
+                        continue
+                    t = time_of[position]
+                    new_lo = lo_t if lo_t < t else t
+                    new_hi = hi_t if hi_t > t else t
+                    if new_hi - new_lo > window:
+                        continue
+                    if w != u:
+                        stack.append((w, (*rows, row_of[position]), (*members, w), new_lo, new_hi))
+                        continue
+                    key = frozenset(members)
+                    if size < self.min_length or key in seen:
+                        continue
+                    cycle_rows = (*rows, row_of[position])
+                    pairs = [(a, members[(i + 1) % size]) for i, a in enumerate(members)]
+                    log_e = index.expected_copies(pairs, new_hi - new_lo) + math.log(size)
+                    if log_e <= math.log(self.max_expected) and (
+                        index.outside_ties(members, cycle_rows) <= 1
+                    ):
+                        seen.add(key)
+                        findings.append(
+                            self._finding(
+                                members,
+                                cycle_rows,
+                                new_hi - new_lo,
+                                f", closed through a pair that trades "
+                                f"{self.max_closing_pair} times",
+                            )
+                        )
         return findings
 
     def _improbable(
@@ -124,7 +242,9 @@ class CycleDetector:
             return False
         return index.outside_ties(members, rows) == 0
 
-    def _finding(self, members: tuple[int, ...], rows: tuple[int, ...], span: int) -> Finding:
+    def _finding(
+        self, members: tuple[int, ...], rows: tuple[int, ...], span: int, note: str = ""
+    ) -> Finding:
         # Longer cycles are less likely by chance; a cycle of three is already unusual.
         score = min(1.0, 0.6 + 0.05 * len(members))
         return Finding(
@@ -132,7 +252,7 @@ class CycleDetector:
             score,
             members,
             rows,
-            f"a cycle through {len(members)} accounts within {span / DAY:.1f} days",
+            f"a cycle through {len(members)} accounts within {span / DAY:.1f} days{note}",
         )
 
 
