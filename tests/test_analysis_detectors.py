@@ -221,6 +221,27 @@ def test_payee_fed_only_by_a_fan_outside_its_span_stays_out() -> None:
     assert "lent" not in flagged
 
 
+def test_drop_account_paid_once_by_a_fan_joins_it() -> None:
+    # The drop pays nobody, ever; besides the fan's one payment it is paid twice.
+    pattern = [*slow_fan_out(), ("payer", "drop", 800.0, at(40))]
+    pattern += [("p8", "drop", 90.0, at(10)), ("p9", "drop", 70.0, at(60))]
+    assert {"payer", "fresh0", "drop"} <= found_among_established(
+        FanDetector(direction="out"), pattern
+    )
+
+
+def test_account_that_keeps_a_fans_payment_among_others_stays_out() -> None:
+    # Paid by the fan once and by three others (a savings account), or paid by the fan
+    # three times and by nobody else (a supplier that keeps the money): neither is a
+    # drop of the fan.
+    pattern = [*slow_fan_out(), ("payer", "saver", 800.0, at(40))]
+    pattern += [(f"p{8 + i}", "saver", 90.0, at(10 + 20 * i)) for i in range(3)]
+    pattern += [("payer", "supplier", 300.0, at(20 + 20 * i)) for i in range(3)]
+    flagged = found_among_established(FanDetector(direction="out"), pattern)
+    assert "fresh0" in flagged
+    assert not flagged & {"saver", "supplier"}
+
+
 def test_hub_gathering_from_and_scattering_to_fresh_accounts_is_found() -> None:
     pattern = [(f"in{i}", "hub", 500.0, at(30 + i)) for i in range(3)]
     pattern += [("hub", f"out{i}", 480.0, at(36 + i)) for i in range(3)]

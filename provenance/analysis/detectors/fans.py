@@ -48,7 +48,9 @@ pattern's time span (see :func:`_joined`): an account whose every transfer, at m
 ``quiet_activity`` of them, is with the centre (a mule paid twice by the fan it serves
 trades more than once with it, so the occasional view misses it), and, for fans, a
 counterparty quiet on the side facing the centre (a payee that receives nothing but
-the centre's payment, whatever it pays out itself).
+the centre's payment, whatever it pays out itself) or a drop paid once by the centre
+(a payee that never pays anyone and, apart from that payment, would be quiet; see
+:func:`_drops`).
 """
 
 from __future__ import annotations
@@ -277,6 +279,34 @@ def _devoted(
         & (index.pair_count == index.activity[leaf])
         & ~index.occasional
         & (table.source != table.target)
+    )
+    rows = np.flatnonzero(mask)
+    grouped: dict[int, list[int]] = {}
+    for row, owner in zip(rows.tolist(), centre[rows].tolist(), strict=True):
+        grouped.setdefault(int(owner), []).append(int(row))
+    return grouped
+
+
+def _drops(
+    index: TransferIndex, direction: Literal["out", "in"], most: int
+) -> dict[int, list[int]]:
+    """Rows to (``"out"``) or from (``"in"``) drop accounts, grouped by the account on
+    the other side: ``{centre: rows}``.
+
+    A drop account only ever receives (for a fan-out; for a fan-in, it only ever
+    pays): money lands there and leaves the ledger some other way. Such an account
+    joins a fan found around a centre when the centre's transfer is occasional (a
+    supplier paid every week by a wholesaler is no drop of its fan) and, apart from
+    it, the account would be quiet: at most ``most`` other transfers.
+    """
+    table = index.table
+    leaf = table.target if direction == "out" else table.source
+    centre = table.source if direction == "out" else table.target
+    faces = np.bincount(leaf, minlength=index.n_accounts)
+    mask = (
+        (faces[leaf] == index.activity[leaf])
+        & (index.activity[leaf] <= most + 1)
+        & index.occasional
     )
     rows = np.flatnonzero(mask)
     grouped: dict[int, list[int]] = {}
@@ -554,6 +584,8 @@ class FanDetector:
             index, "received" if self.direction == "out" else "sent", self.quiet_activity
         )
         devoted = _devoted(index, self.direction, self.quiet_activity)
+        for centre, rows in _drops(index, self.direction, self.quiet_activity).items():
+            devoted[centre] = list(dict.fromkeys((*devoted.get(centre, []), *rows)))
         return [
             _with_joined(index, finding, self.direction, full, facing, devoted)
             for finding in findings
