@@ -639,3 +639,22 @@ def test_a_string_column_reads_back_what_was_written(strings: list[str]) -> None
 def test_a_string_section_of_another_count_is_refused() -> None:
     raw = memoryview(StringColumn([fp("a"), fp("b")]).joined())
     assert StringColumn.from_section(raw, 3) is None
+
+
+def test_new_sales_make_a_ring_on_a_shared_device_and_keep_the_others() -> None:
+    story = Story()
+    story.shop_day("shop-a", 20)
+    codes = story.issue(14, holder="shop-a")
+    for i, code in enumerate(codes[:8]):
+        story.sell("shop-a", code, f"ring-{i % 4}", 3 * DAY + i * 1800, "shared-card", f"d{i % 4}")
+    for i, code in enumerate(codes[8:12]):
+        story.sell("shop-a", code, f"pair-{i % 2}", 6 * DAY + i * 1800, f"card-{i}", "tablet")
+    resumed = Resumed(story)
+    for i, code in enumerate(codes[12:]):
+        story.sell("shop-a", code, f"third-{i}", 6 * DAY + 7200 + i * 600, f"c3-{i}", "tablet")
+    rings = {
+        (f.subject_kind, f.subject)
+        for f in resumed.check()
+        if f.typology is Typology.SHARED_ATTRIBUTE_RING
+    }
+    assert rings == {("instrument", pseud("shared-card")), ("device", pseud("tablet"))}

@@ -569,56 +569,85 @@ class SharedPaymentRing:
     min_sales: int = 6
     attributes: tuple[str, ...] = ("device", "instrument")
 
+    @property
+    def memo_name(self) -> str:
+        return (
+            f"rings {self.window_hours!r} {self.min_accounts} {self.max_accounts} "
+            f"{self.min_sales} {','.join(self.attributes)}"
+        )
+
     def detect(self, graph: LedgerGraph) -> list[LedgerFinding]:
+        """Run again on a graph that has grown since its last run (its rings kept in
+        the graph's memos), it looks again only at the devices, instruments or IPs the
+        new sales used: a value's ring is drawn from that value's sales alone (its
+        buyer accounts, their purchases' times), which no sale of another value
+        changes."""
         graph.flush()
-        if not graph.n_sales:
+        kept = graph.recall(self.memo_name)
+        rings: list[tuple[int, int, list[int]]] = []
+        for a, name in enumerate(self.attributes):
+            values = _ids(_RING_COLUMNS[name](graph))
+            if kept is None:
+                rows = np.flatnonzero(values >= 0)
+                rings += [(a, value, best) for value, best in self._rings(graph, values, rows)]
+                continue
+            mark, previous = kept
+            touched = np.zeros(len(graph.names) + 1, dtype=bool)
+            touched[values[mark.sales :]] = True
+            touched[-1] = False
+            rows = np.flatnonzero(touched[values])
+            again = [(a, int(v), [int(r) for r in best]) for w, v, best in previous if w == a]
+            again = [ring for ring in again if not touched[ring[1]]]
+            again += [(a, value, best) for value, best in self._rings(graph, values, rows)]
+            rings += sorted(again, key=lambda ring: ring[1])
+        graph.remember(self.memo_name, [list(ring) for ring in rings])
+        buyer = _ids(graph.sale_buyer)
+        findings = []
+        for _, value, best in rings:
+            members = {int(buyer[s]) for s in best}
+            kind = graph.kind(value)
+            findings.append(
+                _finding(
+                    graph,
+                    Typology.SHARED_ATTRIBUTE_RING,
+                    kind.value,
+                    graph.names[value],
+                    scaled_score(len(members), self.min_accounts),
+                    f"{len(members)} buyer accounts on one {kind.value.replace('_', ' ')} "
+                    f"made {len(best)} purchases within {self.window_hours:g} hours",
+                    sales=best[:MAX_EVIDENCE_SALES],
+                )
+            )
+        return findings
+
+    def _rings(
+        self, graph: LedgerGraph, values: np.ndarray, rows: np.ndarray
+    ) -> list[tuple[int, list[int]]]:
+        """The ring of each value among ``rows`` (every sale of each value there), by
+        value: ``(value, the ring's sales)``."""
+        if not rows.shape[0]:
             return []
         window = int(self.window_hours * 3600)
         buyer = _ids(graph.sale_buyer)
         time = np.frombuffer(graph.sale_time, dtype=np.int64)
-        findings = []
-        columns = {
-            "device": graph.sale_device,
-            "instrument": graph.sale_instrument,
-            "ip": graph.sale_ip,
-        }
-        for name in self.attributes:
-            values = _ids(columns[name])
-            rows = np.flatnonzero(values >= 0)
-            if not rows.shape[0]:
-                continue
-            pairs = _distinct(values[rows].astype(np.int64) * len(graph.names) + buyer[rows])
-            accounts = np.bincount(pairs // len(graph.names), minlength=len(graph.names))
-            candidates = np.flatnonzero(
-                (accounts >= self.min_accounts) & (accounts <= self.max_accounts)
-            )
-            if not candidates.shape[0]:
-                continue
-            chosen = rows[np.isin(values[rows], candidates)]
-            order = chosen[np.lexsort((time[chosen], values[chosen]))]
-            starts = np.flatnonzero(np.r_[True, values[order][1:] != values[order][:-1]])
-            ends = np.r_[starts[1:], order.shape[0]]
-            for start, end in zip(starts, ends, strict=True):
-                sales = order[start:end]
-                best = self._window(sales, buyer, time, window)
-                if best is None:
-                    continue
-                value = int(values[sales[0]])
-                members = {int(buyer[s]) for s in best}
-                kind = graph.kind(value)
-                findings.append(
-                    _finding(
-                        graph,
-                        Typology.SHARED_ATTRIBUTE_RING,
-                        kind.value,
-                        graph.names[value],
-                        scaled_score(len(members), self.min_accounts),
-                        f"{len(members)} buyer accounts on one {kind.value.replace('_', ' ')} "
-                        f"made {len(best)} purchases within {self.window_hours:g} hours",
-                        sales=best[:MAX_EVIDENCE_SALES].tolist(),
-                    )
-                )
-        return findings
+        pairs = _distinct(values[rows].astype(np.int64) * len(graph.names) + buyer[rows])
+        accounts = np.bincount(pairs // len(graph.names), minlength=len(graph.names))
+        candidates = np.flatnonzero(
+            (accounts >= self.min_accounts) & (accounts <= self.max_accounts)
+        )
+        if not candidates.shape[0]:
+            return []
+        chosen = rows[np.isin(values[rows], candidates)]
+        order = chosen[np.lexsort((time[chosen], values[chosen]))]
+        starts = np.flatnonzero(np.r_[True, values[order][1:] != values[order][:-1]])
+        ends = np.r_[starts[1:], order.shape[0]]
+        rings = []
+        for start, end in zip(starts, ends, strict=True):
+            sales = order[start:end]
+            best = self._window(sales, buyer, time, window)
+            if best is not None:
+                rings.append((int(values[sales[0]]), best.tolist()))
+        return rings
 
     def _window(
         self, sales: np.ndarray, buyer: np.ndarray, time: np.ndarray, window: int
@@ -634,6 +663,13 @@ class SharedPaymentRing:
             if spread and (best is None or inside.shape[0] > best.shape[0]):
                 best = inside
         return best
+
+
+_RING_COLUMNS: dict[str, Callable[[LedgerGraph], object]] = {
+    "device": lambda graph: graph.sale_device,
+    "instrument": lambda graph: graph.sale_instrument,
+    "ip": lambda graph: graph.sale_ip,
+}
 
 
 def custody_detectors() -> list[Detector]:
