@@ -7,7 +7,9 @@ as parallel arrays (source, target, kind, amount, time, seq), one small record p
 instruments and payment references. It remembers the last seq it read, so a later run
 reads only the entries appended since (:func:`read_ledger`), and it round-trips through
 bytes (:meth:`LedgerGraph.to_bytes` / :meth:`LedgerGraph.from_bytes`) so the next run
-can start from where this one stopped.
+can start from where this one stopped. With it go the detectors' memos (what a detector
+found at the graph's extent then, :meth:`LedgerGraph.remember`), so that a later run
+recomputes only what the new entries can change.
 
 Evidence is drawn as networkx ``MultiDiGraph`` subgraphs (:meth:`LedgerGraph.subgraph`),
 with kind on every node and kind, amount, time and seq on every edge.
