@@ -82,8 +82,12 @@ def own_engines_app(
         )
         yield app
         with app.app_context():
-            current_runtime().engine.dispose()
-            reader = current_runtime().reader()
+            runtime = current_runtime()
+            cache = runtime.key_cache()
+            if cache is not None:
+                cache.close()
+            runtime.engine.dispose()
+            reader = runtime.reader()
             if reader is not None:
                 reader.dispose()
     finally:

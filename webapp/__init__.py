@@ -30,6 +30,7 @@ from webapp.pages import init_pages
 from webapp.routing import IdConverter
 from webapp.runtime import Runtime, close_db_session
 from webapp.tasks import init_celery
+from webapp.verify_fast import VerifyFastPath
 
 _SETTING_KEYS = frozenset(
     {
@@ -112,4 +113,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     openapi.init_app(app)
     app.teardown_appcontext(close_db_session)
     init_celery(app)
+    app.wsgi_app = VerifyFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
     return app

@@ -157,9 +157,15 @@ def decode_fingerprint(value: str, field: str = "fingerprint") -> bytes:
     return raw
 
 
-def _query(
+def code_query(
     item: CodeItem, key: bytes, products: set[tuple[str, str]], index: int | None = None
 ) -> CodeQuery:
+    """The query for one item: its fingerprint, or the fingerprints of its raw code.
+
+    Raises:
+        ValidationError: a malformed fingerprint or code field (named, never echoed).
+        NotFoundError: the raw code's product is not registered.
+    """
     prefix = "" if index is None else f"items.{index}."
     if item.fingerprint is not None:
         return CodeQuery(decode_fingerprint(item.fingerprint, prefix + "fingerprint"))
@@ -388,7 +394,9 @@ def send_hits(hits: Sequence[RiskHit]) -> None:
         log.exception("risk alerts for %d decisions could not be recorded", len(payload))
 
 
-def _verify(queries: Sequence[CodeQuery], merchant: str) -> VerifyResult:
+def read_verdicts(queries: Sequence[CodeQuery], merchant: str) -> VerifyResult:
+    """The codes' verdicts for ``merchant``, read through the read engine when the app has
+    one (writes nothing). Needs an app context."""
     runtime = current_runtime()
     state = codes_state()
     engine = runtime.reader()
@@ -440,7 +448,7 @@ def verify_for_sale(
 ) -> SaleVerify:
     """Verify codes before sale, with the risk step for those with a context; the rules'
     decisions are sent to the alert queue. Needs an app context."""
-    result = _verify(queries, merchant)
+    result = read_verdicts(queries, merchant)
     if all(context is None for context in contexts):
         return SaleVerify(result, tuple(None for _ in contexts))  # no risk step to run
     session = db_session()
@@ -475,7 +483,7 @@ def verify() -> Response:
     _may_sell_for(body.merchant)
     context = parse_context(body.context)
     key = current_runtime().secrets.fingerprint_key
-    query = _query(body, key, codes_state().products)
+    query = code_query(body, key, codes_state().products)
     return jsonify(verify_for_sale([query], body.merchant, [context]).to_json(single=True))
 
 
@@ -494,7 +502,7 @@ def verify_batch() -> Response:
     ]
     key = current_runtime().secrets.fingerprint_key
     products = codes_state().products
-    queries = [_query(item, key, products, i) for i, item in enumerate(body.items)]
+    queries = [code_query(item, key, products, i) for i, item in enumerate(body.items)]
     return jsonify(verify_for_sale(queries, body.merchant, contexts).to_json(single=False))
 
 

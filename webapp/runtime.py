@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from provenance.errors import ConfigError
 from provenance.ledger import Ledger, PlatformSigner
+from webapp.accounts.key_cache import KeyCache
 from webapp.catalog import build_catalog
 from webapp.config import Secrets, Settings, load_secrets
 from webapp.database import read_engine
@@ -29,6 +30,7 @@ class Runtime:
     _reader: Engine | None = field(default=None, repr=False)
     _reader_known: bool = field(default=False, repr=False)
     _reader_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _key_cache: KeyCache | None = field(default=None, repr=False)
 
     def now(self) -> datetime:
         """The platform's clock (tests give the app a fixed one)."""
@@ -71,6 +73,18 @@ class Runtime:
                 self._reader = read_engine(self.settings.database_url) if own else None
                 self._reader_known = True
             return self._reader
+
+    def key_cache(self) -> KeyCache | None:
+        """Where machine API keys are kept between requests (see
+        :mod:`webapp.accounts.key_cache`): on PostgreSQL, when the app reads through its
+        own read engine; ``None`` elsewhere (SQLite reads a key in-process)."""
+        reader = self.reader()
+        if reader is None or reader.dialect.name != "postgresql":
+            return None
+        with self._reader_lock:
+            if self._key_cache is None:
+                self._key_cache = KeyCache(self.settings.database_url)
+            return self._key_cache
 
     def secrets_or_none(self) -> Secrets | None:
         try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from functools import wraps
 from typing import ParamSpec, TypeVar
@@ -126,7 +127,19 @@ def authenticate_bearer_key(token: str) -> tuple[LiveKey, AccountUser | None]:
         # Guessing keys costs a request each, and only so many a minute from one address.
         hit_limit(current_app.config["ACCOUNTS_API_FAILURE_LIMIT"], "api-fail", client_ip())
         raise
-    hit_limit(f"{key.rate_per_minute}/minute", "api-key", key.key_id)
+    hit_limit(key_limit(key), "api-key", key.key_id)
+    mark_used(key, at)
+    return key, user
+
+
+def key_limit(key: LiveKey) -> str:
+    """The key's own rate limit, as :func:`hit_limit` counts it."""
+    return f"{key.rate_per_minute}/minute"
+
+
+def mark_used(key: LiveKey, at: datetime) -> bool:
+    """Record when the key was last used, at most once a minute (a write of its own);
+    whether it wrote."""
     if key.last_used_at is None or (at - key.last_used_at).total_seconds() >= _LAST_USED_EVERY_S:
         key_pk = key.id
 
@@ -134,7 +147,8 @@ def authenticate_bearer_key(token: str) -> tuple[LiveKey, AccountUser | None]:
             aside.execute(update(ApiKey).where(ApiKey.id == key_pk).values(last_used_at=at))
 
         write_aside(_mark)
-    return key, user
+        return True
+    return False
 
 
 def _from_key(token: str, scope: Scope) -> ApiActor:

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from provenance.parties import PLATFORM_PARTY, Party
@@ -36,7 +36,8 @@ DEFAULT_RATE_PER_MINUTE = 600
 MAX_RATE_PER_MINUTE = 100_000
 
 
-def _digest(token: str) -> bytes:
+def digest_of(token: str) -> bytes:
+    """The SHA-256 of a full key, as the key table keeps it."""
     return hashlib.sha256(token.encode("ascii")).digest()
 
 
@@ -78,7 +79,7 @@ def _new_key_id(session: Session) -> str:
 
 def _new_secret(key_id: str) -> tuple[str, bytes]:
     token = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-    return token, _digest(token)
+    return token, digest_of(token)
 
 
 def create_key(
@@ -301,8 +302,8 @@ _KEY_ROW = select(ApiKey.secret_hash, *(ApiKey.__table__.c[f.name] for f in fiel
 )
 
 
-def authenticate_key(session: Session, token: str, *, now: datetime) -> LiveKey:
-    """The live key ``token`` is.
+def authenticate_key(session: Session | Connection, token: str, *, now: datetime) -> LiveKey:
+    """The live key ``token`` is, read through ``session`` (or a connection of its own).
 
     Raises:
         ApiKeyInvalidError: malformed or unknown, or a secret that is not the current one.
@@ -312,8 +313,9 @@ def authenticate_key(session: Session, token: str, *, now: datetime) -> LiveKey:
     if match is None:
         raise ApiKeyInvalidError("the API key is malformed or unknown")
     # A Core statement on the session's connection: the ORM's execution adds nothing here.
-    row = session.connection().execute(_KEY_ROW, {"key_id": match.group(1)}).first()
-    if row is None or not hmac.compare_digest(row[0], _digest(token)):
+    connection = session if isinstance(session, Connection) else session.connection()
+    row = connection.execute(_KEY_ROW, {"key_id": match.group(1)}).first()
+    if row is None or not hmac.compare_digest(row[0], digest_of(token)):
         raise ApiKeyInvalidError("the API key is malformed or unknown")
     key = LiveKey(*row[1:])
     if key.revoked_at is not None:

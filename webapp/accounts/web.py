@@ -257,11 +257,18 @@ def _csrf_guard() -> None:
         state().csrf.protect()
 
 
+def security_headers(app: Flask) -> dict[str, str]:
+    """The headers every answer of ``app`` carries (and, with a cookie or a form page,
+    ``Cache-Control: no-store``)."""
+    headers = dict(SECURITY_HEADERS)
+    if app.config.get("SESSION_COOKIE_SECURE"):
+        headers["Strict-Transport-Security"] = HSTS
+    return headers
+
+
 def _security_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
+    for name, value in security_headers(current_app).items():
         response.headers.setdefault(name, value)
-    if current_app.config.get("SESSION_COOKIE_SECURE"):
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
     if "Set-Cookie" in response.headers or request.blueprint in state().form_blueprints:
         response.headers.setdefault("Cache-Control", "no-store")
     return response
