@@ -7,13 +7,15 @@ back on the way out and refuses naive values on the way in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, MetaData, String
-from sqlalchemy.engine import Dialect
+from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, MetaData, Select, String
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -86,3 +88,108 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime(),
         bytes: LargeBinary(),
     }
+
+
+class DriverSelect:
+    """A SELECT compiled once per dialect and run on the driver's own cursor.
+
+    ``Connection.execute`` works out the statement's cache key and the result's metadata
+    on every call: for the lookup by key verify runs before every sale, more than the
+    database's own work (on PostgreSQL 0.19 against 0.08 ms a call). This runs the
+    compiled SQL on the DBAPI cursor of the same connection, and gives each value to the
+    column type's result processor (SQLite's dates and booleans, :class:`UTCDateTime`'s
+    zone), so the rows equal those ``Connection.execute`` returns. A driver error is
+    raised as SQLAlchemy's :class:`~sqlalchemy.exc.DBAPIError`; one that means the
+    connection is gone invalidates it and replaces the engine's pool, as SQLAlchemy does.
+    """
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self._by_dialect: dict[tuple[str, str], _CompiledSelect] = {}
+
+    def rows(self, connection: Connection, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
+        dialect = connection.dialect
+        key = (dialect.name, dialect.driver)
+        compiled = self._by_dialect.get(key)
+        if compiled is None:
+            compiled = self._by_dialect[key] = _CompiledSelect.of(self.statement, dialect)
+        driver_connection = connection.connection.driver_connection
+        assert driver_connection is not None
+        cursor = driver_connection.cursor()
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(parameters))
+            raw = cursor.fetchall()
+        except dialect.loaded_dbapi.Error as e:
+            gone = dialect.is_disconnect(e, driver_connection, cursor)
+            if gone:
+                connection.invalidate(e)
+                connection.engine.dispose(close=False)
+            raise DBAPIError.instance(
+                compiled.sql,
+                None,
+                e,
+                dialect.loaded_dbapi.Error,
+                connection_invalidated=gone,
+                dialect=dialect,
+            ) from e
+        finally:
+            cursor.close()
+        processors = compiled.processors
+        if not compiled.any_processor:
+            return [tuple(row) for row in raw]
+        return [
+            tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
+            for row in raw
+        ]
+
+
+@dataclass(frozen=True)
+class _CompiledSelect:
+    sql: str
+    positional: tuple[str, ...] | None
+    fixed: dict[str, Any]
+    required: frozenset[str]
+    binders: Mapping[str, Callable[[Any], Any]]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    any_processor: bool
+
+    @classmethod
+    def of(cls, statement: Select[Any], dialect: Dialect) -> _CompiledSelect:
+        compiled = statement.compile(dialect=dialect)
+        processors = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
+        )
+        binders = {
+            name: binder
+            for bind, name in compiled.bind_names.items()
+            if (binder := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        positional = compiled.positiontup
+        fixed = {
+            name: bind.effective_value
+            for bind, name in compiled.bind_names.items()
+            if not bind.required
+        }
+        return cls(
+            sql=compiled.string,
+            positional=tuple(positional) if dialect.positional and positional else None,
+            fixed={n: binders[n](v) if n in binders else v for n, v in fixed.items()},
+            required=frozenset(name for bind, name in compiled.bind_names.items() if bind.required),
+            binders=binders,
+            processors=processors,
+            any_processor=any(p is not None for p in processors),
+        )
+
+    def parameters(self, given: dict[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
+        """Raises KeyError: a required parameter is not given."""
+        missing = self.required - given.keys()
+        if missing:
+            raise KeyError(f"no value for the parameter {sorted(missing)[0]!r}")
+        merged = dict(self.fixed)
+        binders = self.binders
+        for name, value in given.items():
+            merged[name] = binders[name](value) if name in binders else value
+        if self.positional is None:
+            return merged
+        return tuple(merged[name] for name in self.positional)

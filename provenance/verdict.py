@@ -41,6 +41,7 @@ from provenance.codes import (
     CodeState,
     Origin,
 )
+from provenance.db import DriverSelect
 from provenance.fingerprints import code_fingerprint, normalise_part, serial_fingerprint
 from provenance.instance import InstanceInfo
 from provenance.ledger import LedgerEntry, MerkleNode, StoredCheckpoint
@@ -475,6 +476,7 @@ _ONE_VERDICT = select(
     ).label("serial_known"),
     *_CODE_AND_CHAIN.c,
 ).select_from(_HEAD_FROM.outerjoin(_CODE_AND_CHAIN, true()))
+_ONE_VERDICT_ROWS = DriverSelect(_ONE_VERDICT)  # run before every sale: on the driver's cursor
 
 
 def _listed(column: InstrumentedAttribute[Any], name: str, postgresql: bool) -> ColumnElement[bool]:
@@ -638,7 +640,7 @@ def _one_code(
     heading = len(_HEAD_COLUMNS) + 1
     width = heading + len(_CODE_COLUMNS)
     parameters = {"party": merchant, "sfp": serial_fp, "fp": fingerprint}
-    for row in connection.execute(_ONE_VERDICT, parameters):
+    for row in _ONE_VERDICT_ROWS.rows(connection, parameters):
         if head is None:
             head = _head(row[:heading])
             if row[heading] is not None:
