@@ -134,13 +134,16 @@ class DriverSelect:
             ) from e
         finally:
             cursor.close()
-        processors = compiled.processors
-        if not compiled.any_processor:
+        processed = compiled.processed
+        if not processed:
             return [tuple(row) for row in raw]
-        return [
-            tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
-            for row in raw
-        ]
+        rows = []
+        for row in raw:
+            values = list(row)
+            for i, process in processed:
+                values[i] = process(values[i])
+            rows.append(tuple(values))
+        return rows
 
 
 @dataclass(frozen=True)
@@ -150,8 +153,7 @@ class _CompiledSelect:
     fixed: dict[str, Any]
     required: frozenset[str]
     binders: Mapping[str, Callable[[Any], Any]]
-    processors: tuple[Callable[[Any], Any] | None, ...]
-    any_processor: bool
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column index, processor)
 
     @classmethod
     def of(cls, statement: Select[Any], dialect: Dialect) -> _CompiledSelect:
@@ -177,8 +179,7 @@ class _CompiledSelect:
             fixed={n: binders[n](v) if n in binders else v for n, v in fixed.items()},
             required=frozenset(name for bind, name in compiled.bind_names.items() if bind.required),
             binders=binders,
-            processors=processors,
-            any_processor=any(p is not None for p in processors),
+            processed=tuple((i, p) for i, p in enumerate(processors) if p is not None),
         )
 
     def parameters(self, given: dict[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
