@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from itertools import combinations
 
 import numpy as np
 
@@ -79,18 +78,8 @@ class StackedChainDetector:
         return self._layers(index) + self._chains(index)
 
     def _layers(self, index: TransferIndex) -> list[Finding]:
-        table, into = index.table, index.into
-        window = int(self.window_days * DAY)
-        shared: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
-        degree = into.degree()
-        for receiver in np.flatnonzero((degree >= 2) & (degree <= self.max_branch)):
-            x = int(receiver)
-            for r1, r2 in combinations((int(r) for r in into.of(x)), 2):
-                a, b = int(table.source[r1]), int(table.source[r2])
-                if a == b or abs(int(table.time[r1]) - int(table.time[r2])) > window:
-                    continue
-                key = (a, b) if a < b else (b, a)
-                shared[key].append((x, r1, r2))
+        table = index.table
+        shared = self._shared(index)
         groups = _Groups()
         group_rows: dict[int, set[int]] = defaultdict(set)
         linked: list[tuple[int, int, list[tuple[int, int, int]]]] = []
@@ -133,25 +122,64 @@ class StackedChainDetector:
             )
         return findings
 
+    def _shared(self, index: TransferIndex) -> dict[tuple[int, int], list[tuple[int, int, int]]]:
+        """Per pair of senders (lower id first) that both pay a receiver with at most
+        ``max_branch`` occasional senders within one window, each such receiver and the
+        two rows: ``(receiver, row, row)``. Pairs come in the order of their first
+        receiver (ascending), each receiver's row pairs in their order in time; only
+        pairs sharing ``min_shared`` receivers or more are kept. The row pairs of all
+        receivers are formed at once, receivers of one degree together."""
+        table, into = index.table, index.into
+        window = int(self.window_days * DAY)
+        degree = into.degree()
+        chosen = np.flatnonzero((degree >= 2) & (degree <= self.max_branch))
+        parts = []
+        for d in np.unique(degree[chosen]).tolist():
+            receivers = chosen[degree[chosen] == d]
+            first, second = np.triu_indices(d, 1)
+            starts = into.ptr[receivers][:, None]
+            place = np.broadcast_to(np.arange(first.shape[0]), (receivers.shape[0], first.shape[0]))
+            parts.append(
+                (
+                    np.broadcast_to(receivers[:, None], place.shape).ravel(),
+                    place.ravel(),
+                    into.rows[starts + first].ravel(),
+                    into.rows[starts + second].ravel(),
+                )
+            )
+        if not parts:
+            return {}
+        x, place, r1, r2 = (np.concatenate(column) for column in zip(*parts, strict=True))
+        order = np.lexsort((place, x))
+        x, r1, r2 = x[order], r1[order], r2[order]
+        a, b = table.source[r1].astype(np.int64), table.source[r2].astype(np.int64)
+        keep = (a != b) & (np.abs(table.time[r1] - table.time[r2]) <= window)
+        x, r1, r2, a, b = x[keep], r1[keep], r2[keep], a[keep], b[keep]
+        if not x.shape[0]:
+            return {}
+        low, high = np.minimum(a, b), np.maximum(a, b)
+        key = low * table.n_accounts + high
+        _, first_at, which = np.unique(key, return_index=True, return_inverse=True)
+        # Distinct receivers per sender pair.
+        receivers = np.unique(which.astype(np.int64) * table.n_accounts + x)
+        enough = np.bincount(receivers // table.n_accounts, minlength=first_at.shape[0])
+        wanted = np.flatnonzero(enough >= self.min_shared)
+        by_pair = np.argsort(which, kind="stable")
+        bounds = np.zeros(first_at.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(which, minlength=first_at.shape[0]), out=bounds[1:])
+        shared: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+        for k in wanted[np.argsort(first_at[wanted], kind="stable")].tolist():
+            at = by_pair[bounds[k] : bounds[k + 1]]
+            i = int(first_at[k])
+            shared[(int(low[i]), int(high[i]))] = list(
+                zip(x[at].tolist(), r1[at].tolist(), r2[at].tolist(), strict=True)
+            )
+        return shared
+
     def _chains(self, index: TransferIndex) -> list[Finding]:
-        table, out = index.table, index.out
-        delay = int(self.max_delay_days * DAY)
-        time, amount = table.time, table.amount
-        # next_hop[row] = the occasional rows that pass row's money on.
-        extends: dict[int, list[int]] = {}
-        for row in out.rows:
-            r = int(row)
-            after = out.of(int(table.target[r]))
-            t, value = int(time[r]), float(amount[r])
-            onward = [
-                int(n)
-                for n in after
-                if t <= int(time[n]) <= t + delay
-                and (1.0 - self.margin) * value <= float(amount[n]) <= value
-                and int(table.target[n]) != int(table.source[r])
-            ]
-            if onward:
-                extends[r] = onward
+        table = index.table
+        time = table.time
+        extends = self._extends(index)
         continued = {n for onward in extends.values() for n in onward}
         findings = []
         for first in extends:
@@ -177,6 +205,45 @@ class StackedChainDetector:
                     )
                 )
         return findings
+
+    def _extends(self, index: TransferIndex) -> dict[int, list[int]]:
+        """Per occasional row, the occasional rows that pass its money on (the receiver's
+        next transfers within ``max_delay_days``, of ``1 - margin`` to 1 times the
+        amount, not back to the sender), in time order; rows in the order of
+        ``index.out``, those with none left out. Each row's candidates are one slice of
+        the receiver's rows (sorted by time), found by one search for all rows."""
+        table, out = index.table, index.out
+        delay = int(self.max_delay_days * DAY)
+        rows = out.rows
+        if not rows.shape[0]:
+            return {}
+        time, amount = table.time, table.amount
+        # out.rows is sorted by (source, time): one key orders them all.
+        shift = int(time.max() - time.min()) + delay + 1
+        sender = table.source[rows].astype(np.int64)
+        keys = sender * shift + (time[rows] - time.min())
+        receiver = table.target[rows].astype(np.int64)
+        start = receiver * shift + (time[rows] - time.min())
+        lo = np.searchsorted(keys, start, side="left")
+        hi = np.searchsorted(keys, start + delay, side="right")
+        counts = hi - lo
+        which = np.repeat(np.arange(rows.shape[0]), counts)
+        offsets = np.arange(which.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
+        row, onward = rows[which], rows[lo[which] + offsets]
+        value = amount[row]
+        keep = (
+            ((1.0 - self.margin) * value <= amount[onward])
+            & (amount[onward] <= value)
+            & (table.target[onward] != table.source[row])
+        )
+        which, onward = which[keep], onward[keep]
+        extends: dict[int, list[int]] = {}
+        if not which.shape[0]:
+            return extends
+        bounds = np.flatnonzero(np.r_[True, which[1:] != which[:-1]]).tolist()
+        for begin, end in zip(bounds, [*bounds[1:], which.shape[0]], strict=True):
+            extends[int(rows[which[begin]])] = onward[begin:end].tolist()
+        return extends
 
 
 def _longest(first: int, extends: dict[int, list[int]], limit: int = 50) -> list[int]:
