@@ -117,10 +117,11 @@ class VerifyFastPath:
             # A bad key, body or code, or the key's limit reached: the Flask view answers
             # it, with its problem document (the limit is counted there again).
             return None
-        except Exception:
+        except Exception as e:
             # Whatever went wrong (a dropped connection, ...) is the Flask view's to meet
-            # and report; nothing here wrote anything.
-            log.warning("verify handed to the app after an error", exc_info=True)
+            # and report; nothing here wrote anything. Only the error's kind is logged: a
+            # message could quote what the request held.
+            log.warning("verify handed to the app after an error (%s)", type(e).__name__)
             return None
 
 
