@@ -20,7 +20,19 @@ from sqlalchemy.orm import Session
 
 from provenance.db import write_transaction
 from provenance.parties import PLATFORM_PARTY
-from tests.codes_support import ISSUER, PRODUCT, SHOP, b64, build_chain, fp, person, pin, serial
+from tests.codes_support import (
+    ISSUER,
+    PRODUCT,
+    SHOP,
+    Chain,
+    b64,
+    build_chain,
+    fp,
+    person,
+    pin,
+    sale_body,
+    serial,
+)
 from tests.ledger_support import NOW, make_ledger
 from tests.services import fresh_postgres_database, own_engines_app
 from tests.test_accounts_support import PASSWORD
@@ -41,6 +53,7 @@ class Store:
     no_scope: str  # a key without codes:verify
     revoked: str
     personal: str
+    signers: dict[str, Any]  # the parties' signing keys of the chain built
 
 
 def _store(url: URL) -> Store:
@@ -48,7 +61,7 @@ def _store(url: URL) -> Store:
     upgrade(engine)
     ledger = make_ledger()
     with Session(engine) as session, write_transaction(session):
-        build_chain(session, ledger)
+        chain = build_chain(session, ledger)
         ledger.issue_checkpoint(session, now=NOW)
 
         def key(party: str, scopes: str) -> str:
@@ -65,6 +78,7 @@ def _store(url: URL) -> Store:
             key(PLATFORM_PARTY, "ledger:read"),
             revoked,
             personal,
+            chain.keys,
         )
     ledger.close()
     engine.dispose()
@@ -386,4 +400,46 @@ def test_the_server_announces_key_changes_but_not_their_last_use(
             revoke_key(session, store.shop[4:16], now=NOW, actor="t")
         notices = list(listener.notifies(timeout=2.0, stop_after=1))
         assert [n.payload for n in notices] == [store.shop[4:16]]
+    engine.dispose()
+
+
+def test_a_batch_reads_one_snapshot_while_a_sale_commits_between_its_statements(
+    served: Any,
+) -> None:
+    app, store = served
+    engine = make_engine(store.url)
+    ledger = make_ledger()
+    chain = Chain(ledger, store.signers)
+    with app.app_context():
+        reader = current_runtime().reader()
+    assert reader is not None
+    sold: list[bool] = []
+
+    def sell_in_between(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        # After the codes were read, before their custody events are: a sale commits.
+        if "code_event" in statement and not sold:
+            sold.append(True)
+            with Session(engine) as session, write_transaction(session):
+                chain.append(session, SHOP, "code.sale", sale_body(0))
+
+    event.listen(reader, "before_cursor_execute", sell_in_between)
+    try:
+        body = {"merchant": SHOP, "items": [{"code": _raw(0)}, {"code": _raw(1)}]}
+        answer = app.test_client().post(
+            "/api/v1/codes/verify-batch",
+            json=body,
+            headers={"Authorization": f"Bearer {store.platform}"},
+        )
+    finally:
+        event.remove(reader, "before_cursor_execute", sell_in_between)
+    assert sold and answer.status_code == 200, answer.get_json()
+    first = answer.get_json()["results"][0]
+    steps = [step["type"] for step in first["custody"]]
+    # The verdict and its custody come from the same moment: before the sale.
+    assert first["decision"] == "allow"
+    assert "code.sale" not in steps
+    # The sale is there for the next request.
+    again = _post(app.test_client(), store.platform, {"merchant": SHOP, "code": _raw(0)})
+    assert "already-sold" in {r["code"] for r in again.get_json()["reasons"]}
+    ledger.close()
     engine.dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import json
 import logging
@@ -21,6 +22,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 from flask.blueprints import BlueprintSetupState
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -406,18 +408,42 @@ def read_verdicts(queries: Sequence[CodeQuery], merchant: str) -> VerifyResult:
         )
     try:
         with engine.connect() as connection:
-            return verify_codes(
-                connection, queries, merchant=merchant, now=runtime.now(), nodes=state.nodes
-            )
+            return _read_verdicts_on(connection, queries, merchant, runtime.now(), state.nodes)
     except DBAPIError as e:
         if not e.connection_invalidated:
             raise
     # The server dropped a pooled connection (a restart, a failover): SQLAlchemy has
     # discarded the pool, and verify writes nothing, so asking again is safe.
     with engine.connect() as connection:
-        return verify_codes(
-            connection, queries, merchant=merchant, now=runtime.now(), nodes=state.nodes
-        )
+        return _read_verdicts_on(connection, queries, merchant, runtime.now(), state.nodes)
+
+
+def _read_verdicts_on(
+    connection: Connection,
+    queries: Sequence[CodeQuery],
+    merchant: str,
+    now: datetime,
+    nodes: NodeCache,
+) -> VerifyResult:
+    """Verdicts read on a connection of the read engine (autocommit). One code is one
+    statement (and tree hashes, which never change); several codes take several
+    statements, which then read one snapshot: a read-only transaction of their own, so
+    that no code's custody lists a step newer than the state its verdict was read from."""
+    if len({q.fingerprint for q in queries}) <= 1:
+        return verify_codes(connection, queries, merchant=merchant, now=now, nodes=nodes)
+    postgresql = connection.dialect.name == "postgresql"
+    connection.exec_driver_sql(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if postgresql else "BEGIN"
+    )
+    try:
+        result = verify_codes(connection, queries, merchant=merchant, now=now, nodes=nodes)
+    except BaseException:
+        # If the connection is gone, the error that ended the read is the one to raise.
+        with contextlib.suppress(DBAPIError):
+            connection.exec_driver_sql("ROLLBACK")
+        raise
+    connection.exec_driver_sql("COMMIT")
+    return result
 
 
 def read_context(text: str | None) -> SaleContext | None:
