@@ -95,7 +95,7 @@ class DriverSelect:
 
     ``Connection.execute`` works out the statement's cache key and the result's metadata
     on every call: for the lookup by key verify runs before every sale, more than the
-    database's own work (on PostgreSQL 0.19 against 0.08 ms a call). This runs the
+    database's own work. This runs the
     compiled SQL on the DBAPI cursor of the same connection, and gives each value to the
     column type's result processor (SQLite's dates and booleans, :class:`UTCDateTime`'s
     zone), so the rows equal those ``Connection.execute`` returns. A driver error is

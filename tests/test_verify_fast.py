@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from provenance.db import write_transaction
@@ -251,8 +252,38 @@ def test_a_sale_context_goes_to_the_view_and_its_risk_step(served: Any) -> None:
     assert (layer.served, layer.handed_on) == (before[0], before[1] + 1)
 
 
+def test_a_sale_and_a_revocation_committed_elsewhere_are_seen_by_the_next_requests(
+    served: Any,
+) -> None:
+    app, store = served
+    with app.app_context():
+        reader = current_runtime().reader()
+        assert reader is not None and reader is not current_runtime().engine
+    if reader.dialect.name == "sqlite":
+        with reader.connect() as connection:  # the read engine cannot write
+            assert connection.exec_driver_sql("PRAGMA query_only").scalar() == 1
+            with pytest.raises(DBAPIError):
+                connection.exec_driver_sql("DELETE FROM api_key")
+    client = app.test_client()
+    plain = {"merchant": SHOP, "code": _raw(0)}
+    assert _post(client, store.platform, plain).get_json()["decision"] == "allow"
+    engine = make_engine(store.url)
+    chain = Chain(make_ledger(), store.signers)
+    with Session(engine) as session, write_transaction(session):
+        chain.append(session, SHOP, "code.sale", sale_body(0))
+    sold = _post(client, store.platform, plain).get_json()
+    assert "already-sold" in {r["code"] for r in sold["reasons"]}
+    with Session(engine) as session, write_transaction(session):
+        revoke_key(session, store.platform[4:16], now=NOW, actor="t")
+    refused = _refused_within(client, store.platform, 2.0)  # at once on SQLite
+    assert refused.status_code == 401
+    assert refused.get_json()["code"] == "api-key-revoked"
+    chain.ledger.close()
+    engine.dispose()
+
+
 def test_the_keys_limit_holds_in_front_of_flask(served: Any) -> None:
-    app, _ = served
+    app, store = served
     with app.app_context():
         runtime = current_runtime()
         with runtime.make_session() as session, write_transaction(session):
@@ -266,9 +297,13 @@ def test_the_keys_limit_holds_in_front_of_flask(served: Any) -> None:
                 rate_per_minute=2,
             ).token
     client = app.test_client()
+    layer = _middleware(app)
+    _post(client, store.platform, {"merchant": SHOP, "code": _raw(1)})  # the product learnt
+    served_before = layer.served
     answers = [_post(client, token, {"merchant": SHOP, "code": _raw(0)}) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert answers[2].get_json()["code"] == "rate-limited"
+    assert layer.served == served_before + 2  # the two allowed were counted in front
 
 
 # --- the keys kept on PostgreSQL ------------------------------------------------------------

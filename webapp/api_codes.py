@@ -487,15 +487,16 @@ def verify_for_sale(
     return answer
 
 
-def _may_sell_for(merchant: str) -> None:
+def may_verify_for(party: str | None, merchant: str) -> bool:
     """A merchant's key or account verifies its own sales only; the platform's keys and
-    staff verify for any merchant.
+    staff (and a credential of no party) verify for any merchant."""
+    return party is None or party in (PLATFORM_PARTY, merchant)
 
-    Raises:
-        ScopeError: the credential acts for another party.
-    """
+
+def _may_sell_for(merchant: str) -> None:
+    """Raises ScopeError: the request's credential acts for another party."""
     party = current_api_actor().party
-    if party is not None and party not in (PLATFORM_PARTY, merchant):
+    if not may_verify_for(party, merchant):
         raise ScopeError(f"this credential acts for {party}; it may verify only its own sales")
 
 

@@ -34,12 +34,18 @@ from flask import current_app
 from werkzeug.http import parse_options_header
 
 from provenance.errors import CardtraceError
-from provenance.parties import PLATFORM_PARTY
-from webapp.accounts.api import key_limit, mark_used
+from webapp.accounts.api import api_key_token, key_limit, mark_used
 from webapp.accounts.apikeys import authenticate_key, key_scopes
 from webapp.accounts.roles import Scope
 from webapp.accounts.web import hit_limit, security_headers
-from webapp.api_codes import SaleVerify, VerifyRequest, code_query, codes_state, read_verdicts
+from webapp.api_codes import (
+    SaleVerify,
+    VerifyRequest,
+    code_query,
+    codes_state,
+    may_verify_for,
+    read_verdicts,
+)
 from webapp.runtime import current_runtime
 
 if TYPE_CHECKING:
@@ -49,7 +55,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VERIFY_PATH = "/api/v1/codes/verify"
-_BEARER = "Bearer ctk_"
 
 
 class VerifyFastPath:
@@ -93,8 +98,8 @@ class VerifyFastPath:
     def _answer(self, environ: WSGIEnvironment) -> bytes | None:
         """The answer's bytes, or ``None`` for the Flask app to answer (the body it was
         sent is put back in ``environ`` for it)."""
-        authorization = environ.get("HTTP_AUTHORIZATION", "")
-        if not authorization.startswith(_BEARER) or "HTTP_COOKIE" in environ:
+        token = api_key_token(environ.get("HTTP_AUTHORIZATION", ""))
+        if not token or "HTTP_COOKIE" in environ:
             return None
         mimetype, _ = parse_options_header(environ.get("CONTENT_TYPE", ""))
         if mimetype != "application/json" or environ.get("HTTP_TRANSFER_ENCODING"):
@@ -112,7 +117,7 @@ class VerifyFastPath:
             return None
         try:
             with self.app.app_context():
-                return _verify_plain(authorization[len("Bearer ") :].strip(), body)
+                return _verify_plain(token, body)
         except (CardtraceError, pydantic.ValidationError):
             # A bad key, body or code, or the key's limit reached: the Flask view answers
             # it, with its problem document (the limit is counted there again).
@@ -140,7 +145,7 @@ def _verify_plain(token: str, body: bytes) -> bytes | None:
     if key.user_id is not None or Scope.CODES_VERIFY not in key_scopes(key):
         return None  # a personal key acts as its user; a missing scope is refused there
     request = VerifyRequest.model_validate_json(body)
-    if request.context is not None or key.party not in (PLATFORM_PARTY, request.merchant):
+    if request.context is not None or not may_verify_for(key.party, request.merchant):
         return None
     state = codes_state()
     code = request.code

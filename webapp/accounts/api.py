@@ -31,7 +31,13 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from wtforms import ValidationError as WTFormsValidationError
 
-from webapp.accounts.apikeys import LiveKey, authenticate_key, key_scopes, key_user
+from webapp.accounts.apikeys import (
+    KEY_PREFIX,
+    LiveKey,
+    authenticate_key,
+    key_scopes,
+    key_user,
+)
 from webapp.accounts.errors import (
     ApiKeyInvalidError,
     CsrfTokenError,
@@ -89,14 +95,19 @@ class ApiActor:
             raise ScopeError(f"this credential may not perform {scope.value}")
 
 
-def _api_key_token() -> str | None:
-    header = request.headers.get("Authorization", "")
+def api_key_token(header: str) -> str | None:
+    """The API key an ``Authorization`` header carries: ``None`` for no header, ``""``
+    for one that is not ``Bearer ctk_...``."""
     scheme, _, token = header.partition(" ")
     if not header:
         return None
-    if scheme != API_KEY_SCHEME or not token.strip().startswith("ctk_"):
+    if scheme != API_KEY_SCHEME or not token.strip().startswith(KEY_PREFIX):
         return ""
     return token.strip()
+
+
+def _api_key_token() -> str | None:
+    return api_key_token(request.headers.get("Authorization", ""))
 
 
 def _signed_in_cookie() -> bool:

@@ -317,7 +317,15 @@ def authenticate_key(session: Session | Connection, token: str, *, now: datetime
     row = connection.execute(_KEY_ROW, {"key_id": match.group(1)}).first()
     if row is None or not hmac.compare_digest(row[0], digest_of(token)):
         raise ApiKeyInvalidError("the API key is malformed or unknown")
-    key = LiveKey(*row[1:])
+    return check_standing(LiveKey(*row[1:]), now=now)
+
+
+def check_standing(key: LiveKey, *, now: datetime) -> LiveKey:
+    """``key``, if it is neither revoked nor expired at ``now``.
+
+    Raises:
+        ApiKeyRevokedError, ApiKeyExpiredError.
+    """
     if key.revoked_at is not None:
         raise ApiKeyRevokedError("the API key has been revoked")
     if key.expires_at is not None and now >= key.expires_at:

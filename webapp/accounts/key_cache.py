@@ -31,8 +31,14 @@ import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
-from webapp.accounts.apikeys import KEY_RE, LiveKey, authenticate_key, digest_of
-from webapp.accounts.errors import ApiKeyExpiredError, ApiKeyInvalidError
+from webapp.accounts.apikeys import (
+    KEY_RE,
+    LiveKey,
+    authenticate_key,
+    check_standing,
+    digest_of,
+)
+from webapp.accounts.errors import ApiKeyInvalidError
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +87,7 @@ class KeyCache:
             held = self._keys.get(key_id) if self._listening else None
             generation = self._generation
         if held is not None and hmac.compare_digest(held[0], digest):
-            key = held[1]
-            if key.expires_at is not None and now >= key.expires_at:
-                raise ApiKeyExpiredError("the API key has expired")
-            return key
+            return check_standing(held[1], now=now)
         with engine.connect() as connection:
             key = authenticate_key(connection, token, now=now)
         if key.user_id is None:
